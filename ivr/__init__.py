@@ -1,0 +1,64 @@
+"""Bridgeline: the phone layer for alternative 911 response programs.
+
+`create_app()` builds the Flask app; nothing connects or reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from ivr import health, logs, queueing, store
+from ivr.config import BridgelineConfig, load_config
+from ivr.queueing import Queues
+from ivr.self_service import SelfServiceLine
+from ivr.settings import Settings, load_settings
+from ivr.voice import common as voice_common
+from ivr.voice import fallback, self_service_routes
+
+
+@dataclass(frozen=True)
+class Bridgeline:
+    """What a running app holds: validated settings and config, connections, the flows."""
+
+    settings: Settings
+    config: BridgelineConfig
+    engine: sa.Engine
+    queues: Queues
+    self_service: SelfServiceLine
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `overrides` may set environment names (e.g. DATABASE_URL) or Flask keys."""
+    overrides = dict(overrides or {})
+    env = {**os.environ, **{k: str(v) for k, v in overrides.items() if isinstance(v, str | int)}}
+    settings = load_settings(env)
+    config = load_config(settings.config_dir)
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
+    app.config.update({k: v for k, v in overrides.items() if k in ("TESTING", "DEBUG")})
+    logs.install_redaction()
+
+    store.init_app(app, settings.database_url)
+    queueing.init_app(app, settings.redis_url, settings.redis_timeout_seconds, settings.queue_prefix)
+    engine = store.engine_of(app)
+    queues = queueing.queues_of(app)
+    app.extensions[voice_common.APP_KEY] = Bridgeline(
+        settings=settings,
+        config=config,
+        engine=engine,
+        queues=queues,
+        self_service=SelfServiceLine(config, settings.public_base_url, engine, queues),
+    )
+
+    voice_common.init_app(app)
+    app.register_blueprint(self_service_routes.bp)
+    app.register_blueprint(fallback.bp)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,128 @@
+"""Load config/menus.yaml and config/lines.yaml, validate them together, freeze the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ivr.config.models import Line, LinesFile, Menu, MenusFile
+from ivr.config.yaml_source import Location, SourceFile, read_yaml
+from ivr.phones import PhoneNumberError, parse_e164
+
+MENUS_FILE = "menus.yaml"
+"""The self-service menu tree, prompts, crisis words, info topics."""
+
+LINES_FILE = "lines.yaml"
+"""Phone numbers Bridgeline dials or sends from."""
+
+REQUIRED_LINES = ("emergency", "operator")
+"""Lines every deployment must configure: the 911 transfer number and a person to fall back to."""
+
+MAIN_MENU = "main"
+"""The menu a caller hears after choosing a language."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class BridgelineConfig:
+    """Validated configuration. Line numbers are E.164."""
+
+    menus: MenusFile
+    lines: LinesFile
+    numbers: dict[str, str]
+
+    def menu(self, menu_id: str) -> Menu | None:
+        return self.menus.menus.get(menu_id)
+
+    def line(self, line_id: str) -> Line | None:
+        return self.lines.lines.get(line_id)
+
+
+def _validate(source: SourceFile, model: type[M]) -> M:
+    try:
+        return model.model_validate(source.data if source.data is not None else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc: Location = tuple(first["loc"])
+        raise source.error(loc, first["msg"]) from None
+
+
+def load_config(folder: Path) -> BridgelineConfig:
+    """Read and check every config file in `folder`; raise ConfigError on the first problem."""
+    lines_src = read_yaml(folder / LINES_FILE)
+    menus_src = read_yaml(folder / MENUS_FILE)
+    lines = _validate(lines_src, LinesFile)
+    menus = _validate(menus_src, MenusFile)
+    numbers = _check_lines(lines_src, lines)
+    _check_menus(menus_src, menus, lines)
+    return BridgelineConfig(menus=menus, lines=lines, numbers=numbers)
+
+
+def _check_lines(src: SourceFile, lines: LinesFile) -> dict[str, str]:
+    try:
+        ZoneInfo(lines.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise src.error(("timezone",), f"unknown time zone {lines.timezone!r}") from None
+    for required in REQUIRED_LINES:
+        if required not in lines.lines:
+            raise src.error(("lines",), f"the line {required!r} must be configured")
+    numbers: dict[str, str] = {}
+    for field in ("caller_id", "sms_from"):
+        numbers[field] = _number(src, (field,), getattr(lines, field), lines.region)
+    for line_id, line in lines.lines.items():
+        numbers[line_id] = _number(src, ("lines", line_id, "number"), line.number, lines.region)
+    return numbers
+
+
+def _number(src: SourceFile, loc: Location, raw: str, region: str) -> str:
+    try:
+        return parse_e164(raw, region)
+    except PhoneNumberError:
+        raise src.error(loc, f"{raw!r} is not a valid phone number") from None
+
+
+def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
+    if MAIN_MENU not in menus.menus:
+        raise src.error(("menus",), f"a menu named {MAIN_MENU!r} is required")
+    category_keys: dict[str, int] = {}
+    for index, category in enumerate(menus.report_categories):
+        if category.key in category_keys:
+            raise src.error(
+                ("report_categories", index, "key"),
+                f"duplicate key {category.key!r} (also category {category_keys[category.key]})",
+            )
+        category_keys[category.key] = index
+    for index, rule in enumerate(menus.crisis):
+        if rule.line not in lines.lines:
+            raise src.error(("crisis", index, "line"), f"unknown line {rule.line!r} (not in {LINES_FILE})")
+        if not rule.words.en or not rule.words.es:
+            raise src.error(("crisis", index, "words"), "crisis words are needed in both en and es")
+    for menu_id, menu in menus.menus.items():
+        keys: dict[str, int] = {}
+        has_emergency = False
+        for index, item in enumerate(menu.items):
+            loc: Location = ("menus", menu_id, "items", index)
+            if item.key in keys:
+                raise src.error((*loc, "key"), f"duplicate key {item.key!r} (also item {keys[item.key]})")
+            keys[item.key] = index
+            has_emergency = has_emergency or item.action == "emergency"
+            target = getattr(item, "menu", None)
+            if target is not None and target not in menus.menus:
+                raise src.error((*loc, "menu"), f"unknown menu {target!r}")
+            topic = getattr(item, "topic", None)
+            if topic is not None and topic not in menus.info_topics:
+                raise src.error((*loc, "topic"), f"unknown info topic {topic!r}")
+            line = getattr(item, "line", None)
+            if line is not None and line not in lines.lines:
+                raise src.error((*loc, "line"), f"unknown line {line!r} (not in {LINES_FILE})")
+        if not has_emergency:
+            raise src.error(
+                ("menus", menu_id, "items"),
+                "every menu must offer the emergency option (an item with action: emergency)",
+            )

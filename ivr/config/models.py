@@ -1,0 +1,157 @@
+"""The shape of config/*.yaml as frozen pydantic models (validation of each field)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+LANGUAGES = ("en", "es")
+"""Languages every caller-facing text must be given in."""
+
+DIGIT_KEYS = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+"""Keys a menu item may use; * and # are kept for repeat and back."""
+
+
+def _as_text(value: object) -> object:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Key = Annotated[str, BeforeValidator(_as_text)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Frozen):
+    """A caller-facing text in every language."""
+
+    en: NonEmpty
+    es: NonEmpty
+
+    def get(self, lang: str) -> str:
+        """The text in `lang` (English when the language is unknown)."""
+        return self.es if lang == "es" else self.en
+
+
+class Words(Frozen):
+    """Spoken words per language (keywords or crisis words)."""
+
+    en: tuple[NonEmpty, ...] = ()
+    es: tuple[NonEmpty, ...] = ()
+
+    def all(self) -> tuple[str, ...]:
+        return self.en + self.es
+
+
+class ItemBase(Frozen):
+    key: Key
+    label: Text
+    keywords: Words = Words()
+
+    @field_validator("key")
+    @classmethod
+    def _one_digit(cls, value: str) -> str:
+        if value not in DIGIT_KEYS:
+            raise ValueError(f"must be one digit 0-9 (got {value!r}; * and # are reserved)")
+        return value
+
+
+class SubmenuItem(ItemBase):
+    action: Literal["submenu"]
+    menu: NonEmpty
+
+
+class ReportItem(ItemBase):
+    action: Literal["report"]
+
+
+class ReportStatusItem(ItemBase):
+    action: Literal["report_status"]
+
+
+class InfoItem(ItemBase):
+    action: Literal["info"]
+    topic: NonEmpty
+
+
+class TransferItem(ItemBase):
+    action: Literal["transfer"]
+    line: NonEmpty
+
+
+class AgentItem(ItemBase):
+    action: Literal["agent"]
+
+
+class CallbackItem(ItemBase):
+    action: Literal["callback"]
+
+
+class EmergencyItem(ItemBase):
+    action: Literal["emergency"]
+
+
+MenuItem = Annotated[
+    SubmenuItem | ReportItem | ReportStatusItem | InfoItem | TransferItem | AgentItem
+    | CallbackItem | EmergencyItem,
+    Field(discriminator="action"),
+]
+
+
+class Menu(Frozen):
+    intro: Text
+    items: tuple[MenuItem, ...] = Field(min_length=1)
+
+
+class InfoTopic(Frozen):
+    text: Text
+    sms: Text
+
+
+class ReportCategory(Frozen):
+    key: Key
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: Text
+
+
+class CrisisRule(Frozen):
+    line: NonEmpty
+    explanation: Text
+    words: Words
+
+
+class MenuSettings(Frozen):
+    max_attempts: Annotated[int, Field(ge=1, le=5)] = 3
+    gather_timeout_seconds: Annotated[int, Field(ge=2, le=15)] = 6
+    agent_queue: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "311-agents"
+    queue_callback_offer_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
+    hold_music_url: NonEmpty = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+    recording_max_seconds: Annotated[int, Field(ge=10, le=600)] = 120
+    reference_digits: Annotated[int, Field(ge=6, le=10)] = 8
+    dial_timeout_seconds: Annotated[int, Field(ge=5, le=60)] = 25
+    callback_deadline_hours: Annotated[int, Field(ge=1, le=168)] = 24
+
+
+class MenusFile(Frozen):
+    settings: MenuSettings = MenuSettings()
+    greeting: Text
+    crisis: tuple[CrisisRule, ...] = Field(min_length=1)
+    report_categories: tuple[ReportCategory, ...] = Field(min_length=1, max_length=9)
+    info_topics: dict[str, InfoTopic] = {}
+    menus: dict[str, Menu]
+
+
+class Line(Frozen):
+    number: NonEmpty
+    name: Text
+
+
+class LinesFile(Frozen):
+    region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    timezone: NonEmpty = "America/Phoenix"
+    caller_id: NonEmpty
+    sms_from: NonEmpty
+    lines: dict[str, Line]

@@ -1,0 +1,74 @@
+"""Structured JSON logs with phone numbers and recording URLs scrubbed from every line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_NUMBER = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d")
+_RECORDING_URL = re.compile(r"https?://\S*(?:Recordings|recordings)\S*")
+_SIP = re.compile(r"sip:[^\s@]+@\S+")
+
+_installed = False
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a phone number or recording URL."""
+    text = _RECORDING_URL.sub("[recording-url]", text)
+    text = _SIP.sub("[sip-uri]", text)
+    return _NUMBER.sub("[number]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and call_sid / job_id if given."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("call_sid", "job_id", "handoff_id"):
+            if hasattr(record, key):
+                data[key] = getattr(record, key)
+        if record.exc_info:
+            data["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def install_redaction() -> None:
+    """Scrub every log record when it is made, whatever handler later writes it."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
+
+
+def configure(level: int = logging.INFO) -> None:
+    """JSON lines on stderr for the service and the worker (unless logging is set up already)."""
+    install_redaction()
+    root = logging.getLogger()
+    if not any(getattr(h, "_bridgeline", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._bridgeline = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,84 @@
+"""SQL tables for durable records. Migrations in ivr/store/migrations create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+service_requests = sa.Table(
+    "service_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reference", sa.String(16), nullable=False, unique=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("call_sid", sa.String(64), nullable=False, index=True),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("caller_number", sa.String(32)),
+    sa.Column("recording_sid", sa.String(64)),
+    sa.Column("recording_url", sa.String(512)),
+    sa.Column("recording_duration", sa.Integer),
+    sa.Column("recording_status", sa.String(32)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("call_sid", sa.String(64), index=True),
+    sa.Column("phone_number", sa.String(32)),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("helper_type", sa.String(64)),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("consent", sa.Boolean, nullable=False, default=False),
+    sa.Column("consent_at", Timestamp),
+    sa.Column("due_at", Timestamp),
+    sa.Column("deadline_at", Timestamp),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+outbound_sms = sa.Table(
+    "outbound_sms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("to_number", sa.String(32), nullable=False),
+    sa.Column("from_number", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("twilio_sid", sa.String(64)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.String(255)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp),
+)
+
+self_service_events = sa.Table(
+    "self_service_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("idempotency_key", sa.String(160), nullable=False, unique=True),
+    sa.Column("call_sid", sa.String(64), nullable=False, index=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("detail", sa.String(128)),
+    sa.Column("language", sa.String(8)),
+    sa.Column("at", Timestamp, nullable=False, index=True),
+)

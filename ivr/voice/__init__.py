@@ -1,0 +1,1 @@
+"""Blueprints for Twilio's voice webhooks."""

@@ -1,0 +1,90 @@
+"""What every Twilio voice blueprint shares: the signature gate and the never-fail answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ivr.security import SIGNATURE_HEADER, is_valid_signature, public_url
+from ivr.twiml import safe_fallback
+
+log = logging.getLogger(__name__)
+
+TWIML_MIMETYPE = "text/xml"
+APP_KEY = "bridgeline"
+
+
+def twiml(xml: str) -> Response:
+    """A 200 answer carrying TwiML."""
+    return Response(xml, status=200, mimetype=TWIML_MIMETYPE)
+
+
+def state() -> Any:
+    """The Bridgeline object of the current app (settings, config, flows)."""
+    return current_app.extensions[APP_KEY]
+
+
+def signature_is_valid() -> bool:
+    """Check X-Twilio-Signature against the URL Twilio used (PUBLIC_BASE_URL + path + query)."""
+    settings = state().settings
+    url = public_url(settings.public_base_url, request.path, request.query_string)
+    form = request.form if request.method == "POST" else request.args.__class__()
+    return is_valid_signature(
+        settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER)
+    )
+
+
+def require_twilio_signature() -> Response | None:
+    """before_request: 403 and nothing else for a missing or wrong signature."""
+    if signature_is_valid():
+        return None
+    log.warning("rejected voice request with a bad signature: path=%s", request.path)
+    return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+
+
+def fallback_answer(lang: str | None = None) -> Response:
+    """An apology and a person, whatever went wrong (config, database, Redis, a bug)."""
+    try:
+        operator = state().config.numbers.get("operator")
+    except Exception:  # the config itself may be what is broken
+        operator = None
+    if lang is None:
+        lang = request.args.get("lang", "en") if request else "en"
+    return twiml(safe_fallback(operator, "es" if lang == "es" else "en"))
+
+
+def handle_voice_error(exc: Exception) -> Response:
+    """Error handler for voice blueprints: never Twilio's 'application error'."""
+    if isinstance(exc, HTTPException) and exc.code == 403:
+        return Response("forbidden\n", status=403, mimetype="text/plain")
+    log.error(
+        "voice route failed, caller sent to a person: path=%s error=%s",
+        request.path, type(exc).__name__,
+    )
+    return fallback_answer()
+
+
+def voice_blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
+    """A blueprint whose every route is signature-checked and answers TwiML on any error."""
+    bp = Blueprint(name, import_name, url_prefix=url_prefix)
+    bp.before_request(require_twilio_signature)
+    bp.register_error_handler(Exception, handle_voice_error)
+    return bp
+
+
+def init_app(app: Flask) -> None:
+    """Unknown or wrongly-called /voice/ URLs still answer TwiML (after the signature check)."""
+
+    def not_found(exc: HTTPException) -> Response | HTTPException:
+        if not request.path.startswith("/voice/"):
+            return exc
+        if not signature_is_valid():
+            return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+        log.warning("signed request to an unknown voice URL: path=%s", request.path)
+        return fallback_answer()
+
+    app.register_error_handler(404, not_found)
+    app.register_error_handler(405, not_found)

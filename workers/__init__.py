@@ -1,0 +1,1 @@
+"""RQ jobs: everything that need not happen while a caller waits."""

@@ -1,0 +1,58 @@
+"""What jobs need (settings, database, Twilio client, config), built once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.config import BridgelineConfig, load_config
+from ivr.queueing import Queues, connect
+from ivr.settings import Settings, load_settings
+from ivr.store.db import make_engine
+
+TWILIO_TIMEOUT_SECONDS = 10
+"""A REST call to Twilio that takes longer is abandoned (and checked before any retry)."""
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    config: BridgelineConfig
+    engine: sa.Engine
+    twilio: Client
+    queues: Queues
+
+
+_current: WorkerContext | None = None
+
+
+def build(settings: Settings) -> WorkerContext:
+    """Connect everything a job needs, from validated settings."""
+    return WorkerContext(
+        settings=settings,
+        config=load_config(settings.config_dir),
+        engine=make_engine(settings.database_url),
+        twilio=Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
+        ),
+        queues=Queues(connect(settings.redis_url, 5.0), settings.queue_prefix),
+    )
+
+
+def install(context: WorkerContext | None) -> None:
+    """Set the context jobs use (the worker command at start, tests per test)."""
+    global _current
+    _current = context
+
+
+def current() -> WorkerContext:
+    """The installed context, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = build(load_settings())
+    return _current

@@ -1,0 +1,66 @@
+"""Send the text messages residents ask for (recorded first in outbound_sms)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from twilio.base.exceptions import TwilioRestException
+
+from ivr.store import outbox
+from ivr.store.outbox import SmsStatus
+from workers import context
+
+log = logging.getLogger(__name__)
+
+PERMANENT_STATUS = range(400, 429)
+"""Twilio answers in this range will not get better by retrying (bad number, opted out)."""
+
+STALE_AFTER = timedelta(minutes=10)
+"""A text left in 'sending' this long belonged to a worker that died; the sweep checks it."""
+
+
+def send_sms(sms_id: int) -> str:
+    """Send one recorded text once; safe to run twice and from two workers at once."""
+    ctx = context.current()
+    sms = outbox.get(ctx.engine, sms_id)
+    if sms is None:
+        log.error("send_sms: no such text sms_id=%s", sms_id)
+        return "missing"
+    if not outbox.claim(ctx.engine, sms_id):
+        return sms.status.value
+    try:
+        message = ctx.twilio.messages.create(to=sms.to_number, from_=sms.from_number, body=sms.body)
+    except TwilioRestException as exc:
+        if exc.status in PERMANENT_STATUS:
+            outbox.mark_failed(ctx.engine, sms_id, f"twilio {exc.status} code {exc.code}")
+            log.warning("send_sms: refused sms_id=%s status=%s code=%s", sms_id, exc.status, exc.code)
+            return "failed"
+        outbox.release(ctx.engine, sms_id, f"twilio {exc.status}")
+        raise  # RQ retries with the intervals given at enqueue time
+    except Exception as exc:
+        outbox.release(ctx.engine, sms_id, type(exc).__name__)
+        raise
+    outbox.mark_sent(ctx.engine, sms_id, message.sid or "")
+    log.info("send_sms: sent sms_id=%s", sms_id)
+    return "sent"
+
+
+def sweep_sms() -> int:
+    """Queue every pending text again and settle texts stuck in 'sending'. Returns how many."""
+    ctx = context.current()
+    settled = 0
+    for sms in outbox.stale_sending(ctx.engine, datetime.now(UTC) - STALE_AFTER):
+        sent = ctx.twilio.messages.list(
+            to=sms.to_number, from_=sms.from_number, date_sent_after=sms.created_at, limit=20
+        )
+        match = next((m for m in sent if m.body == sms.body), None)
+        if match is not None:
+            outbox.mark_sent(ctx.engine, sms.id, match.sid or "")
+        else:
+            outbox.release(ctx.engine, sms.id, "worker died while sending")
+        settled += 1
+    for sms_id in outbox.pending_ids(ctx.engine):
+        if ctx.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}"):
+            settled += 1
+    return settled
