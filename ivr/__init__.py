@@ -46,7 +46,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logs.install_redaction()
 
     store.init_app(app, settings.database_url)
-    queueing.init_app(app, settings.redis_url, settings.redis_timeout_seconds, settings.queue_prefix)
+    queueing.init_app(
+        app, settings.redis_url, settings.redis_timeout_seconds, settings.queue_prefix
+    )
     engine = store.engine_of(app)
     queues = queueing.queues_of(app)
     app.extensions[voice_common.APP_KEY] = Bridgeline(

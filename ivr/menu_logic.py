@@ -9,10 +9,31 @@ from dataclasses import dataclass
 from ivr.config.models import CrisisRule, Menu, MenuItem
 
 SPOKEN_DIGITS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
-    "four": "4", "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
-    "cero": "0", "uno": "1", "una": "1", "dos": "2", "tres": "3", "cuatro": "4", "cinco": "5",
-    "seis": "6", "siete": "7", "ocho": "8", "nueve": "9",
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "to": "2",
+    "too": "2",
+    "three": "3",
+    "four": "4",
+    "for": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "cero": "0",
+    "uno": "1",
+    "una": "1",
+    "dos": "2",
+    "tres": "3",
+    "cuatro": "4",
+    "cinco": "5",
+    "seis": "6",
+    "siete": "7",
+    "ocho": "8",
+    "nueve": "9",
 }
 """Number words a caller may say instead of pressing a key."""
 
@@ -119,7 +140,7 @@ def _choose_by_speech(menu: Menu, speech: str) -> Choice:
 def digits_from(digits: str | None, speech: str | None, limit: int = 15) -> str:
     """Keyed digits, or digits spoken ('five two oh...', '520-555-0123'); at most `limit`."""
     if digits:
-        return "".join(ch for ch in digits[:MAX_INPUT_CHARS] if ch.isdigit())[:limit + 1]
+        return "".join(ch for ch in digits[:MAX_INPUT_CHARS] if ch.isdigit())[: limit + 1]
     if not speech:
         return ""
     out = []
@@ -128,7 +149,7 @@ def digits_from(digits: str | None, speech: str | None, limit: int = 15) -> str:
             out.append(word)
         elif word in SPOKEN_DIGITS:
             out.append(SPOKEN_DIGITS[word])
-    return "".join(out)[:limit + 1]
+    return "".join(out)[: limit + 1]
 
 
 def yes_no(digits: str | None, speech: str | None) -> bool | None:

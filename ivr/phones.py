@@ -52,7 +52,10 @@ def callback_number(raw: str, region: str = DEFAULT_REGION) -> str:
         raise PhoneNumberError(NumberProblem.INVALID)
     if number.country_code != NORTH_AMERICAN_COUNTRY_CODE:
         raise PhoneNumberError(NumberProblem.NOT_NORTH_AMERICAN)
-    if phonenumbers.number_type(number) in (PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST):
+    if phonenumbers.number_type(number) in (
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.SHARED_COST,
+    ):
         raise PhoneNumberError(NumberProblem.PREMIUM_RATE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -18,11 +18,26 @@ _PHRASES: dict[str, dict[str, str]] = {
         "es": "Para español, oprima 2.",
     },
     "press": {"en": "{label}, press {key}.", "es": "{label}, oprima {key}."},
-    "repeat_hint": {"en": "To hear these choices again, press star.", "es": "Para escuchar las opciones otra vez, oprima asterisco."},
-    "not_an_option": {"en": "Sorry, {key} is not one of the choices.", "es": "Lo siento, {key} no es una de las opciones."},
-    "not_understood": {"en": "Sorry, I did not understand that.", "es": "Lo siento, no le entendí."},
-    "no_input": {"en": "Sorry, I did not hear a choice.", "es": "Lo siento, no escuché ninguna opción."},
-    "to_person": {"en": "Let me connect you to a person who can help.", "es": "Le comunico con una persona que le puede ayudar."},
+    "repeat_hint": {
+        "en": "To hear these choices again, press star.",
+        "es": "Para escuchar las opciones otra vez, oprima asterisco.",
+    },
+    "not_an_option": {
+        "en": "Sorry, {key} is not one of the choices.",
+        "es": "Lo siento, {key} no es una de las opciones.",
+    },
+    "not_understood": {
+        "en": "Sorry, I did not understand that.",
+        "es": "Lo siento, no le entendí.",
+    },
+    "no_input": {
+        "en": "Sorry, I did not hear a choice.",
+        "es": "Lo siento, no escuché ninguna opción.",
+    },
+    "to_person": {
+        "en": "Let me connect you to a person who can help.",
+        "es": "Le comunico con una persona que le puede ayudar.",
+    },
     "apology": {
         "en": "We are sorry, something went wrong on our side. Let me connect you to a person. If this is an emergency, hang up and dial 9 1 1.",
         "es": "Lo sentimos, tuvimos un problema. Le comunico con una persona. Si es una emergencia, cuelgue y marque el 9 1 1.",
@@ -32,8 +47,14 @@ _PHRASES: dict[str, dict[str, str]] = {
         "es": "Lo sentimos, esta línea no puede atender su llamada ahora. Si es una emergencia, cuelgue y marque el 9 1 1. Si no, llame más tarde.",
     },
     "goodbye": {"en": "Thank you for calling. Goodbye.", "es": "Gracias por llamar. Adiós."},
-    "connecting_to": {"en": "Connecting you to {name}. Please stay on the line.", "es": "Le comunico con {name}. Por favor no cuelgue."},
-    "emergency_connecting": {"en": "Connecting you to 9 1 1 now. Please stay on the line.", "es": "Le comunico con el 9 1 1 ahora. Por favor no cuelgue."},
+    "connecting_to": {
+        "en": "Connecting you to {name}. Please stay on the line.",
+        "es": "Le comunico con {name}. Por favor no cuelgue.",
+    },
+    "emergency_connecting": {
+        "en": "Connecting you to 9 1 1 now. Please stay on the line.",
+        "es": "Le comunico con el 9 1 1 ahora. Por favor no cuelgue.",
+    },
     "emergency_failed": {
         "en": "The call to 9 1 1 did not go through. If this is an emergency, hang up and dial 9 1 1 now.",
         "es": "La llamada al 9 1 1 no se completó. Si es una emergencia, cuelgue y marque el 9 1 1 ahora.",
@@ -50,12 +71,18 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "After the tone, please describe the problem and where it is. Press the pound key when you are done.",
         "es": "Después del tono, describa el problema y dónde está. Oprima la tecla de número cuando termine.",
     },
-    "report_no_audio": {"en": "Sorry, I did not hear a description.", "es": "Lo siento, no escuché ninguna descripción."},
+    "report_no_audio": {
+        "en": "Sorry, I did not hear a description.",
+        "es": "Lo siento, no escuché ninguna descripción.",
+    },
     "report_saved": {
         "en": "Thank you. Your report is saved. Your reference number is {digits}. Again, your reference number is {digits}.",
         "es": "Gracias. Su reporte quedó guardado. Su número de referencia es {digits}. Otra vez, su número de referencia es {digits}.",
     },
-    "report_hear_again": {"en": "To hear the number again, press 1.", "es": "Para escuchar el número otra vez, oprima 1."},
+    "report_hear_again": {
+        "en": "To hear the number again, press 1.",
+        "es": "Para escuchar el número otra vez, oprima 1.",
+    },
     "report_not_saved": {
         "en": "We are sorry, we could not save your report right now.",
         "es": "Lo sentimos, no pudimos guardar su reporte en este momento.",
@@ -65,10 +92,22 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "Please enter your {count} digit reference number, then press pound.",
         "es": "Marque su número de referencia de {count} dígitos y luego oprima la tecla de número.",
     },
-    "status_bad_format": {"en": "A reference number has {count} digits.", "es": "El número de referencia tiene {count} dígitos."},
-    "status_unknown": {"en": "I could not find a report with the number {digits}.", "es": "No encontré ningún reporte con el número {digits}."},
-    "status_found": {"en": "Report {digits}, for {category}, {status}.", "es": "El reporte {digits}, sobre {category}, {status}."},
-    "status_received": {"en": "has been received and is waiting to be reviewed", "es": "fue recibido y está en espera de revisión"},
+    "status_bad_format": {
+        "en": "A reference number has {count} digits.",
+        "es": "El número de referencia tiene {count} dígitos.",
+    },
+    "status_unknown": {
+        "en": "I could not find a report with the number {digits}.",
+        "es": "No encontré ningún reporte con el número {digits}.",
+    },
+    "status_found": {
+        "en": "Report {digits}, for {category}, {status}.",
+        "es": "El reporte {digits}, sobre {category}, {status}.",
+    },
+    "status_received": {
+        "en": "has been received and is waiting to be reviewed",
+        "es": "fue recibido y está en espera de revisión",
+    },
     "status_in_progress": {"en": "is being worked on", "es": "está en proceso"},
     "status_resolved": {"en": "has been resolved", "es": "fue resuelto"},
     "status_closed": {"en": "is closed", "es": "está cerrado"},
@@ -81,11 +120,23 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "To get this by text message, press 1. To hear it again, press 2. For the main menu, press 8. For an emergency, press 9.",
         "es": "Para recibir esto por mensaje de texto, oprima 1. Para escucharlo otra vez, oprima 2. Para el menú principal, oprima 8. Para una emergencia, oprima 9.",
     },
-    "sms_queued": {"en": "We are sending a text message to the phone you are calling from.", "es": "Le estamos enviando un mensaje de texto al teléfono desde el que llama."},
-    "sms_no_number": {"en": "Sorry, we cannot send a text message to the number you are calling from.", "es": "Lo siento, no podemos enviar un mensaje de texto al número desde el que llama."},
-    "sms_failed": {"en": "Sorry, we could not send the text message right now.", "es": "Lo siento, no pudimos enviar el mensaje de texto en este momento."},
+    "sms_queued": {
+        "en": "We are sending a text message to the phone you are calling from.",
+        "es": "Le estamos enviando un mensaje de texto al teléfono desde el que llama.",
+    },
+    "sms_no_number": {
+        "en": "Sorry, we cannot send a text message to the number you are calling from.",
+        "es": "Lo siento, no podemos enviar un mensaje de texto al número desde el que llama.",
+    },
+    "sms_failed": {
+        "en": "Sorry, we could not send the text message right now.",
+        "es": "Lo siento, no pudimos enviar el mensaje de texto en este momento.",
+    },
     # 311 queue
-    "queue_position": {"en": "Thank you for waiting. You are number {position} in line.", "es": "Gracias por esperar. Usted es el número {position} en la fila."},
+    "queue_position": {
+        "en": "Thank you for waiting. You are number {position} in line.",
+        "es": "Gracias por esperar. Usted es el número {position} en la fila.",
+    },
     "queue_offer_callback": {
         "en": "To have us call you back instead of waiting, press 1.",
         "es": "Para que le devolvamos la llamada en vez de esperar, oprima 1.",
@@ -103,7 +154,10 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "You entered {digits}. If that is right, press 1. To enter it again, press 2.",
         "es": "Usted marcó {digits}. Si es correcto, oprima 1. Para marcarlo otra vez, oprima 2.",
     },
-    "callback_invalid": {"en": "That is not a valid phone number.", "es": "Ese no es un número de teléfono válido."},
+    "callback_invalid": {
+        "en": "That is not a valid phone number.",
+        "es": "Ese no es un número de teléfono válido.",
+    },
     "callback_premium_rate": {
         "en": "We cannot call numbers that charge a fee, such as 900 numbers.",
         "es": "No podemos llamar a números que cobran una tarifa, como los números 900.",
@@ -135,9 +189,9 @@ _PHRASES: dict[str, dict[str, str]] = {
 }
 
 
-def phrase(name: str, lang: str, **values: object) -> str:
-    """The sentence `name` in `lang` (English for an unknown language), filled with `values`."""
-    texts = _PHRASES[name]
+def phrase(phrase_id: str, lang: str, /, **values: object) -> str:
+    """The sentence `phrase_id` in `lang` (English for an unknown language), filled with `values`."""
+    texts = _PHRASES[phrase_id]
     text = texts.get(lang) or texts["en"]
     return text.format(**values) if values else text
 

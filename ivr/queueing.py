@@ -53,7 +53,9 @@ class Queues:
                 retry=Retry(max=len(retry_intervals), interval=list(retry_intervals)),
             )
         except redis.RedisError as exc:
-            log.warning("enqueue failed, left for the sweep: func=%s error=%s", func, type(exc).__name__)
+            log.warning(
+                "enqueue failed, left for the sweep: func=%s error=%s", func, type(exc).__name__
+            )
             return False
         return True
 

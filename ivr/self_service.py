@@ -98,8 +98,12 @@ class SelfServiceLine:
         if key not in self._cache:
             response = VoiceResponse()
             g = gather(
-                response, self.url(f"{ROOT}/language"), "en", timeout=self.settings.gather_timeout_seconds,
-                num_digits=1, hints=("English", "Español", "Spanish"),
+                response,
+                self.url(f"{ROOT}/language"),
+                "en",
+                timeout=self.settings.gather_timeout_seconds,
+                num_digits=1,
+                hints=("English", "Español", "Spanish"),
             )
             say(g, self.menus.greeting.en, "en")
             say(g, phrase("choose_language", "en"), "en")
@@ -149,7 +153,9 @@ class SelfServiceLine:
 
     def _menu_text(self, menu: Menu, lang: str) -> str:
         lines = [menu.intro.get(lang)]
-        lines += [phrase("press", lang, label=item.label.get(lang), key=item.key) for item in menu.items]
+        lines += [
+            phrase("press", lang, label=item.label.get(lang), key=item.key) for item in menu.items
+        ]
         lines.append(phrase("repeat_hint", lang))
         return " ".join(lines)
 
@@ -179,7 +185,10 @@ class SelfServiceLine:
         return self._retry(turn, lambda t: self.menu(t, menu_id, preface))
 
     def _key_name(self, key: str, lang: str) -> str:
-        names = {"*": {"en": "star", "es": "asterisco"}, "#": {"en": "pound", "es": "la tecla de número"}}
+        names = {
+            "*": {"en": "star", "es": "asterisco"},
+            "#": {"en": "pound", "es": "la tecla de número"},
+        }
         return names[key][lang] if key in names else key
 
     def run_item(self, turn: Turn, item: MenuItem) -> str:
@@ -214,8 +223,11 @@ class SelfServiceLine:
     def _with_choices(self, response: VoiceResponse, turn: Turn, text: str) -> str:
         """Say `text`, then offer the main menu (8) or an emergency (9); silence says goodbye."""
         g = gather(
-            response, self.url(f"{ROOT}/after", lang=turn.lang), turn.lang,
-            timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/after", lang=turn.lang),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
         say(g, text, turn.lang)
         say(g, phrase("anything_else", turn.lang), turn.lang)
@@ -267,8 +279,12 @@ class SelfServiceLine:
             say(response, phrase("queue_position", lang, position=pos), lang)
         if waited >= self.settings.queue_callback_offer_seconds:
             g = gather(
-                response, self.url(f"{ROOT}/queue/offer", lang=lang), lang,
-                timeout=3, num_digits=1, speech=False,
+                response,
+                self.url(f"{ROOT}/queue/offer", lang=lang),
+                lang,
+                timeout=3,
+                num_digits=1,
+                speech=False,
             )
             say(g, phrase("queue_offer_callback", lang), lang)
         response.play(self.settings.hold_music_url)
@@ -301,9 +317,14 @@ class SelfServiceLine:
         if line is None or number is None:
             return self.to_person(turn)
         response = VoiceResponse()
-        say(response, intro or phrase("connecting_to", turn.lang, name=line.name.get(turn.lang)), turn.lang)
+        say(
+            response,
+            intro or phrase("connecting_to", turn.lang, name=line.name.get(turn.lang)),
+            turn.lang,
+        )
         dial_number(
-            response, number,
+            response,
+            number,
             action=self.url(f"{ROOT}/dial-result", lang=turn.lang, line=line_id),
             timeout=self.settings.dial_timeout_seconds,
         )
@@ -329,7 +350,8 @@ class SelfServiceLine:
             operator = self.config.numbers.get("operator")
             if operator:
                 dial_number(
-                    response, operator,
+                    response,
+                    operator,
                     action=self.url(f"{ROOT}/dial-result", lang=turn.lang, line="operator"),
                     timeout=self.settings.dial_timeout_seconds,
                 )
@@ -347,8 +369,11 @@ class SelfServiceLine:
     def report_category_prompt(self, turn: Turn, preface: str | None = None) -> str:
         response = VoiceResponse()
         g = gather(
-            response, self.url(f"{ROOT}/report/category", lang=turn.lang, attempt=turn.attempt),
-            turn.lang, timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/report/category", lang=turn.lang, attempt=turn.attempt),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
             hints=[c.label.get(turn.lang) for c in self.menus.report_categories],
         )
         if preface:
@@ -369,11 +394,16 @@ class SelfServiceLine:
         category = next((c for c in self.menus.report_categories if c.key == key), None)
         if category is not None:
             return self.report_record_prompt(replace(turn, attempt=0), category.code)
-        if key == EMERGENCY_KEY and not any(c.key == EMERGENCY_KEY for c in self.menus.report_categories):
+        if key == EMERGENCY_KEY and not any(
+            c.key == EMERGENCY_KEY for c in self.menus.report_categories
+        ):
             return self.emergency(turn)
         preface = (
             phrase("not_an_option", turn.lang, key=self._key_name(key, turn.lang))
-            if key else phrase("no_input", turn.lang) if not turn.has_input else phrase("not_understood", turn.lang)
+            if key
+            else phrase("no_input", turn.lang)
+            if not turn.has_input
+            else phrase("not_understood", turn.lang)
         )
         return self._retry(turn, lambda t: self.report_category_prompt(t, preface))
 
@@ -404,14 +434,20 @@ class SelfServiceLine:
     def report_no_audio(self, turn: Turn, category: str) -> str:
         return self._retry(
             turn,
-            lambda t: _prefixed(self.report_record_prompt(t, category), phrase("report_no_audio", t.lang), t.lang),
+            lambda t: _prefixed(
+                self.report_record_prompt(t, category), phrase("report_no_audio", t.lang), t.lang
+            ),
         )
 
     def _known_category(self, code: str) -> bool:
         return any(c.code == code for c in self.menus.report_categories)
 
     def report_recorded(
-        self, turn: Turn, category: str, recording_sid: str | None, recording_url: str | None,
+        self,
+        turn: Turn,
+        category: str,
+        recording_sid: str | None,
+        recording_url: str | None,
         duration: str | None,
     ) -> str:
         """The Record action: save the service request, then read its reference back."""
@@ -441,8 +477,11 @@ class SelfServiceLine:
     def report_readback(self, turn: Turn, reference: str) -> str:
         response = VoiceResponse()
         g = gather(
-            response, self.url(f"{ROOT}/report/after", lang=turn.lang, ref=reference), turn.lang,
-            timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/report/after", lang=turn.lang, ref=reference),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
         say(g, phrase("report_saved", turn.lang, digits=spoken_digits(reference)), turn.lang)
         say(g, phrase("report_hear_again", turn.lang), turn.lang)
@@ -462,8 +501,11 @@ class SelfServiceLine:
             return
         seconds = int(duration) if duration and duration.isdigit() and len(duration) < 7 else None
         service_requests.attach_recording(
-            self.engine, recording_sid=recording_sid[:64], url=(url or "")[:512] or None,
-            duration=seconds, status=(status or "unknown")[:32],
+            self.engine,
+            recording_sid=recording_sid[:64],
+            url=(url or "")[:512] or None,
+            duration=seconds,
+            status=(status or "unknown")[:32],
         )
 
     # ----------------------------------------------------------------- report status
@@ -472,8 +514,12 @@ class SelfServiceLine:
         response = VoiceResponse()
         count = self.settings.reference_digits
         g = gather(
-            response, self.url(f"{ROOT}/status/check", lang=turn.lang, attempt=turn.attempt),
-            turn.lang, timeout=10, num_digits=count, finish_on_key="#",
+            response,
+            self.url(f"{ROOT}/status/check", lang=turn.lang, attempt=turn.attempt),
+            turn.lang,
+            timeout=10,
+            num_digits=count,
+            finish_on_key="#",
         )
         if preface:
             say(g, preface, turn.lang)
@@ -489,7 +535,8 @@ class SelfServiceLine:
         if len(digits) != count:
             preface = (
                 phrase("status_bad_format", turn.lang, count=count)
-                if turn.has_input else phrase("no_input", turn.lang)
+                if turn.has_input
+                else phrase("no_input", turn.lang)
             )
             return self._retry(turn, lambda t: self.status_prompt(t, preface))
         try:
@@ -501,11 +548,18 @@ class SelfServiceLine:
             preface = phrase("status_unknown", turn.lang, digits=spoken_digits(digits))
             return self._retry(turn, lambda t: self.status_prompt(t, preface))
         category = next(
-            (c.label.get(turn.lang) for c in self.menus.report_categories if c.code == request.category),
+            (
+                c.label.get(turn.lang)
+                for c in self.menus.report_categories
+                if c.code == request.category
+            ),
             request.category,
         )
         text = phrase(
-            "status_found", turn.lang, digits=spoken_digits(digits), category=category,
+            "status_found",
+            turn.lang,
+            digits=spoken_digits(digits),
+            category=category,
             status=phrase(f"status_{request.status.value}", turn.lang),
         )
         self._note(turn, "status_checked", None)
@@ -519,8 +573,11 @@ class SelfServiceLine:
             return self.menu(replace(turn, attempt=0), MAIN_MENU)
         response = VoiceResponse()
         g = gather(
-            response, self.url(f"{ROOT}/info/{topic_id}/choose", lang=turn.lang, attempt=turn.attempt),
-            turn.lang, timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/info/{topic_id}/choose", lang=turn.lang, attempt=turn.attempt),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
         if preface:
             say(g, preface, turn.lang)
@@ -550,7 +607,11 @@ class SelfServiceLine:
         if key is None and not turn.has_input:
             # Heard the information and said nothing: that is a normal end of the call.
             return self.goodbye(turn)
-        preface = phrase("not_an_option", turn.lang, key=self._key_name(key, turn.lang)) if key else phrase("not_understood", turn.lang)
+        preface = (
+            phrase("not_an_option", turn.lang, key=self._key_name(key, turn.lang))
+            if key
+            else phrase("not_understood", turn.lang)
+        )
         return self._retry(turn, lambda t: self.info(t, topic_id, preface))
 
     def _send_info_sms(self, turn: Turn, topic_id: str, body: str) -> str:
@@ -576,7 +637,10 @@ class SelfServiceLine:
     # ----------------------------------------------------------------- callbacks
 
     def callback_start(
-        self, turn: Turn, preface: str | None = None, source: CallbackSource = CallbackSource.RESIDENT_MENU
+        self,
+        turn: Turn,
+        preface: str | None = None,
+        source: CallbackSource = CallbackSource.RESIDENT_MENU,
     ) -> str:
         """Offer the caller's own number, or ask for one when it cannot be called back."""
         number = _usable_number(turn.from_number)
@@ -590,18 +654,29 @@ class SelfServiceLine:
             say(g, phrase("callback_enter", turn.lang), turn.lang)
             return to_xml(response)
         g = gather(
-            response, self.url(f"{ROOT}/callback/caller-id", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang, timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/callback/caller-id", lang=turn.lang, attempt=turn.attempt, src=src),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
         if preface:
             say(g, preface, turn.lang)
-        say(g, phrase("callback_caller_id", turn.lang, digits=spoken_phone(national_digits(number))), turn.lang)
+        say(
+            g,
+            phrase("callback_caller_id", turn.lang, digits=spoken_phone(national_digits(number))),
+            turn.lang,
+        )
         return to_xml(response)
 
     def _number_gather(self, response: VoiceResponse, turn: Turn, src: str) -> object:
         return gather(
-            response, self.url(f"{ROOT}/callback/entered", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang, timeout=10, num_digits=11, finish_on_key="#",
+            response,
+            self.url(f"{ROOT}/callback/entered", lang=turn.lang, attempt=turn.attempt, src=src),
+            turn.lang,
+            timeout=10,
+            num_digits=11,
+            finish_on_key="#",
         )
 
     def callback_enter_prompt(self, turn: Turn, src: str, preface: str | None = None) -> str:
@@ -626,7 +701,11 @@ class SelfServiceLine:
                 return self._save_draft(turn, number, src, readback=False)
         if answer is False:
             return self.callback_enter_prompt(replace(turn, attempt=0), src)
-        preface = phrase("no_input", turn.lang) if not turn.has_input else phrase("not_understood", turn.lang)
+        preface = (
+            phrase("no_input", turn.lang)
+            if not turn.has_input
+            else phrase("not_understood", turn.lang)
+        )
         return self._retry(turn, lambda t: self.callback_start(t, preface, _source(src)))
 
     def callback_entered(self, turn: Turn, src: str) -> str:
@@ -636,7 +715,9 @@ class SelfServiceLine:
             return self.crisis_transfer(turn, rule)
         digits = digits_from(turn.digits, turn.speech, limit=11)
         if not digits:
-            return self._retry(turn, lambda t: self.callback_enter_prompt(t, src, phrase("no_input", t.lang)))
+            return self._retry(
+                turn, lambda t: self.callback_enter_prompt(t, src, phrase("no_input", t.lang))
+            )
         try:
             if len(digits) not in (10, 11):
                 raise PhoneNumberError(NumberProblem.INVALID)
@@ -650,11 +731,17 @@ class SelfServiceLine:
     def _save_draft(self, turn: Turn, number: str, src: str, readback: bool) -> str:
         try:
             callbacks.save_draft(
-                self.engine, key=callbacks.menu_key(turn.call_sid)[:128], call_sid=turn.call_sid[:64],
-                number=number, language=turn.lang, source=_source(src),
+                self.engine,
+                key=callbacks.menu_key(turn.call_sid)[:128],
+                call_sid=turn.call_sid[:64],
+                number=number,
+                language=turn.lang,
+                source=_source(src),
             )
         except sa.exc.SQLAlchemyError as exc:
-            log.error("callback draft not saved: call=%s error=%s", turn.call_sid, type(exc).__name__)
+            log.error(
+                "callback draft not saved: call=%s error=%s", turn.call_sid, type(exc).__name__
+            )
             return self.to_person(turn, preface=phrase("callback_not_saved", turn.lang))
         if readback:
             return self.callback_readback(replace(turn, attempt=0), number, src)
@@ -663,10 +750,17 @@ class SelfServiceLine:
     def callback_readback(self, turn: Turn, number: str, src: str) -> str:
         response = VoiceResponse()
         g = gather(
-            response, self.url(f"{ROOT}/callback/confirm", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang, timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/callback/confirm", lang=turn.lang, attempt=turn.attempt, src=src),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
-        say(g, phrase("callback_readback", turn.lang, digits=spoken_phone(national_digits(number))), turn.lang)
+        say(
+            g,
+            phrase("callback_readback", turn.lang, digits=spoken_phone(national_digits(number))),
+            turn.lang,
+        )
         return to_xml(response)
 
     def callback_confirm(self, turn: Turn, src: str) -> str:
@@ -683,7 +777,9 @@ class SelfServiceLine:
             return self.callback_enter_prompt(replace(turn, attempt=0), src)
         return self._retry(
             turn,
-            lambda t: _prefixed(self.callback_readback(t, draft, src), phrase("not_understood", t.lang), t.lang),
+            lambda t: _prefixed(
+                self.callback_readback(t, draft, src), phrase("not_understood", t.lang), t.lang
+            ),
         )
 
     def _draft_number(self, turn: Turn) -> str | None:
@@ -696,8 +792,11 @@ class SelfServiceLine:
     def callback_consent_prompt(self, turn: Turn, src: str, preface: str | None = None) -> str:
         response = VoiceResponse()
         g = gather(
-            response, self.url(f"{ROOT}/callback/consent", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang, timeout=self.settings.gather_timeout_seconds, num_digits=1,
+            response,
+            self.url(f"{ROOT}/callback/consent", lang=turn.lang, attempt=turn.attempt, src=src),
+            turn.lang,
+            timeout=self.settings.gather_timeout_seconds,
+            num_digits=1,
         )
         if preface:
             say(g, preface, turn.lang)
@@ -711,14 +810,19 @@ class SelfServiceLine:
             return self.crisis_transfer(turn, rule)
         answer = yes_no(turn.digits, turn.speech)
         if answer is None:
-            preface = phrase("no_input", turn.lang) if not turn.has_input else phrase("not_understood", turn.lang)
+            preface = (
+                phrase("no_input", turn.lang)
+                if not turn.has_input
+                else phrase("not_understood", turn.lang)
+            )
             return self._retry(turn, lambda t: self.callback_consent_prompt(t, src, preface))
         if answer is False:
             self._note(turn, "callback_declined", None)
             return self.to_person(turn, preface=phrase("callback_declined", turn.lang))
         try:
             saved = callbacks.confirm(
-                self.engine, key=callbacks.menu_key(turn.call_sid)[:128],
+                self.engine,
+                key=callbacks.menu_key(turn.call_sid)[:128],
                 deadline=timedelta(hours=self.settings.callback_deadline_hours),
             )
         except sa.exc.SQLAlchemyError as exc:
@@ -739,8 +843,11 @@ class SelfServiceLine:
         key = f"{turn.call_sid}:{event}:{detail}:{turn.attempt}" if unique else None
         try:
             events.record_event(
-                self.engine, call_sid=turn.call_sid[:64], event=event,
-                detail=(detail or None) and detail[:128], language=turn.lang,
+                self.engine,
+                call_sid=turn.call_sid[:64],
+                event=event,
+                detail=(detail or None) and detail[:128],
+                language=turn.lang,
                 key=key[:160] if key else f"{turn.call_sid}:{event}:{_unique_suffix()}"[:160],
             )
         except sa.exc.SQLAlchemyError as exc:
@@ -775,5 +882,5 @@ def _prefixed(xml: str, text: str, lang: str) -> str:
     response = VoiceResponse()
     say(response, text, lang)
     head = to_xml(response)
-    say_xml = head[head.index("<Response>") + len("<Response>"): head.index("</Response>")]
+    say_xml = head[head.index("<Response>") + len("<Response>") : head.index("</Response>")]
     return xml.replace("<Response>", "<Response>" + say_xml, 1)

@@ -84,7 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     base = _base_url(_required(env, "PUBLIC_BASE_URL"))
     redis_url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
     if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://")
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
     database_url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
     database_url = normalise_database_url(database_url)
     config_dir = Path(env.get("BRIDGELINE_CONFIG", "").strip() or DEFAULT_CONFIG_DIR)
@@ -107,7 +107,9 @@ def normalise_database_url(url: str) -> str:
     """Map the usual `postgres://` spellings onto the psycopg 3 driver SQLAlchemy needs."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise SettingsError(f"DATABASE_URL must look like sqlite:///path or postgresql://..., got a value without '://'")
+        raise SettingsError(
+            "DATABASE_URL must look like sqlite:///path or postgresql://..., got a value without '://'"
+        )
     if scheme in ("postgres", "postgresql"):
         return f"postgresql+psycopg://{rest}"
     if scheme in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):

@@ -35,7 +35,9 @@ QUEUE_WAIT_STEP_SECONDS = 60
 
 
 class Transport(Protocol):
-    def post(self, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]: ...
+    def post(
+        self, url: str, params: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, bytes]: ...
 
 
 class FlaskTransport:
@@ -46,7 +48,7 @@ class FlaskTransport:
         self.public_base = public_base.rstrip("/")
 
     def post(self, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]:
-        path = url[len(self.public_base):] if url.startswith(self.public_base) else url
+        path = url[len(self.public_base) :] if url.startswith(self.public_base) else url
         response = self.client.post(path, data=params, headers=headers)
         return response.status_code, response.data
 
@@ -62,7 +64,7 @@ class HttpTransport:
         import requests
 
         if url.startswith(self.public_base):
-            url = self.target + url[len(self.public_base):]
+            url = self.target + url[len(self.public_base) :]
         response = requests.post(url, data=params, headers=headers, timeout=20)
         return response.status_code, response.content
 
@@ -127,7 +129,12 @@ class Call:
         sid = "RE" + secrets.token_hex(16)
         recording_url = f"https://api.twilio.com/2010-04-01/Accounts/ACsim/Recordings/{sid}"
         self.transcript.append(f"[caller speaks for {seconds} seconds]")
-        params = {"RecordingSid": sid, "RecordingUrl": recording_url, "RecordingDuration": str(seconds), "Digits": "#"}
+        params = {
+            "RecordingSid": sid,
+            "RecordingUrl": recording_url,
+            "RecordingDuration": str(seconds),
+            "Digits": "#",
+        }
         status_url = verb.get("recordingStatusCallback")
         action = verb.get("action")
         if action:
@@ -143,7 +150,13 @@ class Call:
         self.waiting = None
         action = verb.get("action")
         if action:
-            self._fetch(action, {"DialCallStatus": status, "DialCallDuration": "30" if status == "completed" else "0"})
+            self._fetch(
+                action,
+                {
+                    "DialCallStatus": status,
+                    "DialCallDuration": "30" if status == "completed" else "0",
+                },
+            )
         self._run()
         return self
 
@@ -177,7 +190,7 @@ class Call:
 
     def heard_since_last(self) -> str:
         """What was said since the last call of this method."""
-        text = "\n".join(self.transcript[self._mark:])
+        text = "\n".join(self.transcript[self._mark :])
         self._mark = len(self.transcript)
         return text
 
@@ -212,12 +225,14 @@ class Call:
     def _fetch(self, url: str, extra: Mapping[str, str]) -> None:
         status, body = self._signed_post(url, self._params(extra))
         if status != 200:
-            raise CallError(f"{url} answered HTTP {status}: Twilio would play 'an application error'")
+            raise CallError(
+                f"{url} answered HTTP {status}: Twilio would play 'an application error'"
+            )
         self.last_xml = body
         if self.on_response is not None:
             self.on_response(url, body)
         try:
-            root = ElementTree.fromstring(body)
+            root = ElementTree.fromstring(body)  # noqa: S314 (our own service's answer)
         except ElementTree.ParseError as exc:
             raise CallError(f"{url} answered something that is not XML: {exc}") from None
         if root.tag != "Response":
@@ -279,7 +294,15 @@ class Call:
             return
         saved_queue = self._queue
         self.waiting = None
-        self._fetch(wait_url, {"QueuePosition": "1", "QueueTime": str(self._queue_time), "CurrentQueueSize": "1", "QueueSid": "QU" + "0" * 32})
+        self._fetch(
+            wait_url,
+            {
+                "QueuePosition": "1",
+                "QueueTime": str(self._queue_time),
+                "CurrentQueueSize": "1",
+                "QueueSid": "QU" + "0" * 32,
+            },
+        )
         while self._pending and self.waiting is None and self._queue is saved_queue:
             self._play(self._pending.pop(0))
         if self.waiting is None and self._queue is saved_queue:
@@ -368,8 +391,12 @@ def _interactive(call: Call, out: Any = sys.stdout, read: Callable[[str], str] =
         tag = call.waiting_for
         if tag is None:
             break
-        prompt = {"Gather": "keys or words> ", "Record": "describe (Enter = silence)> ",
-                  "Dial": "Enter = answered, or busy/no-answer/failed> ", "Enqueue": "Enter = wait, agent> "}[tag]
+        prompt = {
+            "Gather": "keys or words> ",
+            "Record": "describe (Enter = silence)> ",
+            "Dial": "Enter = answered, or busy/no-answer/failed> ",
+            "Enqueue": "Enter = wait, agent> ",
+        }[tag]
         try:
             reply = read(prompt).strip()
         except EOFError:
@@ -393,14 +420,22 @@ def _interactive(call: Call, out: Any = sys.stdout, read: Callable[[str], str] =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ivr.simulator", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ivr.simulator", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--url", help="base URL of a running service (default: run in-process)")
     parser.add_argument("--path", default="/voice/self-service", help="the number's Voice URL path")
     parser.add_argument("--from", dest="from_number", default="+15205550123", help="caller ID")
-    parser.add_argument("--env-file", default=None, help="KEY=VALUE file (default .env, else config/example.env)")
+    parser.add_argument(
+        "--env-file", default=None, help="KEY=VALUE file (default .env, else config/example.env)"
+    )
     args = parser.parse_args(argv)
 
-    env_file = Path(args.env_file) if args.env_file else (Path(".env") if Path(".env").exists() else Path("config/example.env"))
+    env_file = (
+        Path(args.env_file)
+        if args.env_file
+        else (Path(".env") if Path(".env").exists() else Path("config/example.env"))
+    )
     if env_file.exists():
         _load_env_file(env_file)
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")

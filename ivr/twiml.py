@@ -61,7 +61,8 @@ def dial_number(
     response: VoiceResponse, number: str, *, action: str, timeout: int, caller_id: str | None = None
 ) -> None:
     """Dial one E.164 number; Twilio reports how it went to `action`."""
-    response.dial(number, action=action, method="POST", timeout=timeout, caller_id=caller_id)
+    dial = response.dial(action=action, method="POST", timeout=timeout, caller_id=caller_id)
+    dial.number(number)
 
 
 def enqueue(response: VoiceResponse, queue: str, *, action: str, wait_url: str) -> None:
@@ -86,7 +87,7 @@ def safe_fallback(operator_number: str | None, lang: str = "en") -> str:
         text = escape(phrase("apology", lang))
         return (
             f"{XML_HEADER}<Response><Say {attrs}>{text}</Say>"
-            f"<Dial timeout=\"30\"><Number>{escape(operator_number)}</Number></Dial>"
+            f'<Dial timeout="30"><Number>{escape(operator_number)}</Number></Dial>'
             f"<Say {attrs}>{escape(phrase('apology_no_line', lang))}</Say><Hangup/></Response>"
         )
     text = escape(phrase("apology_no_line", lang))

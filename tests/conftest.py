@@ -128,6 +128,16 @@ def twilio_api() -> Iterator[responses_lib.RequestsMock]:
         yield mock
 
 
+class CountingWorker(SimpleWorker):
+    """RQ's SimpleWorker, counting the jobs it ran (RQ keeps its counters in Redis only)."""
+
+    executed = 0
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        self.executed += 1
+        return super().execute_job(job, queue)
+
+
 @pytest.fixture
 def run_jobs(app: Flask, env: dict[str, str]) -> Iterator[Callable[[], int]]:
     """Run every queued job with a real RQ SimpleWorker in burst mode; returns jobs run."""
@@ -137,9 +147,9 @@ def run_jobs(app: Flask, env: dict[str, str]) -> Iterator[Callable[[], int]]:
     queues: Queues = app.extensions["bridgeline"].queues
 
     def run() -> int:
-        worker = SimpleWorker(queues.all(), connection=queues.connection)
+        worker = CountingWorker(queues.all(), connection=queues.connection)
         worker.work(burst=True)
-        return worker.successful_job_count + worker.failed_job_count
+        return worker.executed
 
     yield run
     worker_context.install(None)
@@ -152,8 +162,12 @@ def call(client: FlaskClient) -> Callable[..., Call]:
 
     def place(path: str = "/voice/self-service", from_number: str = CALLER, **kwargs: Any) -> Call:
         return Call(
-            FlaskTransport(client, PUBLIC_BASE), AUTH_TOKEN, PUBLIC_BASE,
-            from_number=from_number, on_response=lambda url, body: check_twiml(body), **kwargs,
+            FlaskTransport(client, PUBLIC_BASE),
+            AUTH_TOKEN,
+            PUBLIC_BASE,
+            from_number=from_number,
+            on_response=lambda url, body: check_twiml(body),
+            **kwargs,
         ).start(path)
 
     return place
@@ -164,7 +178,9 @@ def signed_post(client: FlaskClient) -> Callable[..., Any]:
     """POST to a voice URL exactly as Twilio would, signature included; TwiML answers checked."""
     from ivr.security import SIGNATURE_HEADER, compute_signature
 
-    def post(path: str, data: dict[str, str] | None = None, token: str = AUTH_TOKEN, check: bool = True) -> Any:
+    def post(
+        path: str, data: dict[str, str] | None = None, token: str = AUTH_TOKEN, check: bool = True
+    ) -> Any:
         data = {"CallSid": "CA" + "f" * 32, "From": CALLER, "To": "+15205550100", **(data or {})}
         signature = compute_signature(token, PUBLIC_BASE + path, data.items())
         response = client.post(path, data=data, headers={SIGNATURE_HEADER: signature})

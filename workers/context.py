@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
 import sqlalchemy as sa
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import BridgelineConfig, load_config
-from ivr.queueing import Queues, connect
+from ivr.queueing import Queues
 from ivr.settings import Settings, load_settings
 from ivr.store.db import make_engine
 
@@ -40,7 +41,8 @@ def build(settings: Settings) -> WorkerContext:
             settings.twilio_auth_token,
             http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
         ),
-        queues=Queues(connect(settings.redis_url, 5.0), settings.queue_prefix),
+        # No socket timeout here: the worker blocks on BLPOP for minutes by design.
+        queues=Queues(redis.Redis.from_url(settings.redis_url), settings.queue_prefix),
     )
 
 

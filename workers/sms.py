@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from twilio.base.exceptions import TwilioRestException
 
 from ivr.store import outbox
-from ivr.store.outbox import SmsStatus
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,9 @@ def send_sms(sms_id: int) -> str:
     except TwilioRestException as exc:
         if exc.status in PERMANENT_STATUS:
             outbox.mark_failed(ctx.engine, sms_id, f"twilio {exc.status} code {exc.code}")
-            log.warning("send_sms: refused sms_id=%s status=%s code=%s", sms_id, exc.status, exc.code)
+            log.warning(
+                "send_sms: refused sms_id=%s status=%s code=%s", sms_id, exc.status, exc.code
+            )
             return "failed"
         outbox.release(ctx.engine, sms_id, f"twilio {exc.status}")
         raise  # RQ retries with the intervals given at enqueue time

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
@@ -100,7 +99,9 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
         category_keys[category.key] = index
     for index, rule in enumerate(menus.crisis):
         if rule.line not in lines.lines:
-            raise src.error(("crisis", index, "line"), f"unknown line {rule.line!r} (not in {LINES_FILE})")
+            raise src.error(
+                ("crisis", index, "line"), f"unknown line {rule.line!r} (not in {LINES_FILE})"
+            )
         if not rule.words.en or not rule.words.es:
             raise src.error(("crisis", index, "words"), "crisis words are needed in both en and es")
     for menu_id, menu in menus.menus.items():
@@ -109,7 +110,9 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
         for index, item in enumerate(menu.items):
             loc: Location = ("menus", menu_id, "items", index)
             if item.key in keys:
-                raise src.error((*loc, "key"), f"duplicate key {item.key!r} (also item {keys[item.key]})")
+                raise src.error(
+                    (*loc, "key"), f"duplicate key {item.key!r} (also item {keys[item.key]})"
+                )
             keys[item.key] = index
             has_emergency = has_emergency or item.action == "emergency"
             target = getattr(item, "menu", None)

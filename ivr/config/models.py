@@ -95,8 +95,14 @@ class EmergencyItem(ItemBase):
 
 
 MenuItem = Annotated[
-    SubmenuItem | ReportItem | ReportStatusItem | InfoItem | TransferItem | AgentItem
-    | CallbackItem | EmergencyItem,
+    SubmenuItem
+    | ReportItem
+    | ReportStatusItem
+    | InfoItem
+    | TransferItem
+    | AgentItem
+    | CallbackItem
+    | EmergencyItem,
     Field(discriminator="action"),
 ]
 

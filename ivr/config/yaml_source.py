@@ -77,7 +77,9 @@ def _walk(path: Path, node: yaml.Node, loc: Location, lines: dict[Location, int]
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise ConfigError(
-                    path, line, format_location((*loc, key)),
+                    path,
+                    line,
+                    format_location((*loc, key)),
                     f"is given twice (first on line {seen[key]})",
                 )
             seen[key] = line

@@ -68,7 +68,13 @@ def find_by_key(engine: sa.Engine, key: str) -> Callback | None:
 
 
 def save_draft(
-    engine: sa.Engine, *, key: str, call_sid: str, number: str, language: str, source: CallbackSource
+    engine: sa.Engine,
+    *,
+    key: str,
+    call_sid: str,
+    number: str,
+    language: str,
+    source: CallbackSource,
 ) -> Callback:
     """Hold the number a caller gave until they confirm it; a confirmed request is kept as is."""
     now = datetime.now(UTC)
@@ -80,10 +86,15 @@ def save_draft(
             try:
                 conn.execute(
                     callbacks.insert().values(
-                        idempotency_key=key, source=source.value, call_sid=call_sid,
-                        phone_number=number, language=language,
-                        status=CallbackStatus.DRAFT.value, consent=False,
-                        created_at=now, updated_at=now,
+                        idempotency_key=key,
+                        source=source.value,
+                        call_sid=call_sid,
+                        phone_number=number,
+                        language=language,
+                        status=CallbackStatus.DRAFT.value,
+                        consent=False,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
             except sa.exc.IntegrityError:
@@ -108,8 +119,12 @@ def confirm(engine: sa.Engine, *, key: str, deadline: timedelta) -> Callback | N
             .where(callbacks.c.idempotency_key == key)
             .where(callbacks.c.status == CallbackStatus.DRAFT.value)
             .values(
-                status=CallbackStatus.PENDING.value, consent=True, consent_at=now,
-                due_at=now, deadline_at=now + deadline, updated_at=now,
+                status=CallbackStatus.PENDING.value,
+                consent=True,
+                consent_at=now,
+                due_at=now,
+                deadline_at=now + deadline,
+                updated_at=now,
             )
         )
     return find_by_key(engine, key)
@@ -120,7 +135,9 @@ def open_callbacks(engine: sa.Engine) -> list[Callback]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(callbacks)
-            .where(callbacks.c.status.in_([CallbackStatus.PENDING.value, CallbackStatus.DIALING.value]))
+            .where(
+                callbacks.c.status.in_([CallbackStatus.PENDING.value, CallbackStatus.DIALING.value])
+            )
             .order_by(callbacks.c.created_at)
         ).all()
     return [_row(r) for r in rows]

@@ -10,7 +10,12 @@ from ivr.store.tables import self_service_events
 
 
 def record_event(
-    engine: sa.Engine, *, call_sid: str, event: str, detail: str | None, language: str | None,
+    engine: sa.Engine,
+    *,
+    call_sid: str,
+    event: str,
+    detail: str | None,
+    language: str | None,
     key: str | None = None,
 ) -> None:
     """Append one event; a webhook retried by Twilio (same key) adds nothing."""
@@ -19,7 +24,10 @@ def record_event(
             conn.execute(
                 self_service_events.insert().values(
                     idempotency_key=key or f"{call_sid}:{event}:{detail}",
-                    call_sid=call_sid, event=event, detail=detail, language=language,
+                    call_sid=call_sid,
+                    event=event,
+                    detail=detail,
+                    language=language,
                     at=datetime.now(UTC),
                 )
             )

@@ -32,8 +32,13 @@ class OutboundSms:
 
 def _row(row: sa.Row) -> OutboundSms:
     return OutboundSms(
-        id=row.id, to_number=row.to_number, from_number=row.from_number, body=row.body,
-        status=SmsStatus(row.status), attempts=row.attempts, twilio_sid=row.twilio_sid,
+        id=row.id,
+        to_number=row.to_number,
+        from_number=row.from_number,
+        body=row.body,
+        status=SmsStatus(row.status),
+        attempts=row.attempts,
+        twilio_sid=row.twilio_sid,
         created_at=row.created_at,
     )
 
@@ -50,11 +55,18 @@ def queue_sms(engine: sa.Engine, *, key: str, to_number: str, from_number: str, 
         with engine.begin() as conn:
             result = conn.execute(
                 outbound_sms.insert().values(
-                    idempotency_key=key, to_number=to_number, from_number=from_number, body=body,
-                    status=SmsStatus.PENDING.value, attempts=0, created_at=datetime.now(UTC),
+                    idempotency_key=key,
+                    to_number=to_number,
+                    from_number=from_number,
+                    body=body,
+                    status=SmsStatus.PENDING.value,
+                    attempts=0,
+                    created_at=datetime.now(UTC),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None
+            return int(primary_key[0])
     except sa.exc.IntegrityError:
         with engine.connect() as conn:
             return int(

@@ -62,8 +62,10 @@ def handle_voice_error(exc: Exception) -> Response:
         return Response("forbidden\n", status=403, mimetype="text/plain")
     log.error(
         "voice route failed, caller sent to a person: path=%s error=%s",
-        request.path, type(exc).__name__,
+        request.path,
+        type(exc).__name__,
     )
+    log.debug("voice route traceback", exc_info=exc)
     return fallback_answer()
 
 

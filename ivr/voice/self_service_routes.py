@@ -79,7 +79,10 @@ def report_no_audio() -> Response:
 def report_recorded() -> Response:
     return twiml(
         line().report_recorded(
-            turn(), _arg("cat"), _field("RecordingSid", 64), _field("RecordingUrl", 512),
+            turn(),
+            _arg("cat"),
+            _field("RecordingSid", 64),
+            _field("RecordingUrl", 512),
             _field("RecordingDuration", 16),
         )
     )
@@ -93,7 +96,9 @@ def report_after() -> Response:
 @bp.route("/report/recording-status", methods=METHODS)
 def recording_status() -> Response:
     line().recording_status(
-        _field("RecordingSid", 64), _field("RecordingUrl", 512), _field("RecordingDuration", 16),
+        _field("RecordingSid", 64),
+        _field("RecordingUrl", 512),
+        _field("RecordingDuration", 16),
         _field("RecordingStatus", 32),
     )
     return twiml('<?xml version="1.0" encoding="UTF-8"?><Response/>')

@@ -1,0 +1,28 @@
+"""`python -m workers.clock`: enqueue the periodic sweeps (RQ's CronScheduler)."""
+
+from __future__ import annotations
+
+from rq.cron import CronScheduler
+
+from ivr import logs
+from ivr.settings import load_settings
+from workers import context
+from workers.sms import sweep_sms
+
+SWEEP_INTERVAL_SECONDS = 60
+"""How often recorded-but-unsent work is looked for."""
+
+
+def main() -> int:
+    logs.configure()
+    ctx = context.build(load_settings())
+    cron = CronScheduler(connection=ctx.queues.connection)
+    cron.register(
+        sweep_sms, queue_name=ctx.queues.queue("default").name, interval=SWEEP_INTERVAL_SECONDS
+    )
+    cron.start()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
