@@ -8,6 +8,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 
+from ivr.phones import PhoneNumberError, callback_number
 from ivr.store.tables import callbacks
 
 
@@ -33,6 +34,8 @@ class CallbackSource(str, Enum):
 
 @dataclass(frozen=True)
 class Callback:
+    """One callback promise as stored (times are timezone-aware UTC)."""
+
     id: int
     source: CallbackSource
     phone_number: str | None
@@ -41,6 +44,17 @@ class Callback:
     consent: bool
     due_at: datetime | None
     deadline_at: datetime | None
+    key: str = ""
+    helper_type: str | None = None
+    note: str | None = None
+    created_at: datetime | None = None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time Bridgeline stores is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _row(row: sa.Row) -> Callback:
@@ -51,8 +65,12 @@ def _row(row: sa.Row) -> Callback:
         language=row.language,
         status=CallbackStatus(row.status),
         consent=bool(row.consent),
-        due_at=row.due_at,
-        deadline_at=row.deadline_at,
+        due_at=as_utc(row.due_at),
+        deadline_at=as_utc(row.deadline_at),
+        key=row.idempotency_key,
+        helper_type=row.helper_type,
+        note=row.note,
+        created_at=as_utc(row.created_at),
     )
 
 
@@ -62,6 +80,7 @@ def menu_key(call_sid: str) -> str:
 
 
 def find_by_key(engine: sa.Engine, key: str) -> Callback | None:
+    """The callback stored under idempotency `key`, if any."""
     with engine.connect() as conn:
         row = conn.execute(sa.select(callbacks).where(callbacks.c.idempotency_key == key)).first()
     return _row(row) if row else None
@@ -128,6 +147,64 @@ def confirm(engine: sa.Engine, *, key: str, deadline: timedelta) -> Callback | N
             )
         )
     return find_by_key(engine, key)
+
+
+def create_callback(
+    engine: sa.Engine,
+    *,
+    key: str,
+    source: CallbackSource,
+    phone_number: str,
+    language: str,
+    helper_type: str,
+    due_at: datetime,
+    deadline_at: datetime,
+    consent: bool,
+    note: str | None = None,
+) -> Callback:
+    """Record an open callback (status pending); the same `key` twice returns the first one.
+
+    Used for dropped handoff legs and clinician follow-ups. A number that cannot be called
+    back is still recorded (nothing is lost): the worker refuses to dial it and raises it to
+    a supervisor. Valid numbers are stored in E.164.
+    """
+    if not key or len(key) > 128:
+        raise ValueError("callback key must be 1-128 characters")
+    if due_at.tzinfo is None or deadline_at.tzinfo is None:
+        raise ValueError("due_at and deadline_at must be timezone-aware")
+    existing = find_by_key(engine, key)
+    if existing is not None:
+        return existing
+    try:
+        number = callback_number(phone_number)
+    except PhoneNumberError:
+        number = phone_number.strip()[:32]
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                callbacks.insert().values(
+                    idempotency_key=key,
+                    source=CallbackSource(source).value,
+                    phone_number=number,
+                    language=language[:8],
+                    helper_type=helper_type[:64],
+                    status=CallbackStatus.PENDING.value,
+                    consent=bool(consent),
+                    consent_at=now if consent else None,
+                    due_at=due_at.astimezone(UTC),
+                    deadline_at=deadline_at.astimezone(UTC),
+                    note=note,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except sa.exc.IntegrityError:
+        pass  # another process recorded the same key first; theirs is the callback
+    found = find_by_key(engine, key)
+    if found is None:
+        raise RuntimeError("callback vanished right after it was recorded")
+    return found
 
 
 def open_callbacks(engine: sa.Engine) -> list[Callback]:
