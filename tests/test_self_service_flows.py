@@ -196,3 +196,128 @@ def test_caller_waits_for_an_agent_hears_their_place_and_takes_a_callback_instea
         True,
         "+15205550123",
     )
+
+
+def _file_report(call: Place, engine: sa.Engine) -> str:
+    c = call()
+    c.press("1")
+    c.press("1")
+    c.press("3")
+    c.record()
+    with engine.connect() as conn:
+        return conn.execute(sa.select(service_requests.c.reference)).scalar_one()
+
+
+def test_resident_checks_a_report_by_its_reference_number(call: Place, engine: sa.Engine) -> None:
+    reference = _file_report(call, engine)
+    c = call()
+    c.press("1")
+    c.press("2")
+    assert "enter your 8 digit reference number" in c.heard_since_last()
+    c.press(reference + "#")
+    heard = c.heard_since_last()
+    assert f"Report {' '.join(reference)}, for noise, has been received" in heard
+
+
+def test_resident_enters_an_unknown_reference_hears_it_plainly_and_is_asked_again(call: Place) -> None:
+    c = call()
+    c.press("1")
+    c.press("2")
+    c.press("12345678#")
+    heard = c.heard_since_last()
+    assert "I could not find a report with the number 1 2 3 4 5 6 7 8" in heard
+    assert "enter your 8 digit reference number" in heard
+    c.press("12#")
+    assert "A reference number has 8 digits" in c.heard_since_last()
+    c.press("99999999#")
+    assert "connect you to a person" in c.heard_since_last()
+
+
+def test_resident_presses_5_enters_a_bad_number_and_is_asked_again(call: Place, engine: sa.Engine) -> None:
+    c = call()
+    c.press("1")
+    c.press("5")
+    c.press("2")  # a different number
+    assert "enter the 10 digit phone number" in c.heard_since_last()
+    c.press("123#")
+    heard = c.heard_since_last()
+    assert "That is not a valid phone number" in heard
+    assert "enter the 10 digit phone number" in heard
+    c.press("9005550100#")
+    assert "We cannot call numbers that charge a fee" in c.heard_since_last()
+    c.press("5205550188#")
+    assert "You entered 5 2 0, 5 5 5, 0 1 8 8" in c.heard_since_last()
+    c.press("1")
+    c.press("1")
+    assert "Your call back request is saved" in c.heard_since_last()
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(callbacks)).one()
+    assert (row.phone_number, row.status, row.consent, row.source) == (
+        "+15205550188", "pending", True, "resident_menu"
+    )
+    assert row.deadline_at is not None and row.consent_at is not None
+
+
+def test_a_number_outside_north_america_is_refused_with_the_reason(signed_post) -> None:
+    response = signed_post(
+        "/voice/self-service/callback/entered?lang=en&src=resident_menu", {"Digits": "33123456789"}
+    )
+    assert b"only call back numbers in the United States and Canada" in response.data
+
+
+def test_a_withheld_caller_id_is_asked_for_a_number(call: Place) -> None:
+    c = call(from_number="anonymous")
+    c.press("1")
+    c.press("5")
+    heard = c.heard_since_last()
+    assert "We cannot call back the number you are calling from" in heard
+    assert "enter the 10 digit phone number" in heard
+
+
+def test_resident_who_does_not_consent_is_not_called_and_goes_to_a_person(
+    call: Place, engine: sa.Engine
+) -> None:
+    c = call()
+    c.press("1")
+    c.press("5")
+    c.press("1")
+    c.press("2")
+    heard = c.heard_since_last()
+    assert "We will not call you back" in heard and "connect you to a person" in heard
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(callbacks.c.status)).scalars().all()
+    assert statuses == ["draft"]
+
+
+def test_spanish_resident_asks_for_a_callback_in_spanish(call: Place, engine: sa.Engine) -> None:
+    c = call()
+    c.press("2")
+    c.press("5")
+    assert "Podemos devolverle la llamada al 5 2 0, 5 5 5, 0 1 2 3" in c.heard_since_last()
+    c.speak("sí")
+    c.press("1")
+    assert "Su solicitud quedó guardada" in c.heard_since_last()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(callbacks.c.language)).scalar_one() == "es"
+
+
+def test_spoken_menu_choice_and_spoken_number_words(call: Place) -> None:
+    c = call()
+    c.speak("English")
+    c.speak("I'd like information please")
+    assert "For office hours, press 1" in c.heard_since_last()
+    c.speak("two")
+    assert "City Hall is at 255 West Alameda Street" in c.heard_since_last()
+
+
+def test_caller_presses_9_at_the_information_prompt_and_reaches_911(call: Place) -> None:
+    c = call()
+    c.press("1")
+    c.press("3")
+    c.press("2")
+    c.press("9")
+    assert c.dialed == ["+15205550911"]
+    c.answer_dial("failed")
+    heard = c.heard_since_last()
+    assert "hang up and dial 9 1 1 now" in heard
+    assert c.dialed[-1] == "+15205550311"

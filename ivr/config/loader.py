@@ -48,8 +48,33 @@ def _validate(source: SourceFile, model: type[M]) -> M:
         return model.model_validate(source.data if source.data is not None else {})
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc: Location = tuple(first["loc"])
+        loc = _data_path(source.data, tuple(first["loc"]))
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "action")
         raise source.error(loc, first["msg"]) from None
+
+
+def _data_path(data: object, loc: Location) -> Location:
+    """Pydantic's error location without the union tags it inserts ('info', 'submenu', ...)."""
+    path: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if not isinstance(current, dict | list):
+            path.append(part)  # below the data that exists: keep the rest as pydantic named it
+        elif isinstance(current, dict) and part in current:
+            path.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            path.append(part)
+            current = current[part]
+        elif last or isinstance(current, dict) and not any(
+            isinstance(p, str) and p in current for p in loc[index + 1 :]
+        ):
+            path.append(part)
+            if not last:
+                current = None
+    return tuple(path)
 
 
 def load_config(folder: Path) -> BridgelineConfig:
