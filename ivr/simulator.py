@@ -382,7 +382,9 @@ def _load_env_file(path: Path) -> None:
         os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
 
 
-def _interactive(call: Call, out: Any = sys.stdout, read: Callable[[str], str] = input) -> None:
+def _interactive(call: Call, out: Any = None, read: Callable[[str], str] | None = None) -> None:
+    out = out or sys.stdout
+    read = read or input
     shown = 0
     while not call.ended:
         for line in call.transcript[shown:]:

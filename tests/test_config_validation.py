@@ -42,7 +42,11 @@ def test_shipped_config_is_valid() -> None:
 
 def test_duplicate_key_in_a_menu_names_file_line_and_field(config_dir: Path) -> None:
     menus = config_dir / "menus.yaml"
-    _edit(menus, "      - key: 2\n        action: report_status", "      - key: 1\n        action: report_status")
+    _edit(
+        menus,
+        "      - key: 2\n        action: report_status",
+        "      - key: 1\n        action: report_status",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)
     assert err.value.file.endswith("menus.yaml")
@@ -66,11 +70,11 @@ def test_a_menu_without_the_emergency_option_is_refused(config_dir: Path) -> Non
     text = menus.read_text(encoding="utf-8")
     block = (
         "      - key: 9\n        action: emergency\n"
-        "        label: {en: \"For an emergency\", es: \"Para una emergencia\"}\n"
+        '        label: {en: "For an emergency", es: "Para una emergencia"}\n'
         "        keywords: {en: [emergency], es: [emergencia]}\n"
     )
     last = text.rindex(block)
-    menus.write_text(text[:last] + text[last + len(block):], encoding="utf-8")
+    menus.write_text(text[:last] + text[last + len(block) :], encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)
     assert err.value.field == "menus.health.items"
@@ -79,7 +83,11 @@ def test_a_menu_without_the_emergency_option_is_refused(config_dir: Path) -> Non
 
 def test_a_missing_translation_is_refused(config_dir: Path) -> None:
     menus = config_dir / "menus.yaml"
-    _edit(menus, 'label: {en: "For office hours", es: "Para los horarios"}', 'label: {en: "For office hours"}')
+    _edit(
+        menus,
+        'label: {en: "For office hours", es: "Para los horarios"}',
+        'label: {en: "For office hours"}',
+    )
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)
     assert err.value.field == "menus.information.items[0].label.es"
@@ -113,7 +121,11 @@ def test_broken_yaml_names_the_line(config_dir: Path) -> None:
 
 
 def test_a_key_given_twice_in_yaml_is_refused(config_dir: Path) -> None:
-    _edit(config_dir / "lines.yaml", "timezone: America/Phoenix", "timezone: America/Phoenix\ntimezone: UTC")
+    _edit(
+        config_dir / "lines.yaml",
+        "timezone: America/Phoenix",
+        "timezone: America/Phoenix\ntimezone: UTC",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(config_dir)
     assert err.value.field == "timezone" and "given twice" in err.value.reason

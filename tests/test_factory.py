@@ -31,7 +31,9 @@ def test_a_missing_setting_stops_startup_naming_it(env: dict[str, str], missing:
         ("REDIS_TIMEOUT_SECONDS", "soon"),
     ],
 )
-def test_a_malformed_setting_stops_startup_naming_it(env: dict[str, str], name: str, value: str) -> None:
+def test_a_malformed_setting_stops_startup_naming_it(
+    env: dict[str, str], name: str, value: str
+) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({**env, name: value})
 
@@ -51,4 +53,8 @@ def test_a_broken_config_file_stops_create_app(env: dict[str, str], tmp_path) ->
 def test_health_endpoints(client) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json["checks"] == {"config": "ok", "redis": "ok", "database": "ok"}
+    assert ready.status_code == 200 and ready.json["checks"] == {
+        "config": "ok",
+        "redis": "ok",
+        "database": "ok",
+    }

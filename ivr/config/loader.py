@@ -68,8 +68,9 @@ def _data_path(data: object, loc: Location) -> Location:
         elif isinstance(current, list) and isinstance(part, int) and part < len(current):
             path.append(part)
             current = current[part]
-        elif last or isinstance(current, dict) and not any(
-            isinstance(p, str) and p in current for p in loc[index + 1 :]
+        elif last or (
+            isinstance(current, dict)
+            and not any(isinstance(p, str) and p in current for p in loc[index + 1 :])
         ):
             path.append(part)
             if not last:
