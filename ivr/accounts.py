@@ -1,0 +1,429 @@
+"""Staff accounts: call-takers, clinicians and supervisors, with argon2-hashed passwords and PINs.
+
+The transfer desk checks a call-taker's keypad ID + PIN with `verify_desk_pin`; the console
+checks a password with `verify_password`. Operators manage accounts from the command line:
+
+    python -m ivr.accounts add --staff-id 4101 --name "Dana Ruiz" --role call_taker
+    python -m ivr.accounts set-pin 4101
+    python -m ivr.accounts set-password 4101
+    python -m ivr.accounts list
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TextIO
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ivr.store.account_tables import staff as staff_table
+from ivr.store.account_tables import staff_roles
+
+STAFF_ID_PATTERN = re.compile(r"^[0-9]{3,12}$")
+"""Staff IDs are 3-12 digits, so a call-taker can key theirs in at the transfer desk."""
+
+PIN_PATTERN = re.compile(r"^[0-9]{4,12}$")
+"""Desk PINs are 4-12 digits (keyed in on a phone)."""
+
+MIN_PASSWORD_LENGTH = 12
+"""Shortest console password accepted."""
+
+MAX_PASSWORD_LENGTH = 256
+"""Longest console password accepted (bounds the hashing work an attacker can ask for)."""
+
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+class Role(str, Enum):
+    """What a staff member may do in Bridgeline."""
+
+    CALL_TAKER = "call_taker"
+    CLINICIAN = "clinician"
+    SUPERVISOR = "supervisor"
+
+
+class AccountError(ValueError):
+    """An account operation was refused (bad staff ID, weak password, unknown account, ...)."""
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A staff member as the rest of Bridgeline sees them (no secrets)."""
+
+    id: int
+    staff_id: str
+    name: str
+    roles: frozenset[str]
+    helper_type: str | None
+
+
+@dataclass(frozen=True)
+class StaffRecord:
+    """A staff member with account state, for the CLI and the login check."""
+
+    staff: Staff
+    active: bool
+    has_password: bool
+    has_pin: bool
+    session_epoch: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _burn_one_verify() -> None:
+    """Spend one argon2 verify so an unknown ID costs as much time as a known one."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("bridgeline-dummy-secret")
+    try:
+        _hasher.verify(_dummy_hash, "not-the-dummy-secret")
+    except VerificationError:
+        pass
+
+
+def _check_staff_id(staff_id: str) -> str:
+    staff_id = staff_id.strip()
+    if not STAFF_ID_PATTERN.match(staff_id):
+        raise AccountError("staff ID must be 3 to 12 digits")
+    return staff_id
+
+
+def _check_pin(pin: str) -> str:
+    if not PIN_PATTERN.match(pin):
+        raise AccountError("PIN must be 4 to 12 digits")
+    return pin
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def _check_roles(roles: Iterable[str]) -> frozenset[str]:
+    checked = set()
+    for role in roles:
+        try:
+            checked.add(Role(role).value)
+        except ValueError as exc:
+            names = ", ".join(r.value for r in Role)
+            raise AccountError(f"unknown role {role!r} (use {names})") from exc
+    if not checked:
+        raise AccountError("a staff member needs at least one role")
+    return frozenset(checked)
+
+
+def _roles_of(conn: sa.Connection, pk: int) -> frozenset[str]:
+    rows = conn.execute(sa.select(staff_roles.c.role).where(staff_roles.c.staff_pk == pk))
+    return frozenset(r.role for r in rows)
+
+
+def _record(conn: sa.Connection, row: sa.Row) -> StaffRecord:
+    return StaffRecord(
+        staff=Staff(
+            id=row.id,
+            staff_id=row.staff_id,
+            name=row.display_name,
+            roles=_roles_of(conn, row.id),
+            helper_type=row.helper_type,
+        ),
+        active=bool(row.active),
+        has_password=row.password_hash is not None,
+        has_pin=row.pin_hash is not None,
+        session_epoch=row.session_epoch,
+    )
+
+
+def _row_by_staff_id(conn: sa.Connection, staff_id: str) -> sa.Row | None:
+    return conn.execute(
+        sa.select(staff_table).where(staff_table.c.staff_id == staff_id.strip())
+    ).first()
+
+
+def create_staff(
+    engine: sa.Engine,
+    *,
+    staff_id: str,
+    name: str,
+    roles: Iterable[str],
+    helper_type: str | None = None,
+    password: str | None = None,
+    pin: str | None = None,
+) -> Staff:
+    """Add a staff member; raise AccountError on a bad field or a staff ID already taken."""
+    staff_id = _check_staff_id(staff_id)
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise AccountError("name must be 1 to 120 characters")
+    checked_roles = _check_roles(roles)
+    helper_type = (helper_type or "").strip() or None
+    if helper_type is not None and Role.CLINICIAN.value not in checked_roles:
+        raise AccountError("only clinicians have a helper type")
+    password_hash = _hasher.hash(_check_password(password)) if password is not None else None
+    pin_hash = _hasher.hash(_check_pin(pin)) if pin is not None else None
+    now = _now()
+    try:
+        with engine.begin() as conn:
+            pk = conn.execute(
+                staff_table.insert()
+                .values(
+                    staff_id=staff_id,
+                    display_name=name,
+                    helper_type=helper_type,
+                    password_hash=password_hash,
+                    pin_hash=pin_hash,
+                    active=True,
+                    session_epoch=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(staff_table.c.id)
+            ).scalar_one()
+            conn.execute(
+                staff_roles.insert(), [{"staff_pk": pk, "role": r} for r in sorted(checked_roles)]
+            )
+    except sa.exc.IntegrityError as exc:
+        raise AccountError(f"staff ID {staff_id} is already taken") from exc
+    return Staff(pk, staff_id, name, checked_roles, helper_type)
+
+
+def get_staff(engine: sa.Engine, staff_id: str) -> Staff | None:
+    """The active staff member with this staff ID, or None."""
+    record = get_record(engine, staff_id)
+    if record is None or not record.active:
+        return None
+    return record.staff
+
+
+def get_record(engine: sa.Engine, staff_id: str) -> StaffRecord | None:
+    """The staff member with this staff ID and their account state (active or not), or None."""
+    with engine.connect() as conn:
+        row = _row_by_staff_id(conn, staff_id)
+        return _record(conn, row) if row is not None else None
+
+
+def list_staff(engine: sa.Engine) -> list[StaffRecord]:
+    """Every account, by staff ID."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(staff_table).order_by(staff_table.c.staff_id)).all()
+        return [_record(conn, row) for row in rows]
+
+
+def staff_with_role(engine: sa.Engine, role: Role) -> list[Staff]:
+    """Active staff holding `role`, by staff ID."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(staff_table)
+            .join(staff_roles, staff_roles.c.staff_pk == staff_table.c.id)
+            .where(staff_roles.c.role == role.value, staff_table.c.active.is_(True))
+            .order_by(staff_table.c.staff_id)
+        ).all()
+        return [_record(conn, row).staff for row in rows]
+
+
+def _update(engine: sa.Engine, staff_id: str, **values: object) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(
+            staff_table.update()
+            .where(staff_table.c.staff_id == staff_id.strip())
+            .values(updated_at=_now(), **values)
+        )
+        if done.rowcount != 1:
+            raise AccountError(f"no staff member with ID {staff_id.strip()}")
+
+
+def set_pin(engine: sa.Engine, staff_id: str, pin: str) -> None:
+    """Give a staff member a new desk PIN."""
+    _update(engine, staff_id, pin_hash=_hasher.hash(_check_pin(pin)))
+
+
+def set_password(engine: sa.Engine, staff_id: str, password: str) -> None:
+    """Give a staff member a new console password; their open sessions end."""
+    _update(
+        engine,
+        staff_id,
+        password_hash=_hasher.hash(_check_password(password)),
+        session_epoch=staff_table.c.session_epoch + 1,
+    )
+
+
+def set_active(engine: sa.Engine, staff_id: str, active: bool) -> None:
+    """Enable or disable an account; disabling ends its open sessions."""
+    values: dict[str, object] = {"active": active}
+    if not active:
+        values["session_epoch"] = staff_table.c.session_epoch + 1
+    _update(engine, staff_id, **values)
+
+
+def _verify_secret(engine: sa.Engine, staff_id: str, secret: str, column: str) -> Staff | None:
+    """Check `secret` against the hash in `column`; always exactly one argon2 verify."""
+    with engine.connect() as conn:
+        row = _row_by_staff_id(conn, staff_id) if STAFF_ID_PATTERN.match(staff_id.strip()) else None
+        stored = getattr(row, column) if row is not None else None
+        if row is None or stored is None or not row.active or len(secret) > MAX_PASSWORD_LENGTH:
+            _burn_one_verify()
+            return None
+        try:
+            _hasher.verify(stored, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        record = _record(conn, row)
+    if _hasher.check_needs_rehash(stored):
+        _update(engine, staff_id, **{column: _hasher.hash(secret)})
+    return record.staff
+
+
+def verify_desk_pin(engine: sa.Engine, staff_id: str, pin: str) -> Staff | None:
+    """The active staff member whose desk PIN this is, or None (unknown ID, wrong PIN, no PIN)."""
+    return _verify_secret(engine, staff_id, pin, "pin_hash")
+
+
+def verify_password(engine: sa.Engine, staff_id: str, password: str) -> Staff | None:
+    """The active staff member whose console password this is, or None."""
+    return _verify_secret(engine, staff_id, password, "password_hash")
+
+
+def session_epoch(engine: sa.Engine, staff_id: str) -> int | None:
+    """The current session epoch of an active account (None when unknown or disabled)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(staff_table.c.session_epoch, staff_table.c.active).where(
+                staff_table.c.staff_id == staff_id
+            )
+        ).first()
+    if row is None or not row.active:
+        return None
+    return int(row.session_epoch)
+
+
+# ---------------------------------------------------------------- command line for operators
+
+
+def _read_secret(prompt: str, stdin: TextIO, interactive: bool) -> str:
+    """A secret from the terminal (typed twice, not echoed) or one line of piped input."""
+    if interactive:
+        first = getpass.getpass(prompt)
+        again = getpass.getpass("again: ")
+        if first != again:
+            raise AccountError("the two entries differ")
+        return first
+    line = stdin.readline()
+    if not line:
+        raise AccountError(f"expected a line on standard input for: {prompt.strip()}")
+    return line.rstrip("\r\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ivr.accounts",
+        description="Manage Bridgeline staff accounts (uses DATABASE_URL). Secrets are asked "
+        "for on the terminal, or read one per line from standard input when it is piped.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="add a staff member")
+    add.add_argument("--staff-id", required=True, help="3 to 12 digits")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=[r.value for r in Role],
+        help="repeat for several roles",
+    )
+    add.add_argument(
+        "--helper-type", help="clinicians only: e.g. embedded_clinician, telehealth_nurse"
+    )
+    add.add_argument("--no-password", action="store_true", help="do not ask for a password")
+    add.add_argument("--no-pin", action="store_true", help="do not ask for a desk PIN")
+    for name in ("set-pin", "set-password", "disable", "enable"):
+        cmd = sub.add_parser(name, help=f"{name.replace('-', ' ')} for a staff member")
+        cmd.add_argument("staff_id")
+    sub.add_parser("list", help="list every account (no secrets)")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the accounts CLI; returns the exit status."""
+    from ivr.settings import DEFAULT_DATABASE_URL, normalise_database_url
+    from ivr.store.db import make_engine, migrate
+
+    args = _parser().parse_args(argv)
+    env = os.environ if env is None else env
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    interactive = stdin.isatty()
+    url = normalise_database_url(env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        if args.command == "add":
+            password = None if args.no_password else _read_secret("password: ", stdin, interactive)
+            pin = None if args.no_pin else _read_secret("desk PIN: ", stdin, interactive)
+            added = create_staff(
+                engine,
+                staff_id=args.staff_id,
+                name=args.name,
+                roles=args.role,
+                helper_type=args.helper_type,
+                password=password,
+                pin=pin,
+            )
+            print(f"added {added.staff_id} ({', '.join(sorted(added.roles))})", file=stdout)
+        elif args.command == "set-pin":
+            set_pin(engine, args.staff_id, _read_secret("new desk PIN: ", stdin, interactive))
+            print(f"desk PIN changed for {args.staff_id}", file=stdout)
+        elif args.command == "set-password":
+            password = _read_secret("new password: ", stdin, interactive)
+            set_password(engine, args.staff_id, password)
+            print(f"password changed for {args.staff_id}; open sessions ended", file=stdout)
+        elif args.command in ("disable", "enable"):
+            set_active(engine, args.staff_id, args.command == "enable")
+            print(f"{args.staff_id} {args.command}d", file=stdout)
+        else:
+            for rec in list_staff(engine):
+                s = rec.staff
+                print(
+                    "\t".join(
+                        [
+                            s.staff_id,
+                            s.name,
+                            ",".join(sorted(s.roles)),
+                            s.helper_type or "-",
+                            "active" if rec.active else "disabled",
+                            "password" if rec.has_password else "no-password",
+                            "pin" if rec.has_pin else "no-pin",
+                        ]
+                    ),
+                    file=stdout,
+                )
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
