@@ -14,12 +14,18 @@ import sqlalchemy as sa
 from flask import Flask
 
 from ivr import health, logs, queueing, store
-from ivr.config import BridgelineConfig, load_config
+from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
 from ivr.voice import common as voice_common
 from ivr.voice import fallback, self_service_routes
+
+ROSTER_KEY = "bridgeline_roster"
+"""app.extensions key of the validated roster (ivr.config.roster.Roster)."""
+
+DECISION_TREE_KEY = "bridgeline_decision_tree"
+"""app.extensions key of the validated decision tree."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         queues=queues,
         self_service=SelfServiceLine(config, settings.public_base_url, engine, queues),
     )
+
+    roster = load_roster(settings.config_dir)
+    app.extensions[ROSTER_KEY] = roster
+    app.extensions[DECISION_TREE_KEY] = load_decision_tree(settings.config_dir, roster)
 
     voice_common.init_app(app)
     app.register_blueprint(self_service_routes.bp)
