@@ -9,11 +9,13 @@ written to SQL before the caller hears they are done.
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import sqlalchemy as sa
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.config import BridgelineConfig
 from ivr.config.models import (
@@ -211,14 +213,13 @@ class SelfServiceLine:
             return self.emergency(turn)
         return self.to_person(turn)
 
-    def _retry(self, turn: Turn, ask_again: object) -> str:
+    def _retry(self, turn: Turn, ask_again: Callable[[Turn], str]) -> str:
         """Re-ask with one more attempt counted, or send the caller to a person."""
         next_attempt = turn.attempt + 1
         if next_attempt >= self.settings.max_attempts:
             self._note(turn, "attempts_exhausted", None)
             return self.to_person(turn)
-        assert callable(ask_again)
-        return str(ask_again(replace(turn, attempt=next_attempt)))
+        return ask_again(replace(turn, attempt=next_attempt))
 
     def _with_choices(self, response: VoiceResponse, turn: Turn, text: str) -> str:
         """Say `text`, then offer the main menu (8) or an emergency (9); silence says goodbye."""
@@ -241,9 +242,7 @@ class SelfServiceLine:
         key = first_key(turn.digits)
         if key == EMERGENCY_KEY:
             return self.emergency(turn)
-        if key == BACK_TO_MAIN_KEY or (key is None and turn.has_input):
-            return self.menu(replace(turn, attempt=0), MAIN_MENU)
-        if key is not None:
+        if turn.has_input:  # 8, or any other key or words: the main menu is the safe place
             return self.menu(replace(turn, attempt=0), MAIN_MENU)
         return self.goodbye(turn)
 
@@ -669,7 +668,7 @@ class SelfServiceLine:
         )
         return to_xml(response)
 
-    def _number_gather(self, response: VoiceResponse, turn: Turn, src: str) -> object:
+    def _number_gather(self, response: VoiceResponse, turn: Turn, src: str) -> Gather:
         return gather(
             response,
             self.url(f"{ROOT}/callback/entered", lang=turn.lang, attempt=turn.attempt, src=src),
@@ -683,8 +682,8 @@ class SelfServiceLine:
         response = VoiceResponse()
         g = self._number_gather(response, turn, src)
         if preface:
-            say(g, preface, turn.lang)  # type: ignore[arg-type]
-        say(g, phrase("callback_enter", turn.lang), turn.lang)  # type: ignore[arg-type]
+            say(g, preface, turn.lang)
+        say(g, phrase("callback_enter", turn.lang), turn.lang)
         return to_xml(response)
 
     def callback_caller_id(self, turn: Turn, src: str) -> str:
@@ -855,8 +854,6 @@ class SelfServiceLine:
 
 
 def _unique_suffix() -> str:
-    import secrets
-
     return secrets.token_hex(6)
 
 
