@@ -30,7 +30,12 @@ def state() -> Any:
 def signature_is_valid() -> bool:
     """Check X-Twilio-Signature against the URL Twilio used (PUBLIC_BASE_URL + path + query)."""
     settings = state().settings
-    url = public_url(settings.public_base_url, request.path, request.query_string)
+    # Twilio signs the URL exactly as it requested it, percent-encoding included; the server's
+    # raw request line (gunicorn RAW_URI, werkzeug REQUEST_URI) is that spelling, request.path
+    # is decoded.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    path = raw.partition("?")[0] if raw.startswith("/") else request.path
+    url = public_url(settings.public_base_url, path, request.query_string)
     form = request.form if request.method == "POST" else request.args.__class__()
     return is_valid_signature(
         settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER)
