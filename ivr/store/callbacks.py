@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -9,11 +11,18 @@ from enum import Enum
 import sqlalchemy as sa
 
 from ivr.phones import PhoneNumberError, callback_number
+from ivr.store.callback_tables import callback_attempts, callback_events
 from ivr.store.tables import callbacks
 
 
 class CallbackStatus(str, Enum):
-    """Life of a callback. DRAFT rows hold a number a caller is still confirming."""
+    """Life of a callback. DRAFT rows hold a number a caller is still confirming.
+
+    PENDING waits for its next attempt; DIALING has an attempt on the phone; DONE reached a
+    helper (or was closed by hand); FAILED ran out of attempts or cannot be placed and is
+    raised to a supervisor (it stays on the open list until someone closes it by hand);
+    CANCELLED means the resident opted out. Transitions live in this module only.
+    """
 
     DRAFT = "draft"
     PENDING = "pending"
@@ -218,3 +227,892 @@ def open_callbacks(engine: sa.Engine) -> list[Callback]:
             .order_by(callbacks.c.created_at)
         ).all()
     return [_row(r) for r in rows]
+
+
+OPEN_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.DIALING.value)
+"""A callback in these states still has attempts to come or one in progress."""
+
+
+class AttemptStatus(str, Enum):
+    """Life of one attempt (one outbound call at most). Claimed in SQL, so it is dialed once.
+
+    SCHEDULED -> DIALING (a worker won the claim; the REST request may be in flight) ->
+    PLACED (Twilio gave a CallSid) -> ANSWERED (a person) -> BRIDGING (pressed 1, helpers
+    ringing) -> CONNECTED (a helper accepted) -> COMPLETED. An attempt that ends any other way
+    is ENDED (its outcome says why); one never dialed is NOT_PLACED; one whose callback closed
+    before it was dialed is SKIPPED.
+    """
+
+    SCHEDULED = "scheduled"
+    DIALING = "dialing"
+    PLACED = "placed"
+    ANSWERED = "answered"
+    BRIDGING = "bridging"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    ENDED = "ended"
+    NOT_PLACED = "not_placed"
+    SKIPPED = "skipped"
+
+
+IN_FLIGHT = (
+    AttemptStatus.SCHEDULED.value,
+    AttemptStatus.DIALING.value,
+    AttemptStatus.PLACED.value,
+    AttemptStatus.ANSWERED.value,
+    AttemptStatus.BRIDGING.value,
+    AttemptStatus.CONNECTED.value,
+)
+"""Attempt states that block a new attempt for the same callback."""
+
+ON_THE_PHONE = IN_FLIGHT[2:]
+"""Attempt states with a call Twilio knows about."""
+
+FINAL = (
+    AttemptStatus.COMPLETED.value,
+    AttemptStatus.ENDED.value,
+    AttemptStatus.NOT_PLACED.value,
+    AttemptStatus.SKIPPED.value,
+)
+"""Attempt states that never change again."""
+
+
+class Outcome(str, Enum):
+    """Why an attempt or a callback ended as it did (shown on the console)."""
+
+    CONNECTED = "connected"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    MACHINE = "machine"
+    NOT_CONNECTED = "not_connected"
+    HELPER_UNAVAILABLE = "helper_unavailable"
+    OPTED_OUT = "opted_out"
+    NO_CONSENT = "no_consent"
+    INVALID_NUMBER = "invalid_number"
+    NO_ROSTER = "no_roster"
+    TWILIO_REFUSED = "twilio_refused"
+    WORKER_LOST = "worker_lost"
+    QUIET_HOURS = "quiet_hours"
+    NO_HELPER_ON_DUTY = "no_helper_on_duty"
+    DONE_BY_HAND = "done_by_hand"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at a callback, as stored."""
+
+    id: int
+    callback_id: int
+    number: int
+    status: AttemptStatus
+    scheduled_for: datetime
+    claimed_at: datetime | None
+    call_sid: str | None
+    call_status: str | None
+    answered_by: str | None
+    outcome: str | None
+    counted: bool
+    helper_member_id: str | None
+
+
+@dataclass(frozen=True)
+class OpenCallback:
+    """A row of the console's open-callbacks list."""
+
+    id: int
+    source: CallbackSource
+    status: CallbackStatus
+    helper_type: str | None
+    language: str
+    created_at: datetime
+    age: timedelta
+    due_at: datetime | None
+    deadline_at: datetime | None
+    attempts_made: int
+    next_attempt_at: datetime | None
+    last_outcome: str | None
+    overdue: bool
+    escalated: bool
+
+
+def _attempt(row: sa.Row) -> Attempt:
+    scheduled = as_utc(row.scheduled_for)
+    assert scheduled is not None
+    return Attempt(
+        id=row.id,
+        callback_id=row.callback_id,
+        number=row.number,
+        status=AttemptStatus(row.status),
+        scheduled_for=scheduled,
+        claimed_at=as_utc(row.claimed_at),
+        call_sid=row.call_sid,
+        call_status=row.call_status,
+        answered_by=row.answered_by,
+        outcome=row.outcome,
+        counted=bool(row.counted),
+        helper_member_id=row.helper_member_id,
+    )
+
+
+def record_event(
+    conn: sa.Connection,
+    *,
+    callback_id: int | None,
+    attempt_id: int | None,
+    event: str,
+    at: datetime,
+    detail: str | None = None,
+    by_staff_id: str | None = None,
+) -> None:
+    """Append one line to a callback's history (never a phone number or a note)."""
+    conn.execute(
+        callback_events.insert().values(
+            callback_id=callback_id,
+            attempt_id=attempt_id,
+            event=event[:64],
+            detail=detail[:255] if detail else None,
+            by_staff_id=by_staff_id,
+            at=at,
+        )
+    )
+
+
+def record_anomaly(engine: sa.Engine, *, event: str, detail: str, at: datetime) -> None:
+    """Record something odd that belongs to no known callback (a malformed status callback)."""
+    with engine.begin() as conn:
+        record_event(conn, callback_id=None, attempt_id=None, event=event, detail=detail, at=at)
+
+
+def get(engine: sa.Engine, callback_id: int) -> Callback | None:
+    """The callback with this id, if any."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(callbacks).where(callbacks.c.id == callback_id)).first()
+    return _row(row) if row else None
+
+
+def attempts_made(engine: sa.Engine, callback_id: int) -> int:
+    """How many calls were placed for this callback."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.select(callbacks.c.attempts_made).where(callbacks.c.id == callback_id)
+        ).scalar()
+    return int(value or 0)
+
+
+def get_attempt(engine: sa.Engine, attempt_id: int) -> Attempt | None:
+    """The attempt with this id, if any."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(callback_attempts).where(callback_attempts.c.id == attempt_id)
+        ).first()
+    return _attempt(row) if row else None
+
+
+def attempts_of(engine: sa.Engine, callback_id: int) -> list[Attempt]:
+    """Every attempt of a callback, first first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callback_attempts)
+            .where(callback_attempts.c.callback_id == callback_id)
+            .order_by(callback_attempts.c.number)
+        ).all()
+    return [_attempt(r) for r in rows]
+
+
+def events_of(engine: sa.Engine, callback_id: int) -> list[tuple[str, str | None]]:
+    """The (event, detail) history of a callback, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callback_events.c.event, callback_events.c.detail)
+            .where(callback_events.c.callback_id == callback_id)
+            .order_by(callback_events.c.id)
+        ).all()
+    return [(r.event, r.detail) for r in rows]
+
+
+def needing_attempt(engine: sa.Engine, limit: int = 500) -> list[Callback]:
+    """Open callbacks with no attempt scheduled or on the phone (the sweep gives them one)."""
+    busy = sa.select(callback_attempts.c.callback_id).where(
+        callback_attempts.c.status.in_(IN_FLIGHT)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callbacks)
+            .where(callbacks.c.status == CallbackStatus.PENDING.value)
+            .where(callbacks.c.id.not_in(busy))
+            .order_by(callbacks.c.id)
+            .limit(limit)
+        ).all()
+    return [_row(r) for r in rows]
+
+
+def next_attempt_at(engine: sa.Engine, callback_id: int) -> datetime | None:
+    """When the next attempt of a callback may start (None: as soon as it is due)."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.select(callbacks.c.next_attempt_at).where(callbacks.c.id == callback_id)
+        ).scalar()
+    return as_utc(value)
+
+
+def create_attempt(
+    engine: sa.Engine, callback_id: int, scheduled_for: datetime, now: datetime
+) -> Attempt | None:
+    """Add the next attempt of an open callback; None when one is in flight or it is closed.
+
+    Two sweeps racing compute the same attempt number; the unique (callback, number) pair lets
+    one win.
+    """
+    try:
+        with engine.begin() as conn:
+            status = conn.execute(
+                sa.select(callbacks.c.status).where(callbacks.c.id == callback_id)
+            ).scalar()
+            if status != CallbackStatus.PENDING.value:
+                return None
+            busy = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(callback_attempts)
+                .where(callback_attempts.c.callback_id == callback_id)
+                .where(callback_attempts.c.status.in_(IN_FLIGHT))
+            ).scalar()
+            if busy:
+                return None
+            last = conn.execute(
+                sa.select(sa.func.max(callback_attempts.c.number)).where(
+                    callback_attempts.c.callback_id == callback_id
+                )
+            ).scalar()
+            result = conn.execute(
+                callback_attempts.insert().values(
+                    callback_id=callback_id,
+                    number=int(last or 0) + 1,
+                    status=AttemptStatus.SCHEDULED.value,
+                    scheduled_for=scheduled_for.astimezone(UTC),
+                    counted=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            primary_key = result.inserted_primary_key
+            assert primary_key is not None
+            attempt_id = int(primary_key[0])
+            record_event(
+                conn,
+                callback_id=callback_id,
+                attempt_id=attempt_id,
+                event="attempt_scheduled",
+                detail=scheduled_for.astimezone(UTC).isoformat(timespec="seconds"),
+                at=now,
+            )
+    except sa.exc.IntegrityError:
+        return None
+    return get_attempt(engine, attempt_id)
+
+
+def scheduled_attempts(engine: sa.Engine, limit: int = 500) -> list[Attempt]:
+    """Attempts waiting for their job (re-enqueued by the sweep after a Redis restart)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callback_attempts)
+            .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .order_by(callback_attempts.c.scheduled_for)
+            .limit(limit)
+        ).all()
+    return [_attempt(r) for r in rows]
+
+
+def reschedule_attempt(
+    engine: sa.Engine, attempt_id: int, scheduled_for: datetime, reason: Outcome, now: datetime
+) -> bool:
+    """Move a not-yet-dialed attempt later (quiet hours, nobody on duty); False if it moved on."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .values(scheduled_for=scheduled_for.astimezone(UTC), updated_at=now)
+        )
+        if result.rowcount != 1:
+            return False
+        callback_id = _callback_id(conn, attempt_id)
+        conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == callback_id)
+            .values(
+                next_attempt_at=scheduled_for.astimezone(UTC),
+                last_outcome=reason.value,
+                updated_at=now,
+            )
+        )
+        record_event(
+            conn,
+            callback_id=callback_id,
+            attempt_id=attempt_id,
+            event=f"waiting_{reason.value}",
+            detail=scheduled_for.astimezone(UTC).isoformat(timespec="seconds"),
+            at=now,
+        )
+    return True
+
+
+def _callback_id(conn: sa.Connection, attempt_id: int) -> int:
+    return int(
+        conn.execute(
+            sa.select(callback_attempts.c.callback_id).where(callback_attempts.c.id == attempt_id)
+        ).scalar_one()
+    )
+
+
+class Claim(str, Enum):
+    """What claiming an attempt found."""
+
+    WON = "won"
+    TAKEN = "taken"
+    CLOSED = "closed"
+
+
+def claim_attempt(engine: sa.Engine, attempt_id: int, now: datetime) -> Claim:
+    """Take a scheduled attempt for dialing. Only one worker ever wins (conditional UPDATE)."""
+    token = secrets.token_hex(8)
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .values(
+                status=AttemptStatus.DIALING.value,
+                claimed_at=now,
+                claim_token=token,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return Claim.TAKEN
+        callback_id = _callback_id(conn, attempt_id)
+        opened = conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == callback_id)
+            .where(callbacks.c.status == CallbackStatus.PENDING.value)
+            .values(status=CallbackStatus.DIALING.value, updated_at=now)
+        )
+        if opened.rowcount != 1:
+            conn.execute(
+                callback_attempts.update()
+                .where(callback_attempts.c.id == attempt_id)
+                .values(status=AttemptStatus.SKIPPED.value, finished_at=now, updated_at=now)
+            )
+            record_event(
+                conn,
+                callback_id=callback_id,
+                attempt_id=attempt_id,
+                event="attempt_skipped",
+                detail="callback closed",
+                at=now,
+            )
+            return Claim.CLOSED
+        record_event(conn, callback_id=callback_id, attempt_id=attempt_id, event="dialing", at=now)
+    return Claim.WON
+
+
+def _attach_sid(conn: sa.Connection, attempt_id: int, call_sid: str, now: datetime) -> bool:
+    """DIALING -> PLACED with the CallSid, counting the attempt once; False if already placed."""
+    result = conn.execute(
+        callback_attempts.update()
+        .where(callback_attempts.c.id == attempt_id)
+        .where(callback_attempts.c.status == AttemptStatus.DIALING.value)
+        .values(
+            status=AttemptStatus.PLACED.value,
+            call_sid=call_sid,
+            counted=True,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    callback_id = _callback_id(conn, attempt_id)
+    conn.execute(
+        callbacks.update()
+        .where(callbacks.c.id == callback_id)
+        .values(attempts_made=callbacks.c.attempts_made + 1, updated_at=now)
+    )
+    record_event(conn, callback_id=callback_id, attempt_id=attempt_id, event="placed", at=now)
+    return True
+
+
+def mark_placed(engine: sa.Engine, attempt_id: int, call_sid: str, now: datetime) -> bool:
+    """Twilio accepted the call: keep its CallSid (a status callback may have done it first)."""
+    with engine.begin() as conn:
+        return _attach_sid(conn, attempt_id, call_sid, now)
+
+
+def release_attempt(engine: sa.Engine, attempt_id: int, error: str, now: datetime) -> bool:
+    """Give a claimed attempt back (Twilio said for sure no call was made) so a retry may dial."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == AttemptStatus.DIALING.value)
+            .where(callback_attempts.c.call_sid.is_(None))
+            .values(
+                status=AttemptStatus.SCHEDULED.value,
+                claimed_at=None,
+                claim_token=None,
+                error=error[:255],
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return False
+        callback_id = _callback_id(conn, attempt_id)
+        conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == callback_id)
+            .where(callbacks.c.status == CallbackStatus.DIALING.value)
+            .values(status=CallbackStatus.PENDING.value, updated_at=now)
+        )
+        record_event(
+            conn,
+            callback_id=callback_id,
+            attempt_id=attempt_id,
+            event="released",
+            detail=error,
+            at=now,
+        )
+    return True
+
+
+def mark_answered(
+    engine: sa.Engine, attempt_id: int, call_sid: str, answered_by: str, now: datetime
+) -> Attempt | None:
+    """The call was picked up (by a person or a machine); record who before answering Twilio."""
+    with engine.begin() as conn:
+        _attach_sid(conn, attempt_id, call_sid, now)
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == AttemptStatus.PLACED.value)
+            .where(callback_attempts.c.call_sid == call_sid)
+            .values(
+                status=AttemptStatus.ANSWERED.value,
+                answered_by=answered_by[:32],
+                updated_at=now,
+            )
+        )
+        if result.rowcount == 1:
+            record_event(
+                conn,
+                callback_id=_callback_id(conn, attempt_id),
+                attempt_id=attempt_id,
+                event="answered",
+                detail=answered_by[:32],
+                at=now,
+            )
+    return get_attempt(engine, attempt_id)
+
+
+def _step(
+    engine: sa.Engine,
+    attempt_id: int,
+    from_status: AttemptStatus,
+    to_status: AttemptStatus,
+    event: str,
+    now: datetime,
+    **values: object,
+) -> bool:
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == from_status.value)
+            .values(status=to_status.value, updated_at=now, **values)
+        )
+        if result.rowcount != 1:
+            return False
+        record_event(
+            conn,
+            callback_id=_callback_id(conn, attempt_id),
+            attempt_id=attempt_id,
+            event=event,
+            detail=str(values.get("helper_member_id") or "") or None,
+            at=now,
+        )
+    return True
+
+
+def mark_bridging(engine: sa.Engine, attempt_id: int, now: datetime) -> bool:
+    """The person pressed 1: the on-duty helpers are being rung."""
+    return _step(
+        engine, attempt_id, AttemptStatus.ANSWERED, AttemptStatus.BRIDGING, "pressed_1", now
+    )
+
+
+def mark_connected(engine: sa.Engine, attempt_id: int, member_id: str, now: datetime) -> bool:
+    """A helper accepted: the resident and the helper are talking."""
+    return _step(
+        engine,
+        attempt_id,
+        AttemptStatus.BRIDGING,
+        AttemptStatus.CONNECTED,
+        "helper_accepted",
+        now,
+        helper_member_id=member_id[:64],
+    )
+
+
+def opt_out(engine: sa.Engine, attempt_id: int, now: datetime) -> bool:
+    """The resident pressed the opt-out key: no more calls for this callback."""
+    with engine.begin() as conn:
+        callback_id = conn.execute(
+            sa.select(callback_attempts.c.callback_id).where(callback_attempts.c.id == attempt_id)
+        ).scalar()
+        if callback_id is None:
+            return False
+        conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == callback_id)
+            .where(callbacks.c.status.in_(OPEN_STATUSES))
+            .values(
+                status=CallbackStatus.CANCELLED.value,
+                opted_out_at=now,
+                last_outcome=Outcome.OPTED_OUT.value,
+                closed_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status.not_in(FINAL))
+            .values(outcome=Outcome.OPTED_OUT.value, updated_at=now)
+        )
+        record_event(
+            conn, callback_id=callback_id, attempt_id=attempt_id, event="opted_out", at=now
+        )
+    return True
+
+
+Plan = Callable[[Callback], datetime | None]
+"""Given the callback after an unanswered attempt: when to try next, or None to give up."""
+
+
+def settle_attempt(
+    engine: sa.Engine,
+    attempt_id: int,
+    *,
+    outcome: Outcome,
+    now: datetime,
+    plan: Plan,
+    call_status: str | None = None,
+    call_sid: str | None = None,
+) -> Attempt | None:
+    """End an attempt once (later or repeated reports change nothing) and decide what follows.
+
+    Connected: the callback is done. Anything else: the next attempt at `plan(callback)`, or
+    failed and raised to a supervisor when `plan` gives None. A closed callback stays closed.
+    """
+    with engine.begin() as conn:
+        if call_sid:
+            _attach_sid(conn, attempt_id, call_sid, now)
+        row = conn.execute(
+            sa.select(callback_attempts).where(callback_attempts.c.id == attempt_id)
+        ).first()
+        if row is None or row.status in FINAL:
+            return _attempt(row) if row else None
+        connected = row.status == AttemptStatus.CONNECTED.value
+        final = AttemptStatus.COMPLETED if connected else AttemptStatus.ENDED
+        if connected:
+            outcome = Outcome.CONNECTED
+        elif row.outcome == Outcome.OPTED_OUT.value:
+            outcome = Outcome.OPTED_OUT
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status == row.status)
+            .values(
+                status=final.value,
+                outcome=outcome.value,
+                call_status=(call_status or row.call_status),
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return get_attempt(engine, attempt_id)
+        callback_id = row.callback_id
+        record_event(
+            conn,
+            callback_id=callback_id,
+            attempt_id=attempt_id,
+            event=f"attempt_{final.value}",
+            detail=outcome.value,
+            at=now,
+        )
+        cb_row = conn.execute(sa.select(callbacks).where(callbacks.c.id == callback_id)).one()
+        callback = _row(cb_row)
+        if callback.status.value not in OPEN_STATUSES:
+            pass  # closed by hand or opted out meanwhile: it stays as it is
+        elif connected:
+            conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == callback_id)
+                .values(
+                    status=CallbackStatus.DONE.value,
+                    last_outcome=outcome.value,
+                    next_attempt_at=None,
+                    closed_at=now,
+                    updated_at=now,
+                )
+            )
+            record_event(conn, callback_id=callback_id, attempt_id=None, event="done", at=now)
+        else:
+            _after_miss(conn, callback, cb_row.attempts_made, outcome, now, plan)
+    return get_attempt(engine, attempt_id)
+
+
+def _after_miss(
+    conn: sa.Connection,
+    callback: Callback,
+    made: int,
+    outcome: Outcome,
+    now: datetime,
+    plan: Plan,
+) -> None:
+    when = plan(callback)
+    if when is None:
+        _escalate(conn, callback.id, outcome, now, f"after {made} attempts")
+        return
+    conn.execute(
+        callbacks.update()
+        .where(callbacks.c.id == callback.id)
+        .values(
+            status=CallbackStatus.PENDING.value,
+            last_outcome=outcome.value,
+            next_attempt_at=when.astimezone(UTC),
+            updated_at=now,
+        )
+    )
+    record_event(
+        conn,
+        callback_id=callback.id,
+        attempt_id=None,
+        event="retry_planned",
+        detail=when.astimezone(UTC).isoformat(timespec="seconds"),
+        at=now,
+    )
+
+
+def _escalate(
+    conn: sa.Connection, callback_id: int, outcome: Outcome, now: datetime, detail: str
+) -> None:
+    conn.execute(
+        callbacks.update()
+        .where(callbacks.c.id == callback_id)
+        .where(callbacks.c.status.in_(OPEN_STATUSES))
+        .values(
+            status=CallbackStatus.FAILED.value,
+            last_outcome=outcome.value,
+            escalated_at=now,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    record_event(
+        conn,
+        callback_id=callback_id,
+        attempt_id=None,
+        event="raised_to_supervisor",
+        detail=f"{outcome.value}: {detail}",
+        at=now,
+    )
+
+
+def not_placed(
+    engine: sa.Engine,
+    attempt_id: int,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    error: str | None = None,
+    plan: Plan | None = None,
+) -> None:
+    """An attempt that will never be dialed. With no `plan` the callback is raised to a
+    supervisor (a person must call: bad number, no consent, no roster); with one, it waits."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(
+                callback_attempts.c.status.in_(
+                    [AttemptStatus.SCHEDULED.value, AttemptStatus.DIALING.value]
+                )
+            )
+            .where(callback_attempts.c.call_sid.is_(None))
+            .values(
+                status=AttemptStatus.NOT_PLACED.value,
+                outcome=outcome.value,
+                error=(error or outcome.value)[:255],
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return
+        callback_id = _callback_id(conn, attempt_id)
+        record_event(
+            conn,
+            callback_id=callback_id,
+            attempt_id=attempt_id,
+            event="not_placed",
+            detail=(error or outcome.value),
+            at=now,
+        )
+        cb_row = conn.execute(sa.select(callbacks).where(callbacks.c.id == callback_id)).one()
+        callback = _row(cb_row)
+        if callback.status.value not in OPEN_STATUSES:
+            return
+        if plan is None:
+            _escalate(conn, callback_id, outcome, now, error or outcome.value)
+        else:
+            _after_miss(conn, callback, cb_row.attempts_made, outcome, now, plan)
+
+
+def stale_attempts(engine: sa.Engine, before: datetime, limit: int = 200) -> list[Attempt]:
+    """Attempts dialing or on the phone since before `before` (their worker or report was lost)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callback_attempts)
+            .where(callback_attempts.c.status.in_(IN_FLIGHT[1:]))
+            .where(callback_attempts.c.claimed_at < before)
+            .order_by(callback_attempts.c.claimed_at)
+            .limit(limit)
+        ).all()
+    return [_attempt(r) for r in rows]
+
+
+def flag_overdue(engine: sa.Engine, now: datetime) -> list[int]:
+    """Mark open callbacks past their deadline (once each) and return their ids."""
+    with engine.begin() as conn:
+        ids = [
+            int(i)
+            for i in conn.execute(
+                sa.select(callbacks.c.id)
+                .where(callbacks.c.status.in_(OPEN_STATUSES))
+                .where(callbacks.c.deadline_at < now)
+                .where(callbacks.c.overdue_at.is_(None))
+            ).scalars()
+        ]
+        for callback_id in ids:
+            conn.execute(
+                callbacks.update()
+                .where(callbacks.c.id == callback_id)
+                .where(callbacks.c.overdue_at.is_(None))
+                .values(overdue_at=now)
+            )
+            record_event(conn, callback_id=callback_id, attempt_id=None, event="overdue", at=now)
+    return ids
+
+
+def open_callbacks_with_age(engine: sa.Engine, now: datetime) -> list[OpenCallback]:
+    """The console's list: every open callback, plus failed ones raised to a supervisor and not
+    yet closed by hand. Overdue ones first, then the oldest. `age` is counted from when the
+    callback was recorded; `overdue` means open past its deadline.
+
+    Holds no phone number or note: the console shows those on the callback's own page.
+    """
+    waiting = sa.or_(
+        callbacks.c.status.in_(OPEN_STATUSES),
+        sa.and_(
+            callbacks.c.status == CallbackStatus.FAILED.value,
+            callbacks.c.closed_at.is_(None),
+        ),
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callbacks).where(waiting).order_by(callbacks.c.created_at, callbacks.c.id)
+        ).all()
+    out = []
+    for row in rows:
+        callback = _row(row)
+        created = callback.created_at or now
+        overdue = callback.deadline_at is not None and now > callback.deadline_at
+        out.append(
+            OpenCallback(
+                id=callback.id,
+                source=callback.source,
+                status=callback.status,
+                helper_type=callback.helper_type,
+                language=callback.language,
+                created_at=created,
+                age=now - created,
+                due_at=callback.due_at,
+                deadline_at=callback.deadline_at,
+                attempts_made=int(row.attempts_made or 0),
+                next_attempt_at=as_utc(row.next_attempt_at),
+                last_outcome=row.last_outcome,
+                overdue=overdue,
+                escalated=row.escalated_at is not None,
+            )
+        )
+    out.sort(key=lambda c: (not c.overdue, not c.escalated, c.created_at))
+    return out
+
+
+def mark_done_by_hand(
+    engine: sa.Engine,
+    callback_id: int,
+    note: str,
+    by_staff_id: str,
+    now: datetime | None = None,
+) -> bool:
+    """A helper reached the person another way (or closes a failed one): done, with a note.
+
+    Works on pending, dialing and failed callbacks; a scheduled attempt is skipped so no call
+    follows. Returns False when the callback does not exist or is already closed.
+    """
+    note = (note or "").strip()
+    if not note:
+        raise ValueError("a note is required to close a callback by hand")
+    at = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        result = conn.execute(
+            callbacks.update()
+            .where(callbacks.c.id == callback_id)
+            .where(
+                sa.or_(
+                    callbacks.c.status.in_(OPEN_STATUSES),
+                    sa.and_(
+                        callbacks.c.status == CallbackStatus.FAILED.value,
+                        callbacks.c.closed_at.is_(None),
+                    ),
+                )
+            )
+            .values(
+                status=CallbackStatus.DONE.value,
+                last_outcome=Outcome.DONE_BY_HAND.value,
+                closed_at=at,
+                closed_by=by_staff_id[:64],
+                close_note=note,
+                next_attempt_at=None,
+                updated_at=at,
+            )
+        )
+        if result.rowcount != 1:
+            return False
+        conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.callback_id == callback_id)
+            .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .values(status=AttemptStatus.SKIPPED.value, finished_at=at, updated_at=at)
+        )
+        record_event(
+            conn,
+            callback_id=callback_id,
+            attempt_id=None,
+            event="done_by_hand",
+            by_staff_id=by_staff_id[:64],
+            at=at,
+        )
+    return True
