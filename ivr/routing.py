@@ -28,6 +28,7 @@ class Member:
     helper_type: str
     address: str
     kind: str  # "number" | "sip" | "client"
+    staff_id: str | None = None  # the member's console account, when they have one
 
 
 class ReasonCode(str, Enum):

@@ -65,6 +65,7 @@ class MemberSpec(_Frozen):
     number: str | None = None
     sip: str | None = None
     client: str | None = None
+    staff_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] | None = None
     shifts: Shifts
 
 
@@ -243,7 +244,12 @@ def _members(
         seen[spec.id] = where
         kind, address = _address(src, where, spec, region)
         member = Member(
-            member_id=spec.id, name=spec.name, helper_type=type_id, address=address, kind=kind
+            member_id=spec.id,
+            name=spec.name,
+            helper_type=type_id,
+            address=address,
+            kind=kind,
+            staff_id=spec.staff_id,
         )
         out.append(Rostered(member, _shifts(src, (*where, "shifts"), spec.shifts)))
     return tuple(out)

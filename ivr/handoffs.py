@@ -1,0 +1,1129 @@
+"""Warm handoffs: the durable record, its append-only event history and the one state machine.
+
+A handoff is recorded before anyone is dialed. Everything that happens to it afterwards is an
+event: our own steps (requested, dialing, returned), the helper's keypress at the whisper, and
+Twilio's call, participant and conference status callbacks, which arrive late, twice and out
+of order. Events are deduplicated on insert (CallSid + event + SequenceNumber/Timestamp, and
+Twilio's I-Twilio-Idempotency-Token), and the status is re-derived from all of them, ordered by
+Twilio's timestamps, by `derive` — the only place a status changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ivr.routing import ReasonCode, eligibility, fallback_chain
+from ivr.store import callbacks as callback_store
+from ivr.store.handoff_tables import handoff_events as events_table
+from ivr.store.handoff_tables import handoffs, live_calls
+
+if TYPE_CHECKING:
+    from ivr.config.decision_tree import DecisionTree
+    from ivr.config.roster import Roster
+    from ivr.queueing import Queues
+    from ivr.routing import Member
+
+log = logging.getLogger(__name__)
+
+DIAL_QUEUE = "urgent"
+"""Queue of the jobs a waiting caller depends on (dialing, announcing, returning)."""
+
+DROPPED_CALLBACK_DEADLINE = timedelta(hours=1)
+"""A caller who dropped during a handoff must be called back within this time."""
+
+CALL_TAKER_LABEL = "call-taker"
+"""Conference participant label of the intake call-taker."""
+
+CALLER_LABEL = "caller"
+"""Conference participant label of the caller's leg (at the desk: the PSAP's bridged line)."""
+
+
+class HandoffStatus(str, Enum):
+    """Where a handoff stands; derived from its events by `derive`."""
+
+    REQUESTED = "requested"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    SCREENING = "screening"  # the helper answered and hears the whisper
+    FALLING_BACK = "falling_back"  # this helper did not take it; the next is being dialed
+    ACCEPTED = "accepted"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    RETURNED = "returned"  # nobody in the chain took it: back to the call-taker
+    CALLER_DROPPED = "caller_dropped"
+    NOT_STARTED = "not_started"
+
+
+TERMINAL = frozenset(
+    {
+        HandoffStatus.COMPLETED,
+        HandoffStatus.RETURNED,
+        HandoffStatus.CALLER_DROPPED,
+        HandoffStatus.NOT_STARTED,
+    }
+)
+"""Statuses nothing moves a handoff out of."""
+
+REACHED = frozenset({HandoffStatus.ACCEPTED, HandoffStatus.CONNECTED, HandoffStatus.COMPLETED})
+"""Statuses in which a helper has the call (no reason code needed)."""
+
+PENDING = frozenset(
+    {
+        HandoffStatus.REQUESTED,
+        HandoffStatus.DIALING,
+        HandoffStatus.RINGING,
+        HandoffStatus.SCREENING,
+        HandoffStatus.FALLING_BACK,
+    }
+)
+"""Statuses in which no helper has accepted yet and the chain is still being worked."""
+
+
+class HandoffEvent(str, Enum):
+    """Things that happen to a handoff; the history is a list of these."""
+
+    REQUESTED = "requested"
+    NOT_STARTED = "not_started"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    NO_RESPONSE = "no_response"
+    DIAL_REFUSED = "dial_refused"
+    HELPER_JOINED = "helper_joined"
+    HELPER_LEFT = "helper_left"
+    CALL_TAKER_LEFT = "call_taker_left"
+    CALLER_LEFT = "caller_left"
+    CONFERENCE_ENDED = "conference_ended"
+    RETURNED = "returned"
+    CALLBACK_RECORDED = "callback_recorded"
+    ANNOUNCED = "announced"
+    OUTCOME_RECORDED = "outcome_recorded"
+
+
+ATTEMPT_FAILURES: dict[HandoffEvent, ReasonCode] = {
+    HandoffEvent.DECLINED: ReasonCode.DECLINED,
+    HandoffEvent.NO_ANSWER: ReasonCode.NO_ANSWER,
+    HandoffEvent.BUSY: ReasonCode.BUSY,
+    HandoffEvent.FAILED: ReasonCode.FAILED,
+    HandoffEvent.CANCELED: ReasonCode.CANCELLED,
+    HandoffEvent.NO_RESPONSE: ReasonCode.NO_RESPONSE_TO_WHISPER,
+    HandoffEvent.DIAL_REFUSED: ReasonCode.DIAL_REFUSED,
+}
+"""Events that end one attempt without a helper, and the reason each records."""
+
+_RANK = {e: i for i, e in enumerate(HandoffEvent)}
+
+
+class EventSource(str, Enum):
+    """Who told us: our own code, Twilio's callbacks, or a staff member."""
+
+    BRIDGELINE = "bridgeline"
+    TWILIO = "twilio"
+    STAFF = "staff"
+
+
+class LiveCallStatus(str, Enum):
+    """A call held in a Bridgeline conference."""
+
+    WAITING = "waiting"
+    WITH_CALL_TAKER = "with_call_taker"
+    ENDED = "ended"
+
+
+class Origin(str, Enum):
+    """How the call reached Bridgeline."""
+
+    DESK = "desk"
+    INTAKE = "intake"
+
+
+class Outcome(str, Enum):
+    """What the helper records after the handoff (the figures programs report)."""
+
+    RESOLVED_BY_PHONE = "resolved_by_phone"
+    RESOLVED_ON_SCENE = "resolved_on_scene"
+    POLICE_BACKUP = "police_backup_required"
+    MEDICAL_BACKUP = "medical_backup_required"
+    TRANSPORT = "transport"
+    INVOLUNTARY_HOLD = "involuntary_hold"
+    REFERRED = "referred"
+    CALLBACK_SCHEDULED = "callback_scheduled"
+
+
+class HandoffError(ValueError):
+    """A handoff request that cannot be carried out (unknown call, bad outcome...)."""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One row of a handoff's history."""
+
+    id: int
+    handoff_id: int
+    event: HandoffEvent
+    source: EventSource
+    occurred_at: datetime
+    attempt: int | None = None
+    member_id: str | None = None
+    call_sid: str | None = None
+    sequence: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the events say about a handoff."""
+
+    status: HandoffStatus
+    reason_code: str | None
+    attempt: int
+    member_id: str | None
+    helper_call_sid: str | None
+    accepted_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+    last_failure: str | None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A handoff record."""
+
+    id: int
+    live_call_id: int
+    origin: Origin
+    call_taker_staff_id: str | None
+    helper_type: str
+    answers: dict[str, bool]
+    chain: tuple[str, ...]
+    reason: str | None
+    callback_number: str | None
+    status: HandoffStatus
+    reason_code: str | None
+    attempt: int
+    member_id: str | None
+    helper_call_sid: str | None
+    outcome: str | None
+    outcome_note: str | None
+    follow_up_at: datetime | None
+    outcome_by: str | None
+    callback_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    accepted_at: datetime | None
+    connected_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A call waiting or talking in a Bridgeline conference."""
+
+    id: int
+    conference_name: str
+    conference_sid: str | None
+    origin: Origin
+    call_sid: str
+    callback_number: str | None
+    call_taker_staff_id: str | None
+    call_taker_call_sid: str | None
+    status: LiveCallStatus
+    created_at: datetime
+    ended_at: datetime | None
+    handoffs: tuple[Handoff, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------- the state machine
+
+
+def _order(event: EventRecord) -> tuple[datetime, int, int, int]:
+    return (_utc(event.occurred_at), _RANK[event.event], event.sequence or 0, event.id)
+
+
+def derive(events: Iterable[EventRecord]) -> Derived:
+    """Fold a handoff's events, in Twilio time order, into its status: the one state machine."""
+    status = HandoffStatus.REQUESTED
+    reason: str | None = None
+    attempt = 0
+    member: str | None = None
+    helper_call: str | None = None
+    accepted_at = connected_at = ended_at = None
+    last_failure: str | None = None
+    for e in sorted(events, key=_order):
+        current = e.attempt is not None and e.attempt == attempt
+        if status in TERMINAL:
+            if e.event is HandoffEvent.HELPER_LEFT and status is HandoffStatus.COMPLETED:
+                ended_at = ended_at or e.occurred_at
+            continue
+        if e.event is HandoffEvent.NOT_STARTED:
+            status, reason, ended_at = HandoffStatus.NOT_STARTED, e.reason, e.occurred_at
+        elif e.event is HandoffEvent.DIALING and e.attempt is not None:
+            if e.attempt > attempt and status not in REACHED:
+                attempt, member, helper_call = e.attempt, e.member_id, None
+                status = HandoffStatus.DIALING
+            if e.attempt == attempt and e.call_sid:
+                helper_call = e.call_sid
+        elif e.event is HandoffEvent.RINGING and current:
+            if status is HandoffStatus.DIALING:
+                status = HandoffStatus.RINGING
+            helper_call = helper_call or e.call_sid
+        elif e.event is HandoffEvent.ANSWERED and current:
+            if status in (HandoffStatus.DIALING, HandoffStatus.RINGING):
+                status = HandoffStatus.SCREENING
+            helper_call = helper_call or e.call_sid
+        elif e.event is HandoffEvent.ACCEPTED and current:
+            if status in PENDING and status is not HandoffStatus.FALLING_BACK:
+                status, accepted_at = HandoffStatus.ACCEPTED, e.occurred_at
+        elif e.event in ATTEMPT_FAILURES and current:
+            if status in PENDING and status is not HandoffStatus.FALLING_BACK:
+                status = HandoffStatus.FALLING_BACK
+                last_failure = ATTEMPT_FAILURES[e.event].value
+        elif e.event is HandoffEvent.HELPER_JOINED and current:
+            if status in PENDING or status is HandoffStatus.ACCEPTED:
+                status, connected_at = HandoffStatus.CONNECTED, e.occurred_at
+                accepted_at = accepted_at or e.occurred_at
+        elif e.event is HandoffEvent.HELPER_LEFT and current:
+            if status is HandoffStatus.CONNECTED:
+                status, ended_at = HandoffStatus.COMPLETED, e.occurred_at
+            elif status is HandoffStatus.ACCEPTED:
+                status, last_failure = HandoffStatus.FALLING_BACK, ReasonCode.FAILED.value
+            elif status in PENDING and status is not HandoffStatus.FALLING_BACK:
+                # The helper's leg ended with no keypress: hung up on the whisper, or voicemail.
+                answered = status is HandoffStatus.SCREENING
+                status = HandoffStatus.FALLING_BACK
+                last_failure = (
+                    ReasonCode.NO_RESPONSE_TO_WHISPER if answered else ReasonCode.NO_ANSWER
+                ).value
+        elif e.event in (HandoffEvent.CALLER_LEFT, HandoffEvent.CONFERENCE_ENDED):
+            if status is HandoffStatus.CONNECTED:
+                status, ended_at = HandoffStatus.COMPLETED, e.occurred_at
+            else:
+                status, ended_at = HandoffStatus.CALLER_DROPPED, e.occurred_at
+                reason = ReasonCode.CALLER_HUNG_UP.value
+        elif e.event is HandoffEvent.RETURNED:
+            if status in PENDING:
+                status, ended_at = HandoffStatus.RETURNED, e.occurred_at
+                reason = e.reason or ReasonCode.CHAIN_EXHAUSTED.value
+    return Derived(
+        status=status,
+        reason_code=reason,
+        attempt=attempt,
+        member_id=member,
+        helper_call_sid=helper_call,
+        accepted_at=accepted_at,
+        connected_at=connected_at,
+        ended_at=ended_at,
+        last_failure=last_failure,
+    )
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _opt_utc(value: datetime | None) -> datetime | None:
+    return _utc(value) if value is not None else None
+
+
+def _handoff(row: Any) -> Handoff:
+    return Handoff(
+        id=row.id,
+        live_call_id=row.live_call_id,
+        origin=Origin(row.origin),
+        call_taker_staff_id=row.call_taker_staff_id,
+        helper_type=row.helper_type,
+        answers=json.loads(row.answers),
+        chain=tuple(json.loads(row.chain)),
+        reason=row.reason,
+        callback_number=row.callback_number,
+        status=HandoffStatus(row.status),
+        reason_code=row.reason_code,
+        attempt=row.attempt,
+        member_id=row.member_id,
+        helper_call_sid=row.helper_call_sid,
+        outcome=row.outcome,
+        outcome_note=row.outcome_note,
+        follow_up_at=_opt_utc(row.follow_up_at),
+        outcome_by=row.outcome_by,
+        callback_id=row.callback_id,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        accepted_at=_opt_utc(row.accepted_at),
+        connected_at=_opt_utc(row.connected_at),
+        ended_at=_opt_utc(row.ended_at),
+    )
+
+
+def _event(row: Any) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        handoff_id=row.handoff_id,
+        event=HandoffEvent(row.event),
+        source=EventSource(row.source),
+        occurred_at=_utc(row.occurred_at),
+        attempt=row.attempt,
+        member_id=row.member_id,
+        call_sid=row.call_sid,
+        sequence=row.sequence,
+        reason=row.reason,
+        detail=row.detail,
+    )
+
+
+def _live_call(row: Any, items: tuple[Handoff, ...] = ()) -> LiveCall:
+    return LiveCall(
+        id=row.id,
+        conference_name=row.conference_name,
+        conference_sid=row.conference_sid,
+        origin=Origin(row.origin),
+        call_sid=row.call_sid,
+        callback_number=row.callback_number,
+        call_taker_staff_id=row.call_taker_staff_id,
+        call_taker_call_sid=row.call_taker_call_sid,
+        status=LiveCallStatus(row.status),
+        created_at=_utc(row.created_at),
+        ended_at=_opt_utc(row.ended_at),
+        handoffs=items,
+    )
+
+
+def conference_name_for(call_sid: str) -> str:
+    """The conference a call is held in (one per caller leg)."""
+    return f"bl-{call_sid}"[:80]
+
+
+def twilio_time(raw: str | None, default: datetime) -> datetime:
+    """Twilio's Timestamp field (RFC 2822, or ISO 8601) as an aware UTC datetime."""
+    if raw:
+        try:
+            return _utc(parsedate_to_datetime(raw))
+        except (TypeError, ValueError, IndexError):
+            pass
+        try:
+            return _utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    return _utc(default)
+
+
+# --------------------------------------------------------------------------- live calls
+
+
+def open_live_call(
+    engine: sa.Engine,
+    *,
+    call_sid: str,
+    origin: Origin,
+    callback_number: str | None,
+    call_taker_staff_id: str | None,
+    now: datetime,
+) -> LiveCall:
+    """Record a call held in a conference (idempotent on CallSid); later values fill gaps."""
+    values = {
+        "conference_name": conference_name_for(call_sid),
+        "origin": origin.value,
+        "call_sid": call_sid,
+        "callback_number": callback_number,
+        "call_taker_staff_id": call_taker_staff_id,
+        "status": LiveCallStatus.WAITING.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        with engine.begin() as conn:
+            conn.execute(live_calls.insert().values(**values))
+    except sa.exc.IntegrityError:
+        updates: dict[str, Any] = {}
+        if callback_number:
+            updates["callback_number"] = callback_number
+        if call_taker_staff_id:
+            updates["call_taker_staff_id"] = call_taker_staff_id
+        if updates:
+            with engine.begin() as conn:
+                conn.execute(
+                    live_calls.update()
+                    .where(live_calls.c.call_sid == call_sid)
+                    .values(updated_at=now, **updates)
+                )
+    found = live_call_by_sid(engine, call_sid)
+    assert found is not None
+    return found
+
+
+def live_call_by_sid(engine: sa.Engine, call_sid: str) -> LiveCall | None:
+    """The live call held for a caller leg."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(live_calls).where(live_calls.c.call_sid == call_sid)).first()
+    return _live_call(row) if row else None
+
+
+def get_live_call(engine: sa.Engine, live_call_id: int) -> LiveCall | None:
+    """A live call by id, with its handoffs (newest first)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(live_calls).where(live_calls.c.id == live_call_id)).first()
+        if row is None:
+            return None
+        rows = conn.execute(
+            sa.select(handoffs)
+            .where(handoffs.c.live_call_id == live_call_id)
+            .order_by(handoffs.c.id.desc())
+        ).all()
+    return _live_call(row, tuple(_handoff(r) for r in rows))
+
+
+def list_live_calls(engine: sa.Engine) -> list[LiveCall]:
+    """Calls still held in a conference, oldest first, each with its handoffs (newest first)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(live_calls)
+            .where(live_calls.c.status != LiveCallStatus.ENDED.value)
+            .order_by(live_calls.c.created_at, live_calls.c.id)
+        ).all()
+        ids = [r.id for r in rows]
+        by_call: dict[int, list[Handoff]] = {i: [] for i in ids}
+        if ids:
+            for h in conn.execute(
+                sa.select(handoffs)
+                .where(handoffs.c.live_call_id.in_(ids))
+                .order_by(handoffs.c.id.desc())
+            ).all():
+                by_call[h.live_call_id].append(_handoff(h))
+    return [_live_call(r, tuple(by_call[r.id])) for r in rows]
+
+
+def update_live_call(engine: sa.Engine, live_call_id: int, now: datetime, **values: Any) -> None:
+    """Set conference SID, call-taker leg or status of a live call."""
+    allowed = {"conference_sid", "call_taker_call_sid", "call_taker_staff_id", "status", "ended_at"}
+    values = {k: v for k, v in values.items() if k in allowed}
+    with engine.begin() as conn:
+        conn.execute(
+            live_calls.update()
+            .where(live_calls.c.id == live_call_id)
+            .values(updated_at=now, **values)
+        )
+
+
+def end_live_call(engine: sa.Engine, live_call_id: int, now: datetime) -> None:
+    """Mark a live call ended (its conference is over)."""
+    with engine.begin() as conn:
+        conn.execute(
+            live_calls.update()
+            .where(live_calls.c.id == live_call_id)
+            .where(live_calls.c.status != LiveCallStatus.ENDED.value)
+            .values(status=LiveCallStatus.ENDED.value, ended_at=now, updated_at=now)
+        )
+
+
+# --------------------------------------------------------------------------- handoffs
+
+
+def _app_objects() -> tuple[Roster, DecisionTree]:
+    from flask import current_app
+
+    from ivr import DECISION_TREE_KEY, ROSTER_KEY
+
+    return current_app.extensions[ROSTER_KEY], current_app.extensions[DECISION_TREE_KEY]
+
+
+def start_handoff(
+    engine: sa.Engine,
+    queues: Queues,
+    *,
+    call_sid: str,
+    call_taker_staff_id: str | None,
+    helper_type: str,
+    answers: Mapping[str, bool],
+    reason: str | None,
+    callback_number: str | None = None,
+    roster: Roster | None = None,
+    tree: DecisionTree | None = None,
+    now: datetime | None = None,
+    key: str | None = None,
+) -> Handoff:
+    """Record a handoff of the live call `call_sid` to `helper_type`, then enqueue the first dial.
+
+    Not eligible by the tree, or no one on duty: the handoff is still recorded, with a reason
+    code and status not_started, and nobody is dialed.
+    """
+    if roster is None or tree is None:
+        app_roster, app_tree = _app_objects()
+        roster, tree = roster or app_roster, tree or app_tree
+    now = _utc(now or datetime.now(UTC))
+    live = live_call_by_sid(engine, call_sid)
+    if live is None:
+        raise HandoffError("no live call with that CallSid")
+    if live.status is LiveCallStatus.ENDED:
+        raise HandoffError("the call has ended")
+    clean = {q.id: bool(answers[q.id]) for q in tree.questions if q.id in answers}
+    result = eligibility(tree, clean)
+    refusal: str | None = None
+    chain: list[Member] = []
+    if not result.decided:
+        refusal = ReasonCode.NOT_ELIGIBLE_TYPE.value
+    elif helper_type not in result.allowed:
+        refusal = (result.reason or ReasonCode.NOT_ELIGIBLE_TYPE).value
+    elif helper_type not in roster.helper_types:
+        refusal = ReasonCode.NOT_ELIGIBLE_TYPE.value
+    else:
+        chain = fallback_chain(roster, helper_type, now)
+        if not chain:
+            refusal = ReasonCode.NO_ONE_ON_DUTY.value
+    # Without a key (a console button press) every request is a new handoff.
+    idem = (key or f"{call_sid}:{helper_type}:{secrets.token_hex(8)}")[:128]
+    number = callback_number or live.callback_number
+    with engine.begin() as conn:
+        existing = conn.execute(
+            sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
+        ).first()
+        if existing is None:
+            handoff_id = conn.execute(
+                handoffs.insert()
+                .values(
+                    idempotency_key=idem,
+                    live_call_id=live.id,
+                    origin=live.origin.value,
+                    call_taker_staff_id=call_taker_staff_id,
+                    helper_type=helper_type[:64],
+                    answers=json.dumps(clean, sort_keys=True),
+                    chain=json.dumps([m.member_id for m in chain]),
+                    reason=(reason or None) and reason[:200],
+                    callback_number=number,
+                    status=HandoffStatus.REQUESTED.value,
+                    attempt=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(handoffs.c.id)
+            ).scalar_one()
+            _insert_event(
+                conn,
+                handoff_id,
+                HandoffEvent.REQUESTED,
+                EventSource.STAFF if origin_is_console(live) else EventSource.BRIDGELINE,
+                f"h{handoff_id}:requested",
+                now,
+                detail=helper_type[:64],
+            )
+            if refusal is not None:
+                _insert_event(
+                    conn,
+                    handoff_id,
+                    HandoffEvent.NOT_STARTED,
+                    EventSource.BRIDGELINE,
+                    f"h{handoff_id}:not_started",
+                    now,
+                    reason=refusal,
+                )
+            _rederive(conn, handoff_id, now)
+        else:
+            handoff_id = existing.id
+    handoff = get_handoff(engine, handoff_id)
+    assert handoff is not None
+    if handoff.status is HandoffStatus.REQUESTED:
+        enqueue_dial(queues, handoff_id, 1)
+    log.info(
+        "handoff recorded: handoff_id=%s type=%s status=%s reason=%s",
+        handoff_id,
+        helper_type,
+        handoff.status.value,
+        handoff.reason_code,
+    )
+    return handoff
+
+
+def origin_is_console(live: LiveCall) -> bool:
+    """Console handoffs are started by a signed-in call-taker; desk ones by the keypad flow."""
+    return live.origin is Origin.INTAKE
+
+
+def enqueue_dial(queues: Queues, handoff_id: int, attempt: int) -> bool:
+    """Queue the job that dials attempt `attempt` of a handoff (one job id per attempt)."""
+    return queues.enqueue(
+        DIAL_QUEUE,
+        "workers.handoffs.dial_helper",
+        handoff_id,
+        attempt,
+        job_id=f"handoff-{handoff_id}-dial-{attempt}",
+        retry_intervals=(2, 5, 15),
+    )
+
+
+def get_handoff(engine: sa.Engine, handoff_id: int) -> Handoff | None:
+    """One handoff record."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id)).first()
+    return _handoff(row) if row else None
+
+
+def handoff_events(engine: sa.Engine, handoff_id: int) -> list[EventRecord]:
+    """A handoff's history in the order it happened (Twilio's timestamps)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(events_table).where(events_table.c.handoff_id == handoff_id)
+        ).all()
+    return sorted((_event(r) for r in rows), key=_order)
+
+
+def handoffs_for_helper(
+    engine: sa.Engine, staff_or_member_id: str, roster: Roster | None = None
+) -> list[Handoff]:
+    """Handoffs that reached (or rang) a helper, by roster member id or staff ID; newest first."""
+    ids = {staff_or_member_id}
+    if roster is None:
+        try:
+            roster = _app_objects()[0]
+        except RuntimeError:
+            roster = None
+    if roster is not None:
+        for group in roster.helper_types.values():
+            for rostered in group.members:
+                if rostered.member.staff_id == staff_or_member_id:
+                    ids.add(rostered.member.member_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(handoffs)
+            .where(handoffs.c.member_id.in_(sorted(ids)))
+            .order_by(handoffs.c.created_at.desc(), handoffs.c.id.desc())
+        ).all()
+    return [_handoff(r) for r in rows]
+
+
+def handoffs_for_call(engine: sa.Engine, live_call_id: int) -> list[Handoff]:
+    """Every handoff of one live call, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(handoffs)
+            .where(handoffs.c.live_call_id == live_call_id)
+            .order_by(handoffs.c.id)
+        ).all()
+    return [_handoff(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- recording events
+
+
+def _insert_event(
+    conn: sa.Connection,
+    handoff_id: int,
+    event: HandoffEvent,
+    source: EventSource,
+    dedupe_key: str,
+    occurred_at: datetime,
+    *,
+    token: str | None = None,
+    attempt: int | None = None,
+    member_id: str | None = None,
+    call_sid: str | None = None,
+    sequence: int | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
+    received_at: datetime | None = None,
+) -> bool:
+    """Append one event unless its key (or Twilio token) was seen; True when it was new."""
+    seen = conn.execute(
+        sa.select(events_table.c.id).where(
+            sa.or_(
+                events_table.c.dedupe_key == dedupe_key[:200],
+                events_table.c.idempotency_token == token[:128] if token else sa.false(),
+            )
+        )
+    ).first()
+    if seen is not None:
+        return False
+    conn.execute(
+        events_table.insert().values(
+            handoff_id=handoff_id,
+            dedupe_key=dedupe_key[:200],
+            idempotency_token=token[:128] if token else None,
+            event=event.value,
+            source=source.value,
+            attempt=attempt,
+            member_id=member_id,
+            call_sid=call_sid,
+            sequence=sequence,
+            occurred_at=_utc(occurred_at),
+            received_at=_utc(received_at or occurred_at),
+            reason=reason,
+            detail=(detail or None) and detail[:200],
+        )
+    )
+    return True
+
+
+def _rederive(conn: sa.Connection, handoff_id: int, now: datetime) -> Derived:
+    rows = conn.execute(
+        sa.select(events_table).where(events_table.c.handoff_id == handoff_id)
+    ).all()
+    d = derive(_event(r) for r in rows)
+    conn.execute(
+        handoffs.update()
+        .where(handoffs.c.id == handoff_id)
+        .values(
+            status=d.status.value,
+            reason_code=d.reason_code,
+            attempt=d.attempt,
+            member_id=d.member_id,
+            helper_call_sid=d.helper_call_sid,
+            accepted_at=d.accepted_at,
+            connected_at=d.connected_at,
+            ended_at=d.ended_at,
+            updated_at=now,
+        )
+    )
+    return d
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one event changed."""
+
+    new: bool
+    before: HandoffStatus
+    after: Derived
+
+
+def record_event(
+    engine: sa.Engine,
+    handoff_id: int,
+    event: HandoffEvent,
+    *,
+    source: EventSource,
+    dedupe_key: str,
+    occurred_at: datetime,
+    now: datetime | None = None,
+    token: str | None = None,
+    attempt: int | None = None,
+    member_id: str | None = None,
+    call_sid: str | None = None,
+    sequence: int | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> Recorded | None:
+    """Append an event (deduplicated) and re-derive the status in the same transaction."""
+    now = _utc(now or datetime.now(UTC))
+    with engine.begin() as conn:
+        # Lock the handoff row so two callbacks at once cannot derive from stale histories.
+        row = conn.execute(
+            sa.select(handoffs.c.status).where(handoffs.c.id == handoff_id).with_for_update()
+        ).first()
+        if row is None:
+            return None
+        before = HandoffStatus(row.status)
+        new = _insert_event(
+            conn,
+            handoff_id,
+            event,
+            source,
+            dedupe_key,
+            occurred_at,
+            token=token,
+            attempt=attempt,
+            member_id=member_id,
+            call_sid=call_sid,
+            sequence=sequence,
+            reason=reason,
+            detail=detail,
+            received_at=now,
+        )
+        after = _rederive(conn, handoff_id, now) if new else None
+    if after is None:
+        handoff = get_handoff(engine, handoff_id)
+        assert handoff is not None
+        after = derive(handoff_events(engine, handoff_id))
+    return Recorded(new=new, before=before, after=after)
+
+
+def apply_event(
+    engine: sa.Engine,
+    queues: Queues,
+    handoff_id: int,
+    event: HandoffEvent,
+    **kwargs: Any,
+) -> Recorded | None:
+    """Record an event, then start what its transition calls for (record first, then act)."""
+    now = _utc(kwargs.get("now") or datetime.now(UTC))
+    recorded = record_event(engine, handoff_id, event, **kwargs)
+    if recorded is None or not recorded.new:
+        return recorded
+    react(engine, queues, handoff_id, recorded.before, recorded.after, now)
+    return recorded
+
+
+def react(
+    engine: sa.Engine,
+    queues: Queues,
+    handoff_id: int,
+    before: HandoffStatus,
+    after: Derived,
+    now: datetime,
+) -> None:
+    """Follow-up work for a status change: next helper, announce, callback, return."""
+    if after.status is before:
+        return
+    if after.status is HandoffStatus.FALLING_BACK:
+        enqueue_dial(queues, handoff_id, after.attempt + 1)
+    elif after.status is HandoffStatus.CONNECTED:
+        queues.enqueue(
+            DIAL_QUEUE,
+            "workers.handoffs.announce_connected",
+            handoff_id,
+            job_id=f"handoff-{handoff_id}-announce",
+            retry_intervals=(2, 5, 15),
+        )
+    elif after.status is HandoffStatus.RETURNED:
+        queues.enqueue(
+            DIAL_QUEUE,
+            "workers.handoffs.return_to_call_taker",
+            handoff_id,
+            job_id=f"handoff-{handoff_id}-return",
+            retry_intervals=(2, 5, 15),
+        )
+    elif after.status is HandoffStatus.CALLER_DROPPED:
+        record_dropped_callback(engine, handoff_id, now)
+        if after.helper_call_sid and before in PENDING | {HandoffStatus.ACCEPTED}:
+            queues.enqueue(
+                DIAL_QUEUE,
+                "workers.handoffs.hang_up_helper",
+                handoff_id,
+                job_id=f"handoff-{handoff_id}-hangup",
+                retry_intervals=(2, 5, 15),
+            )
+
+
+def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -> int | None:
+    """The caller dropped before a helper had them: record a callback at once (idempotent)."""
+    handoff = get_handoff(engine, handoff_id)
+    if handoff is None:
+        return None
+    if handoff.callback_id is not None:
+        return handoff.callback_id
+    saved = callback_store.create_callback(
+        engine,
+        key=f"handoff:{handoff_id}:dropped",
+        source=callback_store.CallbackSource.DROPPED_HANDOFF,
+        phone_number=handoff.callback_number or "",
+        language="en",
+        helper_type=handoff.helper_type,
+        due_at=now,
+        deadline_at=now + DROPPED_CALLBACK_DEADLINE,
+        consent=False,
+        note=f"caller dropped during handoff {handoff_id}",
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            handoffs.update().where(handoffs.c.id == handoff_id).values(callback_id=saved.id)
+        )
+        _insert_event(
+            conn,
+            handoff_id,
+            HandoffEvent.CALLBACK_RECORDED,
+            EventSource.BRIDGELINE,
+            f"h{handoff_id}:callback",
+            now,
+            reason=ReasonCode.CALLER_HUNG_UP.value,
+            detail=f"callback {saved.id}",
+        )
+    log.info(
+        "dropped handoff: callback recorded handoff_id=%s callback_id=%s", handoff_id, saved.id
+    )
+    return saved.id
+
+
+def active_handoffs(engine: sa.Engine, live_call_id: int) -> list[Handoff]:
+    """Handoffs of a call that are not over yet."""
+    return [h for h in handoffs_for_call(engine, live_call_id) if h.status not in TERMINAL]
+
+
+# --------------------------------------------------------------------------- staff actions
+
+
+def record_outcome(
+    engine: sa.Engine,
+    handoff_id: int,
+    outcome: Outcome | str,
+    note: str | None,
+    follow_up_at: datetime | None,
+    by_staff_id: str,
+    now: datetime | None = None,
+) -> Handoff:
+    """The helper's outcome and follow-up date; a follow-up also records a callback."""
+    now = _utc(now or datetime.now(UTC))
+    try:
+        value = Outcome(outcome)
+    except ValueError:
+        raise HandoffError(f"unknown outcome {outcome!r}") from None
+    handoff = get_handoff(engine, handoff_id)
+    if handoff is None:
+        raise HandoffError("no such handoff")
+    follow = _opt_utc(follow_up_at)
+    with engine.begin() as conn:
+        conn.execute(
+            handoffs.update()
+            .where(handoffs.c.id == handoff_id)
+            .values(
+                outcome=value.value,
+                outcome_note=(note or None) and note[:4000],
+                follow_up_at=follow,
+                outcome_by=by_staff_id[:32],
+                outcome_at=now,
+                updated_at=now,
+            )
+        )
+        _insert_event(
+            conn,
+            handoff_id,
+            HandoffEvent.OUTCOME_RECORDED,
+            EventSource.STAFF,
+            f"h{handoff_id}:outcome:{now.isoformat()}",
+            now,
+            detail=value.value,
+            member_id=by_staff_id[:64],
+        )
+    if follow is not None and handoff.callback_number:
+        callback_store.create_callback(
+            engine,
+            key=f"handoff:{handoff_id}:follow-up:{follow.date().isoformat()}",
+            source=callback_store.CallbackSource.CLINICIAN_FOLLOW_UP,
+            phone_number=handoff.callback_number,
+            language="en",
+            helper_type=handoff.helper_type,
+            due_at=follow,
+            deadline_at=follow + timedelta(hours=24),
+            consent=False,
+            note=f"follow-up of handoff {handoff_id}",
+        )
+    found = get_handoff(engine, handoff_id)
+    assert found is not None
+    return found
+
+
+def leave_call(
+    engine: sa.Engine,
+    queues: Queues,
+    live_call_id: int,
+    by_staff_id: str,
+    now: datetime | None = None,
+) -> bool:
+    """The call-taker's "leave call": allowed once a helper is connected; False otherwise."""
+    now = _utc(now or datetime.now(UTC))
+    live = get_live_call(engine, live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED:
+        return False
+    connected = [h for h in live.handoffs if h.status is HandoffStatus.CONNECTED]
+    if not connected:
+        return False
+    queues.enqueue(
+        DIAL_QUEUE,
+        "workers.handoffs.remove_call_taker",
+        live_call_id,
+        job_id=f"live-{live_call_id}-leave",
+        retry_intervals=(2, 5, 15),
+    )
+    log.info("call-taker leaving: live_call_id=%s staff=%s", live_call_id, by_staff_id)
+    return True
+
+
+# --------------------------------------------------------------------------- EIDO export
+
+
+def export_eido(engine: sa.Engine, handoff_id: int) -> dict[str, Any]:
+    """The handoff as a NENA EIDO-shaped call transfer (NENA-STA-021): incident, call, agents."""
+    handoff = get_handoff(engine, handoff_id)
+    if handoff is None:
+        raise HandoffError("no such handoff")
+    live = get_live_call(engine, handoff.live_call_id)
+    assert live is not None
+    history = handoff_events(engine, handoff_id)
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+    agents: list[dict[str, Any]] = []
+    if handoff.call_taker_staff_id:
+        agents.append(
+            {
+                "$id": f"agent-call-taker-{handoff.call_taker_staff_id}",
+                "agentRoleType": "Call Taker",
+                "agentId": handoff.call_taker_staff_id,
+            }
+        )
+    if handoff.member_id:
+        agents.append(
+            {
+                "$id": f"agent-helper-{handoff.member_id}",
+                "agentRoleType": "Transfer Target",
+                "agentId": handoff.member_id,
+                "agentType": handoff.helper_type,
+            }
+        )
+    return {
+        "$schema": "https://raw.githubusercontent.com/NENA911/EIDO-JSON/master/Schema/EIDO.schema.json",
+        "eidoMessageIdentifier": f"urn:bridgeline:handoff:{handoff.id}",
+        "lastUpdateTimeStamp": iso(handoff.updated_at),
+        "sendingSystemIdentifier": "urn:bridgeline",
+        "incidentComponent": {
+            "$id": f"incident-{handoff.live_call_id}",
+            "incidentTrackingIdentifier": f"urn:bridgeline:call:{live.call_sid}",
+            "incidentTypeCommonRegistryText": handoff.helper_type,
+            "incidentStatusCommonRegistryText": handoff.status.value,
+            "incidentCreationTimeStamp": iso(live.created_at),
+            "diversionAnswers": handoff.answers,
+            "outcome": handoff.outcome,
+            "followUpTimeStamp": iso(handoff.follow_up_at),
+        },
+        "callComponent": [
+            {
+                "$id": f"call-{live.call_sid}",
+                "callTrackingIdentifier": live.call_sid,
+                "callbackNumber": handoff.callback_number,
+                "callStartTimeStamp": iso(live.created_at),
+                "callEndTimeStamp": iso(live.ended_at),
+                "callTransferTimeStamp": iso(handoff.created_at),
+                "callTransferAcceptedTimeStamp": iso(handoff.accepted_at),
+                "callTransferConnectedTimeStamp": iso(handoff.connected_at),
+                "callTransferEndTimeStamp": iso(handoff.ended_at),
+                "callTransferStatus": handoff.status.value,
+                "callTransferReasonCode": handoff.reason_code,
+                "callTransferReason": handoff.reason,
+                "callOrigin": live.origin.value,
+            }
+        ],
+        "agentComponent": agents,
+        "agencyComponent": [
+            {
+                "$id": "agency-bridgeline",
+                "agencyIdentifier": "urn:bridgeline:agency",
+                "agencyName": "Bridgeline alternative response",
+            }
+        ],
+        "transferHistory": [
+            {
+                "event": e.event.value,
+                "timeStamp": iso(e.occurred_at),
+                "attempt": e.attempt,
+                "agentId": e.member_id,
+                "reasonCode": e.reason,
+            }
+            for e in history
+        ],
+    }
