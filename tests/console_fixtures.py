@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from ivr.accounts import Staff, create_staff
 
@@ -43,5 +48,65 @@ def make_staff(engine: sa.Engine) -> MakeStaff:
             password=password,
             pin=pin,
         )
+
+    return make
+
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+def csrf_token_of(client: FlaskClient) -> str:
+    """The CSRF token of the client's session, read from the login page like a browser would."""
+    page = client.get("/login")
+    if page.status_code == 302:  # already signed in: any page carries the token
+        page = client.get("/account")
+    found = _CSRF_META.search(page.get_data(as_text=True))
+    assert found, "no csrf-token meta tag on the page"
+    return found.group(1)
+
+
+class StaffClient:
+    """A Flask test client signed in as one staff member, sending the CSRF token on writes."""
+
+    def __init__(self, client: FlaskClient, staff: Staff | None) -> None:
+        self.client = client
+        self.staff = staff
+        self.csrf = csrf_token_of(client)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        headers = {"X-CSRFToken": self.csrf, **kwargs.pop("headers", {})}
+        return self.client.post(path, headers=headers, **kwargs)
+
+    def open(self, path: str, method: str, **kwargs: Any) -> TestResponse:
+        headers = {"X-CSRFToken": self.csrf, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+
+def sign_in(client: FlaskClient, staff_id: str, password: str = PASSWORD) -> TestResponse:
+    """Post the login form (with its CSRF token) as a browser would."""
+    token = csrf_token_of(client)
+    return client.post(
+        "/login", data={"staff_id": staff_id, "password": password, "csrf_token": token}
+    )
+
+
+LoggedIn = Callable[..., StaffClient]
+
+
+@pytest.fixture
+def logged_in_client(app: Flask, make_staff: MakeStaff) -> LoggedIn:
+    """logged_in_client("clinician", helper_type=...) -> a StaffClient; no role = anonymous."""
+
+    def make(*roles: str, **fields: Any) -> StaffClient:
+        client = app.test_client()
+        if not roles:
+            return StaffClient(client, None)
+        staff = make_staff(*roles, **fields)
+        answer = sign_in(client, staff.staff_id)
+        assert answer.status_code == 302, answer.get_data(as_text=True)
+        return StaffClient(client, staff)
 
     return make

@@ -1,4 +1,4 @@
-"""SQL tables for staff accounts, their roles, and login attempts (for rate limiting)."""
+"""SQL tables for staff accounts, their roles, login attempts (rate limiting), console notes."""
 
 from __future__ import annotations
 
@@ -42,4 +42,16 @@ login_attempts = sa.Table(
     sa.Column("at", Timestamp, nullable=False),
     sa.Index("ix_login_attempts_staff_id_at", "staff_id", "at"),
     sa.Index("ix_login_attempts_client_address_at", "client_address", "at"),
+)
+
+call_notes = sa.Table(
+    "call_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # The live call (ivr.store.handoff_tables.live_calls.id); no foreign key, so the two
+    # migration branches stay independent.
+    sa.Column("live_call_id", sa.Integer, nullable=False, index=True),
+    sa.Column("staff_id", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
 )

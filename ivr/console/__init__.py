@@ -1,0 +1,438 @@
+"""The web console: call-takers' live calls and handoffs, clinicians' handoffs and outcomes.
+
+Pages are plain server-rendered HTML with a little vanilla JavaScript (no build step) that polls
+the JSON API under /api/console/ for live progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from ivr import handoffs, routing, store
+from ivr.accounts import Role, Staff
+from ivr.auth import current_staff, require_role
+from ivr.handoffs import EventRecord, Handoff, HandoffError, HandoffStatus, LiveCall, Outcome
+from ivr.store.account_tables import call_notes
+
+log = logging.getLogger(__name__)
+
+NOTE_MAX_LENGTH = 2000
+"""Longest note a call-taker may keep on a call."""
+
+REASON_MAX_LENGTH = 200
+"""Longest handoff reason (it is whispered to the helper)."""
+
+OUTCOME_LABELS = {
+    Outcome.RESOLVED_BY_PHONE: "Resolved by phone",
+    Outcome.RESOLVED_ON_SCENE: "Resolved on scene",
+    Outcome.POLICE_BACKUP: "Police backup required",
+    Outcome.MEDICAL_BACKUP: "Medical backup required",
+    Outcome.TRANSPORT: "Transport",
+    Outcome.INVOLUNTARY_HOLD: "Involuntary hold",
+    Outcome.REFERRED: "Referred",
+    Outcome.CALLBACK_SCHEDULED: "Callback scheduled",
+}
+"""The outcome choices on the clinician's form, in the order programs report them."""
+
+ROSTER_KEY = "bridgeline_roster"
+"""app.extensions key of the validated roster (set by create_app)."""
+
+DECISION_TREE_KEY = "bridgeline_decision_tree"
+"""app.extensions key of the validated decision tree (set by create_app)."""
+
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+api = Blueprint("console_api", __name__, url_prefix="/api/console")
+
+
+def _roster() -> Any:
+    return current_app.extensions[ROSTER_KEY]
+
+
+def _engine() -> sa.Engine:
+    return store.engine()
+
+
+def _queues() -> Any:
+    return current_app.extensions["bridgeline"].queues
+
+
+def _me() -> Staff:
+    staff = current_staff()
+    assert staff is not None  # require_role ran first
+    return staff
+
+
+def _tree() -> Any:
+    return current_app.extensions[DECISION_TREE_KEY]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BadRequest(ValueError):
+    """A JSON call the console would never make (answered 400 with the message)."""
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    return body
+
+
+def parse_answers(raw: Any) -> dict[str, bool]:
+    """The decision-tree answers of a request: {question id: true/false}, known questions only."""
+    if not isinstance(raw, dict):
+        raise BadRequest("answers must be an object of question id to true/false")
+    known = {q.id for q in _tree().questions}
+    answers: dict[str, bool] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise BadRequest(f"unknown question {key!r}")
+        if not isinstance(value, bool):
+            raise BadRequest(f"answer to {key!r} must be true or false")
+        answers[key] = value
+    return answers
+
+
+def _member_json(member: routing.Member) -> dict[str, Any]:
+    """A roster member for the page: never the phone number or SIP address."""
+    return {"member_id": member.member_id, "name": member.name, "helper_type": member.helper_type}
+
+
+def eligibility_json(answers: dict[str, bool], at: datetime) -> dict[str, Any]:
+    """What the tree says for `answers`, the next question, and each eligible helper type on duty."""
+    tree, roster = _tree(), _roster()
+    result = routing.eligibility(tree, answers)
+    offers = routing.offers(roster, result.allowed, at) if result.is_diversion else []
+    return {
+        "decided": result.decided,
+        "next_question": routing.next_question(tree, answers),
+        "allowed": list(result.allowed),
+        "reason": result.reason.value if result.reason else None,
+        "offers": [
+            {
+                "helper_type": offer.helper_type,
+                "label": offer.label,
+                "available": offer.available,
+                "on_duty": [_member_json(m) for m in offer.on_duty],
+                "next_change": offer.next_change.isoformat() if offer.next_change else None,
+            }
+            for offer in offers
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _member_name(member_id: str | None) -> str | None:
+    if not member_id:
+        return None
+    member = _roster().member(member_id)
+    return member.name if member else member_id
+
+
+def call_label(call: LiveCall) -> str:
+    """How a call is named on the page (no phone number)."""
+    return f"#{call.id} ({'transfer desk' if call.origin.value == 'desk' else 'intake'})"
+
+
+def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> dict[str, Any]:
+    """A handoff for the console pages; `events` adds its history, oldest first."""
+    data: dict[str, Any] = {
+        "id": handoff.id,
+        "live_call_id": handoff.live_call_id,
+        "helper_type": handoff.helper_type,
+        "helper_label": _roster().label(handoff.helper_type),
+        "status": handoff.status.value,
+        "reason_code": handoff.reason_code,
+        "reason": handoff.reason,
+        "member_id": handoff.member_id,
+        "member": _member_name(handoff.member_id),
+        "attempt": handoff.attempt,
+        "answers": handoff.answers,
+        "call_taker_staff_id": handoff.call_taker_staff_id,
+        "callback_number": handoff.callback_number,
+        "outcome": handoff.outcome,
+        "follow_up_at": _iso(handoff.follow_up_at),
+        "created_at": _iso(handoff.created_at),
+        "accepted_at": _iso(handoff.accepted_at),
+        "connected_at": _iso(handoff.connected_at),
+        "ended_at": _iso(handoff.ended_at),
+    }
+    if events is not None:
+        data["events"] = [
+            {
+                "event": e.event.value,
+                "occurred_at": _iso(e.occurred_at),
+                "attempt": e.attempt,
+                "member": _member_name(e.member_id) if e.source.value != "staff" else e.member_id,
+                "reason": e.reason,
+            }
+            for e in events
+        ]
+    return data
+
+
+def call_json(call: LiveCall) -> dict[str, Any]:
+    """A live call for the console list."""
+    return {
+        "id": call.id,
+        "label": call_label(call),
+        "origin": call.origin.value,
+        "status": call.status.value,
+        "ended": call.status.value == "ended",
+        "call_taker_staff_id": call.call_taker_staff_id,
+        "created_at": _iso(call.created_at),
+        "handoffs": [{"id": h.id, "status": h.status.value} for h in call.handoffs],
+    }
+
+
+def _notes(live_call_id: int) -> list[dict[str, Any]]:
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(call_notes)
+            .where(call_notes.c.live_call_id == live_call_id)
+            .order_by(call_notes.c.at, call_notes.c.id)
+        ).all()
+    return [{"id": r.id, "staff_id": r.staff_id, "body": r.body, "at": _iso(r.at)} for r in rows]
+
+
+def _live_call_or_404(live_call_id: int) -> LiveCall:
+    call = handoffs.get_live_call(_engine(), live_call_id)
+    if call is None:
+        abort(404)
+    return call
+
+
+# ------------------------------------------------------------------------- call-taker
+
+
+@bp.get("")
+@require_role(Role.CALL_TAKER)
+def call_taker() -> str:
+    """The call-taker's console: live calls, the decision tree, helpers, handoff progress."""
+    return render_template("console/call_taker.html", staff=_me(), questions=_tree().questions)
+
+
+@api.get("/calls")
+@require_role(Role.CALL_TAKER)
+def calls() -> Response:
+    """Calls held in a Bridgeline conference now, oldest first."""
+    return jsonify(calls=[call_json(c) for c in handoffs.list_live_calls(_engine())])
+
+
+@api.get("/calls/<int:live_call_id>")
+@require_role(Role.CALL_TAKER)
+def call_detail(live_call_id: int) -> Response:
+    """One call: callback number, each handoff with its history, notes, whether to leave."""
+    call = _live_call_or_404(live_call_id)
+    engine = _engine()
+    items = [
+        handoff_json(h, handoffs.handoff_events(engine, h.id)) for h in reversed(call.handoffs)
+    ]
+    detail = call_json(call)
+    detail["callback_number"] = call.callback_number
+    detail["can_leave"] = detail["ended"] is False and any(
+        h.status is HandoffStatus.CONNECTED for h in call.handoffs
+    )
+    return jsonify(call=detail, handoffs=items, notes=_notes(live_call_id))
+
+
+@api.post("/eligibility")
+@require_role(Role.CALL_TAKER)
+def eligibility() -> Response:
+    """Decision-tree answers in, eligible helper types and who is on duty out."""
+    answers = parse_answers(_json_body().get("answers", {}))
+    return jsonify(eligibility_json(answers, _now()))
+
+
+@api.post("/calls/<int:live_call_id>/handoffs")
+@require_role(Role.CALL_TAKER)
+def start_handoff(live_call_id: int) -> tuple[Response, int]:
+    """Conference a helper type into the call (recorded first; a worker dials)."""
+    call = _live_call_or_404(live_call_id)
+    body = _json_body()
+    helper_type = body.get("helper_type")
+    if not isinstance(helper_type, str) or not helper_type:
+        raise BadRequest("helper_type is required")
+    reason = body.get("reason") or None
+    if reason is not None and (not isinstance(reason, str) or len(reason) > REASON_MAX_LENGTH):
+        raise BadRequest(f"reason must be text of at most {REASON_MAX_LENGTH} characters")
+    answers = parse_answers(body.get("answers", {}))
+    try:
+        handoff = handoffs.start_handoff(
+            _engine(),
+            _queues(),
+            call_sid=call.call_sid,
+            call_taker_staff_id=_me().staff_id,
+            helper_type=helper_type,
+            answers=answers,
+            reason=reason,
+            roster=_roster(),
+            tree=_tree(),
+        )
+    except HandoffError as exc:
+        return jsonify(error=str(exc)), 409
+    events = handoffs.handoff_events(_engine(), handoff.id)
+    return jsonify(handoff=handoff_json(handoff, events)), 201
+
+
+@api.post("/calls/<int:live_call_id>/leave")
+@require_role(Role.CALL_TAKER)
+def leave(live_call_id: int) -> tuple[Response, int]:
+    """The call-taker leaves: only once a helper is connected (the caller stays with them)."""
+    _live_call_or_404(live_call_id)
+    if not handoffs.leave_call(_engine(), _queues(), live_call_id, _me().staff_id):
+        return jsonify(error="no helper is connected yet: stay on the call"), 409
+    return jsonify(leaving=True), 202
+
+
+@api.post("/calls/<int:live_call_id>/notes")
+@require_role(Role.CALL_TAKER)
+def add_note(live_call_id: int) -> tuple[Response, int]:
+    """Keep a note on the call."""
+    _live_call_or_404(live_call_id)
+    text = _json_body().get("body")
+    if not isinstance(text, str) or not text.strip() or len(text) > NOTE_MAX_LENGTH:
+        raise BadRequest(f"a note is 1 to {NOTE_MAX_LENGTH} characters")
+    with _engine().begin() as conn:
+        conn.execute(
+            call_notes.insert().values(
+                live_call_id=live_call_id, staff_id=_me().staff_id, body=text.strip(), at=_now()
+            )
+        )
+    return jsonify(notes=_notes(live_call_id)), 201
+
+
+# ------------------------------------------------------------------------- clinician
+
+
+def _my_handoffs() -> list[Handoff]:
+    return handoffs.handoffs_for_helper(_engine(), _me().staff_id, _roster())
+
+
+def _my_handoff_or_404(handoff_id: int) -> Handoff:
+    """A handoff sent to the signed-in clinician; anyone else's is "not found"."""
+    for handoff in _my_handoffs():
+        if handoff.id == handoff_id:
+            return handoff
+    abort(404)
+
+
+@bp.get("/clinician")
+@require_role(Role.CLINICIAN)
+def clinician() -> str:
+    """The clinician's list of handoffs sent to them, newest first."""
+    items = [handoff_json(h) for h in _my_handoffs()]
+    return render_template(
+        "console/clinician.html", staff=_me(), handoffs=items, outcome_labels=OUTCOME_LABELS
+    )
+
+
+@api.get("/clinician/handoffs")
+@require_role(Role.CLINICIAN)
+def clinician_handoffs() -> Response:
+    """Handoffs sent to the signed-in clinician (the page polls this for new ones)."""
+    return jsonify(handoffs=[handoff_json(h) for h in _my_handoffs()])
+
+
+@bp.get("/clinician/handoffs/<int:handoff_id>")
+@require_role(Role.CLINICIAN)
+def clinician_handoff(handoff_id: int) -> str:
+    """One handoff: context, callback number, history, and the outcome form."""
+    handoff = _my_handoff_or_404(handoff_id)
+    events = handoffs.handoff_events(_engine(), handoff_id)
+    questions = {q.id: q.prompt for q in _tree().questions}
+    return render_template(
+        "console/handoff.html",
+        staff=_me(),
+        handoff=handoff_json(handoff, events),
+        questions=questions,
+        outcomes=OUTCOME_LABELS,
+        messages=get_flashed_messages(with_categories=True),
+        today=_now().date().isoformat(),
+    )
+
+
+def parse_follow_up(raw: str, outcome: Outcome) -> datetime | None:
+    """The follow-up date of the form (a day, at 10:00 in the roster's time zone), or None."""
+    raw = raw.strip()
+    if not raw:
+        if outcome is Outcome.CALLBACK_SCHEDULED:
+            raise BadRequest("a scheduled callback needs a follow-up date")
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest("follow-up date must look like 2026-11-30") from None
+    zone = _roster().timezone
+    if day < _now().astimezone(zone).date():
+        raise BadRequest("the follow-up date is in the past")
+    return datetime.combine(day, time(10, 0), tzinfo=zone)
+
+
+@bp.post("/clinician/handoffs/<int:handoff_id>/outcome")
+@require_role(Role.CLINICIAN)
+def record_outcome(handoff_id: int) -> Any:
+    """Save the outcome form to the handoff log (and a follow-up callback when dated)."""
+    _my_handoff_or_404(handoff_id)
+    page = url_for("console.clinician_handoff", handoff_id=handoff_id)
+    try:
+        outcome = Outcome(request.form.get("outcome", ""))
+    except ValueError:
+        flash("Choose an outcome.", "error")
+        return redirect(page), 303
+    note = request.form.get("note", "").strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        flash(f"The note is longer than {NOTE_MAX_LENGTH} characters.", "error")
+        return redirect(page), 303
+    try:
+        follow_up = parse_follow_up(request.form.get("follow_up", ""), outcome)
+        handoffs.record_outcome(
+            _engine(), handoff_id, outcome, note or None, follow_up, _me().staff_id
+        )
+    except (BadRequest, HandoffError) as exc:
+        flash(str(exc).capitalize() + ".", "error")
+        return redirect(page), 303
+    log.info("outcome recorded from the console: handoff_id=%s", handoff_id)
+    flash("Outcome saved.", "ok")
+    return redirect(page), 303
+
+
+@api.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 400
+
+
+@api.errorhandler(404)
+def _not_found(exc: Exception) -> tuple[Response, int]:
+    return jsonify(error="not found"), 404
