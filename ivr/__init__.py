@@ -18,6 +18,7 @@ from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_r
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
+from ivr.store import events as store_events
 from ivr.voice import common as voice_common
 from ivr.voice import fallback, self_service_routes
 
@@ -69,6 +70,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[ROSTER_KEY] = roster
     app.extensions[DECISION_TREE_KEY] = load_decision_tree(settings.config_dir, roster)
 
+    store_events.init_app(app, engine, env.get("BRIDGELINE_SPOOL_DIR", ""))  # event spool
     voice_common.init_app(app)
     app.register_blueprint(self_service_routes.bp)
     app.register_blueprint(fallback.bp)
