@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,7 +56,8 @@ class ShiftSpec(_Frozen):
         return value
 
 
-Shifts = Literal["always"] | tuple[ShiftSpec, ...]
+# "always" or a list of shifts; checked by _shifts so an error points into the list.
+Shifts = str | list[Any]
 
 
 class MemberSpec(_Frozen):
@@ -183,10 +184,15 @@ def _minutes(clock: str) -> int:
 def _shifts(src: SourceFile, loc: Location, spec: Shifts) -> tuple[Shift, ...] | None:
     if spec == "always":
         return None
-    if not spec:
-        raise src.error(loc, 'give at least one shift, or "always"')
+    if not isinstance(spec, list) or not spec:
+        raise src.error(loc, 'give a list of shifts ({days, start, end}), or "always"')
     out = []
-    for index, shift in enumerate(spec):
+    for index, raw in enumerate(spec):
+        try:
+            shift = ShiftSpec.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise src.error((*loc, index, *first["loc"]), first["msg"]) from None
         start, end = _minutes(shift.start), _minutes(shift.end)
         if start == end or (start == MINUTES_PER_DAY):
             raise src.error((*loc, index), "a shift must not start and end at the same time")
