@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -110,3 +113,26 @@ def logged_in_client(app: Flask, make_staff: MakeStaff) -> LoggedIn:
         return StaffClient(client, staff)
 
     return make
+
+
+CLINICIAN_STAFF_ID = "7001"
+"""The console account linked to roster member clin-rivera in the console test roster."""
+
+OTHER_CLINICIAN_STAFF_ID = "7002"
+"""The console account linked to roster member clin-okafor in the console test roster."""
+
+
+def write_console_config(folder: Path) -> Path:
+    """A copy of config/ whose clinicians are linked to console accounts and always on duty."""
+    source = Path(__file__).resolve().parent.parent / "config"
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    roster_file = folder / "roster.yaml"
+    roster = yaml.safe_load(roster_file.read_text(encoding="utf-8"))
+    clinicians = roster["helper_types"]["embedded_clinician"]["members"]
+    links = {"clin-rivera": CLINICIAN_STAFF_ID, "clin-okafor": OTHER_CLINICIAN_STAFF_ID}
+    for member in clinicians:
+        if member["id"] in links:
+            member["staff_id"] = links[member["id"]]
+            member["shifts"] = "always"
+    roster_file.write_text(yaml.safe_dump(roster, sort_keys=False), encoding="utf-8")
+    return folder
