@@ -244,6 +244,7 @@ class LiveCall:
     callback_number: str | None
     call_taker_staff_id: str | None
     call_taker_call_sid: str | None
+    call_taker_attempt: int
     status: LiveCallStatus
     created_at: datetime
     ended_at: datetime | None
@@ -400,6 +401,7 @@ def _live_call(row: Any, items: tuple[Handoff, ...] = ()) -> LiveCall:
         callback_number=row.callback_number,
         call_taker_staff_id=row.call_taker_staff_id,
         call_taker_call_sid=row.call_taker_call_sid,
+        call_taker_attempt=row.call_taker_attempt,
         status=LiveCallStatus(row.status),
         created_at=_utc(row.created_at),
         ended_at=_opt_utc(row.ended_at),
@@ -446,6 +448,7 @@ def open_live_call(
         "callback_number": callback_number,
         "call_taker_staff_id": call_taker_staff_id,
         "status": LiveCallStatus.WAITING.value,
+        "call_taker_attempt": 0,
         "created_at": now,
         "updated_at": now,
     }
@@ -523,6 +526,21 @@ def update_live_call(engine: sa.Engine, live_call_id: int, now: datetime, **valu
         )
 
 
+def claim_call_taker_attempt(
+    engine: sa.Engine, live_call_id: int, attempt: int, now: datetime
+) -> bool:
+    """Move a waiting intake call to call-taker attempt `attempt`; False if it already moved on."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            live_calls.update()
+            .where(live_calls.c.id == live_call_id)
+            .where(live_calls.c.call_taker_attempt == attempt - 1)
+            .where(live_calls.c.status == LiveCallStatus.WAITING.value)
+            .values(call_taker_attempt=attempt, updated_at=now)
+        )
+    return result.rowcount == 1
+
+
 def end_live_call(engine: sa.Engine, live_call_id: int, now: datetime) -> None:
     """Mark a live call ended (its conference is over)."""
     with engine.begin() as conn:
@@ -532,6 +550,13 @@ def end_live_call(engine: sa.Engine, live_call_id: int, now: datetime) -> None:
             .where(live_calls.c.status != LiveCallStatus.ENDED.value)
             .values(status=LiveCallStatus.ENDED.value, ended_at=now, updated_at=now)
         )
+
+
+def end_live_call_if_idle(engine: sa.Engine, call_sid: str, now: datetime) -> None:
+    """End a live call none of whose handoffs is still going (e.g. a refused desk transfer)."""
+    live = live_call_by_sid(engine, call_sid)
+    if live is not None and not active_handoffs(engine, live.id):
+        end_live_call(engine, live.id, now)
 
 
 # --------------------------------------------------------------------------- handoffs

@@ -19,6 +19,8 @@ live_calls = sa.Table(
     sa.Column("callback_number", sa.String(32)),
     sa.Column("call_taker_staff_id", sa.String(32)),
     sa.Column("call_taker_call_sid", sa.String(64)),
+    # Which intake call-taker (1-based, roster order; past the last: the fallback line) is dialed.
+    sa.Column("call_taker_attempt", sa.Integer, nullable=False, default=0),
     sa.Column("status", sa.String(24), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("callback_number", sa.String(32)),
         sa.Column("call_taker_staff_id", sa.String(32)),
         sa.Column("call_taker_call_sid", sa.String(64)),
+        sa.Column("call_taker_attempt", sa.Integer, nullable=False, server_default="0"),
         sa.Column("status", sa.String(24), nullable=False, index=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),

@@ -1,0 +1,379 @@
+"""RQ jobs of warm handoffs: dial the helper, announce, return to the call-taker, sweep.
+
+Every job takes ids, re-reads the record, and is safe to run twice: an attempt is dialed only
+when the handoff's own history says it is next, and a create-call whose result is unknown
+(a timeout) is never repeated blindly — the sweep settles it after the ring timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from twilio.base.exceptions import TwilioRestException
+
+from ivr import handoffs
+from ivr.config.decision_tree import DecisionTree, load_decision_tree
+from ivr.config.roster import Roster, load_roster
+from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, encode_answers
+from ivr.handoffs import (
+    CALL_TAKER_LABEL,
+    CALLER_LABEL,
+    EventSource,
+    HandoffEvent,
+    HandoffStatus,
+    LiveCallStatus,
+    Origin,
+)
+from ivr.routing import ReasonCode, on_duty, ring_timeout
+from ivr.twiml import Urls
+from workers import context
+
+log = logging.getLogger(__name__)
+
+HELPER_CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+"""Call progress events asked for on a helper's leg (repeated parameters, as the Calls API takes)."""
+
+PARTICIPANT_CALL_EVENTS = "initiated ringing answered completed"
+"""The same for a conference participant (space-separated, as the Participants API takes)."""
+
+PERMANENT_STATUS = range(400, 500)
+"""Twilio refused the request itself: retrying will not help, the next helper is dialed."""
+
+STUCK_AFTER = timedelta(seconds=60)
+"""Beyond the ring timeout, how long a dial may go without news before the sweep settles it."""
+
+REQUESTED_GRACE = timedelta(seconds=30)
+"""A handoff still 'requested' (or falling back) this long lost its job: the sweep queues it."""
+
+
+@cache
+def _config(folder: str) -> tuple[Roster, DecisionTree]:
+    roster = load_roster(Path(folder))
+    return roster, load_decision_tree(Path(folder), roster)
+
+
+def _roster() -> Roster:
+    ctx = context.current()
+    return _config(str(ctx.settings.config_dir))[0]
+
+
+def _urls() -> Urls:
+    return Urls(context.current().settings.public_base_url)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dial_helper(handoff_id: int, attempt: int) -> str:
+    """Dial attempt `attempt` of the handoff's chain (the Calls API, whisper first); past the end, return."""
+    ctx = context.current()
+    now = _now()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None:
+        log.error("dial_helper: no such handoff handoff_id=%s", handoff_id)
+        return "missing"
+    if handoff.status not in (HandoffStatus.REQUESTED, HandoffStatus.FALLING_BACK):
+        return f"skipped:{handoff.status.value}"
+    if handoff.attempt != attempt - 1:
+        return "skipped:out-of-turn"
+    if attempt > len(handoff.chain):
+        last = handoffs.derive(handoffs.handoff_events(ctx.engine, handoff_id)).last_failure
+        handoffs.apply_event(
+            ctx.engine,
+            ctx.queues,
+            handoff_id,
+            HandoffEvent.RETURNED,
+            source=EventSource.BRIDGELINE,
+            dedupe_key=f"h{handoff_id}:returned",
+            occurred_at=now,
+            now=now,
+            reason=last or ReasonCode.CHAIN_EXHAUSTED.value,
+            detail=f"chain of {len(handoff.chain)} exhausted",
+        )
+        log.info("dial_helper: chain exhausted handoff_id=%s", handoff_id)
+        return "returned"
+    roster = _roster()
+    member = roster.member(handoff.chain[attempt - 1])
+    common = {
+        "source": EventSource.BRIDGELINE,
+        "occurred_at": now,
+        "now": now,
+        "attempt": attempt,
+    }
+    if member is None:
+        # The roster changed since the chain was frozen: skip this step, with its reason.
+        handoffs.apply_event(
+            ctx.engine,
+            ctx.queues,
+            handoff_id,
+            HandoffEvent.DIALING,
+            dedupe_key=f"h{handoff_id}:a{attempt}:dialing",
+            member_id=handoff.chain[attempt - 1],
+            **common,
+        )
+        handoffs.apply_event(
+            ctx.engine,
+            ctx.queues,
+            handoff_id,
+            HandoffEvent.DIAL_REFUSED,
+            dedupe_key=f"h{handoff_id}:a{attempt}:dial_refused",
+            reason=ReasonCode.DIAL_REFUSED.value,
+            detail="no longer in the roster",
+            **common,
+        )
+        return "refused"
+    # Record first: from here on this attempt is taken, so a second run never dials again.
+    recorded = handoffs.apply_event(
+        ctx.engine,
+        ctx.queues,
+        handoff_id,
+        HandoffEvent.DIALING,
+        dedupe_key=f"h{handoff_id}:a{attempt}:dialing",
+        member_id=member.member_id,
+        detail=member.kind,
+        **common,
+    )
+    if recorded is None or not recorded.new:
+        return "skipped:already-dialing"
+    urls = _urls()
+    try:
+        call = ctx.twilio.calls.create(
+            to=member.address,
+            from_=ctx.config.numbers["caller_id"],
+            url=urls(f"{HANDOFF}/whisper", h=handoff_id, at=attempt),
+            method="POST",
+            timeout=ring_timeout(roster, member),
+            status_callback=urls(f"{HANDOFF}/helper-status", h=handoff_id, at=attempt),
+            status_callback_method="POST",
+            status_callback_event=HELPER_CALL_EVENTS,
+        )
+    except TwilioRestException as exc:
+        if exc.status in PERMANENT_STATUS:
+            handoffs.apply_event(
+                ctx.engine,
+                ctx.queues,
+                handoff_id,
+                HandoffEvent.DIAL_REFUSED,
+                dedupe_key=f"h{handoff_id}:a{attempt}:dial_refused",
+                member_id=member.member_id,
+                reason=ReasonCode.DIAL_REFUSED.value,
+                detail=f"twilio {exc.status} code {exc.code}",
+                **common,
+            )
+            log.warning(
+                "dial_helper: refused handoff_id=%s attempt=%s status=%s code=%s",
+                handoff_id,
+                attempt,
+                exc.status,
+                exc.code,
+            )
+            return "refused"
+        log.error(
+            "dial_helper: outcome unknown, left to the sweep handoff_id=%s status=%s",
+            handoff_id,
+            exc.status,
+        )
+        return "unknown"
+    except Exception as exc:
+        # A timeout: the call may or may not exist. Never create it again blindly; the
+        # status callbacks (if it exists) or the sweep (if it does not) settle this attempt.
+        log.error(
+            "dial_helper: outcome unknown, left to the sweep handoff_id=%s error=%s",
+            handoff_id,
+            type(exc).__name__,
+        )
+        return "unknown"
+    handoffs.record_event(
+        ctx.engine,
+        handoff_id,
+        HandoffEvent.DIALING,
+        source=EventSource.BRIDGELINE,
+        dedupe_key=f"h{handoff_id}:a{attempt}:placed",
+        occurred_at=now,
+        now=now,
+        attempt=attempt,
+        member_id=member.member_id,
+        call_sid=call.sid,
+        detail="call placed",
+    )
+    log.info("dial_helper: dialing handoff_id=%s attempt=%s", handoff_id, attempt)
+    return "dialing"
+
+
+def _conference_ref(live: handoffs.LiveCall) -> str:
+    # Twilio takes the conference SID, or its friendly name, in the Participants URL.
+    return live.conference_sid or live.conference_name
+
+
+def announce_connected(handoff_id: int) -> str:
+    """Tell the call-taker's leg the helper is connected and they may hang up."""
+    ctx = context.current()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None or handoff.status is not HandoffStatus.CONNECTED:
+        return "skipped"
+    live = handoffs.get_live_call(ctx.engine, handoff.live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED:
+        return "skipped"
+    label = CALLER_LABEL if live.origin is Origin.DESK else CALL_TAKER_LABEL
+    ctx.twilio.conferences(_conference_ref(live)).participants(label).update(
+        announce_url=_urls()(f"{HANDOFF}/announce", kind="connected"),
+        announce_method="POST",
+    )
+    now = _now()
+    handoffs.record_event(
+        ctx.engine,
+        handoff_id,
+        HandoffEvent.ANNOUNCED,
+        source=EventSource.BRIDGELINE,
+        dedupe_key=f"h{handoff_id}:announced",
+        occurred_at=now,
+        now=now,
+        detail=f"connected, to {label}",
+    )
+    return "announced"
+
+
+def return_to_call_taker(handoff_id: int) -> str:
+    """Nobody took the call: the desk leg hears what happened and gets the offer again."""
+    ctx = context.current()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None or handoff.status is not HandoffStatus.RETURNED:
+        return "skipped"
+    live = handoffs.get_live_call(ctx.engine, handoff.live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED:
+        return "skipped"
+    urls = _urls()
+    if live.origin is Origin.DESK:
+        tree = _config(str(ctx.settings.config_dir))[1]
+        # Moving the desk leg out of the conference ends it (nobody else is in it).
+        ctx.twilio.calls(live.call_sid).update(
+            url=urls(
+                f"{DESK}/returned",
+                handoff=handoff_id,
+                s=handoff.call_taker_staff_id or "",
+                a=encode_answers(tree, handoff.answers),
+                n=_desk_round(handoff),
+            ),
+            method="POST",
+        )
+    else:
+        ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL).update(
+            announce_url=urls(f"{HANDOFF}/announce", kind="returned"),
+            announce_method="POST",
+        )
+    return "returned"
+
+
+def _desk_round(handoff: handoffs.Handoff) -> int:
+    ctx = context.current()
+    return len(handoffs.handoffs_for_call(ctx.engine, handoff.live_call_id))
+
+
+def hang_up_helper(handoff_id: int) -> str:
+    """The caller dropped: stop the helper's phone ringing (or the whisper)."""
+    ctx = context.current()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None or not handoff.helper_call_sid:
+        return "skipped"
+    if handoff.status is not HandoffStatus.CALLER_DROPPED:
+        return "skipped"
+    try:
+        ctx.twilio.calls(handoff.helper_call_sid).update(status="completed")
+    except TwilioRestException as exc:
+        if exc.status in PERMANENT_STATUS:
+            return "already-ended"
+        raise
+    return "hung-up"
+
+
+def remove_call_taker(live_call_id: int) -> str:
+    """The console's 'leave call': take the call-taker out; the conference goes on."""
+    ctx = context.current()
+    live = handoffs.get_live_call(ctx.engine, live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED:
+        return "skipped"
+    try:
+        ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL).delete()
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return "already-left"
+        raise
+    return "removed"
+
+
+def dial_call_taker(live_call_id: int, attempt: int) -> str:
+    """Intake: add the next on-duty call-taker to the caller's conference; then the fallback line."""
+    ctx = context.current()
+    now = _now()
+    roster = _roster()
+    if not handoffs.claim_call_taker_attempt(ctx.engine, live_call_id, attempt, now):
+        return "skipped"
+    live = handoffs.get_live_call(ctx.engine, live_call_id)
+    assert live is not None
+    takers = on_duty(roster, "call_taker", now)
+    urls = _urls()
+    if attempt <= len(takers):
+        address = takers[attempt - 1].address
+        timeout = ring_timeout(roster, takers[attempt - 1])
+    elif attempt == len(takers) + 1 and roster.call_taker_fallback:
+        address = roster.call_taker_fallback
+        timeout = roster.call_takers.ring_timeout_seconds if roster.call_takers else 20
+    else:
+        # Nobody answered: take the caller out of the conference to an apology and a person.
+        ctx.twilio.calls(live.call_sid).update(url=urls(f"{INTAKE}/unanswered"), method="POST")
+        log.warning("intake: no call-taker answered live_call_id=%s", live_call_id)
+        return "unanswered"
+    ctx.twilio.conferences(live.conference_name).participants.create(
+        from_=ctx.config.numbers["caller_id"],
+        to=address,
+        label=CALL_TAKER_LABEL,
+        timeout=timeout,
+        status_callback=urls(f"{INTAKE}/call-taker-status", live=live_call_id, at=attempt),
+        status_callback_method="POST",
+        status_callback_event=PARTICIPANT_CALL_EVENTS,
+        start_conference_on_enter=True,
+        end_conference_on_exit=False,
+        beep="false",
+        conference_status_callback=urls(f"{HANDOFF}/conference-status", live=live_call_id),
+        conference_status_callback_method="POST",
+        conference_status_callback_event=CONFERENCE_EVENTS,
+    )
+    return "dialing"
+
+
+def sweep_handoffs() -> int:
+    """Queue lost dial jobs and settle dials Twilio never reported on. Returns how many."""
+    ctx = context.current()
+    roster = _roster()
+    now = _now()
+    settled = 0
+    for live in handoffs.list_live_calls(ctx.engine):
+        for handoff in live.handoffs:
+            quiet = now - handoff.updated_at
+            if handoff.status in (HandoffStatus.REQUESTED, HandoffStatus.FALLING_BACK):
+                if quiet >= REQUESTED_GRACE:
+                    handoffs.enqueue_dial(ctx.queues, handoff.id, handoff.attempt + 1)
+                    settled += 1
+            elif handoff.status in (HandoffStatus.DIALING, HandoffStatus.RINGING):
+                member = roster.member(handoff.member_id or "")
+                limit = timedelta(seconds=ring_timeout(roster, member) if member else 20)
+                if quiet >= limit + STUCK_AFTER:
+                    handoffs.apply_event(
+                        ctx.engine,
+                        ctx.queues,
+                        handoff.id,
+                        HandoffEvent.NO_ANSWER,
+                        source=EventSource.BRIDGELINE,
+                        dedupe_key=f"h{handoff.id}:a{handoff.attempt}:sweep-no-answer",
+                        occurred_at=now,
+                        now=now,
+                        attempt=handoff.attempt,
+                        reason=ReasonCode.NO_ANSWER.value,
+                        detail="no status from Twilio within the ring timeout",
+                    )
+                    settled += 1
+    return settled
