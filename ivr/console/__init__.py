@@ -28,7 +28,16 @@ from flask import (
 from ivr import handoffs, routing, store
 from ivr.accounts import Role, Staff
 from ivr.auth import current_staff, require_role
-from ivr.handoffs import EventRecord, Handoff, HandoffError, HandoffStatus, LiveCall, Outcome
+from ivr.handoffs import (
+    EventRecord,
+    EventSource,
+    Handoff,
+    HandoffError,
+    HandoffEvent,
+    HandoffStatus,
+    LiveCall,
+    Outcome,
+)
 from ivr.store.account_tables import call_notes
 
 log = logging.getLogger(__name__)
@@ -189,12 +198,20 @@ def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> d
         "ended_at": _iso(handoff.ended_at),
     }
     if events is not None:
+        # Twilio's callbacks name the attempt, not the helper: say who each attempt dialed.
+        dialed: dict[int | None, str | None] = {
+            e.attempt: e.member_id
+            for e in events
+            if e.event is HandoffEvent.DIALING and e.attempt is not None and e.member_id
+        }
         data["events"] = [
             {
                 "event": e.event.value,
                 "occurred_at": _iso(e.occurred_at),
                 "attempt": e.attempt,
-                "member": _member_name(e.member_id) if e.source.value != "staff" else e.member_id,
+                "member": e.member_id
+                if e.source is EventSource.STAFF
+                else _member_name(e.member_id or dialed.get(e.attempt)),
                 "reason": e.reason,
             }
             for e in events

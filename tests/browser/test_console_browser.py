@@ -1,0 +1,237 @@
+"""The console in a real headless Chromium: sign in, see a live call, start a handoff, watch it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.serving import make_server
+
+from ivr import create_app, handoffs
+from ivr.handoffs import EventSource, HandoffEvent, Origin
+from tests.console_fixtures import (
+    CLINICIAN_STAFF_ID,
+    PASSWORD,
+    MakeStaff,
+    make_staff,
+    write_console_config,
+)
+
+FIXTURES = (make_staff,)
+"""Fixtures this module uses from tests/console_fixtures.py (pytest finds them here)."""
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+"""Debian's Chromium (apt-get install chromium); .ci/run installs it."""
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"Debian's Chromium is not installed at {CHROMIUM}"
+    ),
+]
+
+CALL_SID = "CA" + "b" * 32
+CALLER_NUMBER = "+15205550144"
+
+
+@pytest.fixture
+def app(
+    env: dict[str, str], _table_names: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    """The app with a roster whose clinicians are always on duty and linked to accounts."""
+    folder = write_console_config(tmp_path_factory.mktemp("browser-config"))
+    application = create_app({**env, "BRIDGELINE_CONFIG": str(folder)})
+    engine = application.extensions["bridgeline"].engine
+    with engine.begin() as conn:
+        for name in _table_names:
+            conn.exec_driver_sql(f"DELETE FROM {name}")
+    yield application
+    engine.dispose()
+
+
+@pytest.fixture
+def base_url(app: Flask) -> Iterator[str]:
+    """The app served by a real HTTP server on a free loopback port, in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+
+
+def sign_in(page: Any, base_url: str, staff_id: str, path: str = "/console") -> None:
+    page.goto(base_url + path)
+    page.fill("#staff_id", staff_id)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+
+
+def record(
+    engine: sa.Engine, handoff_id: int, event: HandoffEvent, seconds: int, **kw: Any
+) -> None:
+    """A Twilio status callback reaching the handoff log while the page is open."""
+    handoffs.record_event(
+        engine,
+        handoff_id,
+        event,
+        source=EventSource.TWILIO,
+        dedupe_key=f"browser:{handoff_id}:{event.value}:{seconds}",
+        occurred_at=datetime.now(UTC) + timedelta(seconds=seconds),
+        **kw,
+    )
+
+
+def test_call_taker_signs_in_sees_the_call_starts_a_handoff_and_watches_it_progress(
+    page: Any, base_url: str, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    make_staff("call_taker", staff_id="4601")
+    live = handoffs.open_live_call(
+        engine,
+        call_sid=CALL_SID,
+        origin=Origin.INTAKE,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id=None,
+        now=datetime.now(UTC),
+    )
+    sign_in(page, base_url, "4601")
+    expect(page).to_have_url(base_url + "/console")
+    row = page.locator(f'#calls tr[data-call-id="{live.id}"]')
+    expect(row).to_contain_text("waiting")
+    row.get_by_role("button", name="Open").click()
+    expect(page.locator("#selected-callback")).to_have_text(CALLER_NUMBER)
+
+    page.check('input[name="weapon"][value="yes"]')
+    expect(page.locator("#not-eligible")).to_contain_text("not eligible weapon")
+    for question, value in [
+        ("weapon", "no"), ("immediate_danger", "no"), ("violence", "no"),
+        ("consent", "yes"), ("medical", "no"), ("health_question", "no"),
+    ]:  # fmt: skip
+        page.check(f'input[name="{question}"][value="{value}"]')
+    page.fill("#handoff-reason", "panic attack")
+    button = page.get_by_role("button", name="Conference in embedded clinician")
+    expect(button).to_be_visible()
+    expect(page.locator('.offer[data-helper-type="crisis_988"]')).to_contain_text(
+        "Regional 988 center"
+    )
+    button.click()
+
+    item = page.locator("#handoffs li.handoff").first
+    expect(item.locator(".handoff-status")).to_have_text("requested")
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    assert handoff.reason == "panic attack" and handoff.call_taker_staff_id == "4601"
+
+    # Twilio's callbacks land in the log; the page follows without a reload.
+    record(engine, handoff.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
+    record(engine, handoff.id, HandoffEvent.RINGING, 2, attempt=1)
+    expect(item.locator(".handoff-status")).to_have_text("ringing")
+    record(engine, handoff.id, HandoffEvent.DECLINED, 3, attempt=1)
+    expect(item.locator(".handoff-status")).to_have_text("falling back")
+    expect(item).to_contain_text("declined — Dana Rivera")
+    record(engine, handoff.id, HandoffEvent.DIALING, 4, attempt=2, member_id="clin-okafor")
+    record(engine, handoff.id, HandoffEvent.ACCEPTED, 5, attempt=2)
+    expect(item.locator(".handoff-status")).to_have_text("accepted")
+    record(engine, handoff.id, HandoffEvent.HELPER_JOINED, 6, attempt=2)
+    expect(item.locator(".handoff-status")).to_have_text("connected")
+    expect(item).to_contain_text("Sam Okafor")
+
+    page.fill("#note-body", "caller calmer now")
+    page.click("#save-note")
+    expect(page.locator("#notes li.note")).to_contain_text("4601: caller calmer now")
+
+    leave = page.locator("#leave-call")
+    expect(leave).to_be_enabled()
+    leave.click()
+    expect(page.locator("#call-error")).to_have_text("")
+
+    page.goto(base_url + "/console/clinician")
+    expect(page.locator("[role=alert]")).to_have_text("Your role may not see this page.")
+
+
+def test_clinician_records_the_outcome_of_a_handoff_sent_to_them(
+    page: Any, base_url: str, app: Flask, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    make_staff("clinician", staff_id=CLINICIAN_STAFF_ID, helper_type="embedded_clinician")
+    live = handoffs.open_live_call(
+        engine,
+        call_sid=CALL_SID,
+        origin=Origin.INTAKE,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id=None,
+        now=datetime.now(UTC),
+    )
+    page.goto(base_url + "/console/clinician")
+    expect(page).to_have_url(base_url + "/login?next=/console/clinician")
+    page.fill("#staff_id", CLINICIAN_STAFF_ID)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    expect(page).to_have_url(base_url + "/console/clinician")
+    expect(page.locator("#handoffs-empty")).to_be_visible()
+
+    answers = {"weapon": False, "immediate_danger": False, "violence": False, "consent": True,
+               "medical": False, "health_question": False}  # fmt: skip
+    handoff = handoffs.start_handoff(
+        engine,
+        app.extensions["bridgeline"].queues,
+        call_sid=live.call_sid,
+        call_taker_staff_id="4601",
+        helper_type="embedded_clinician",
+        answers=answers,
+        reason="panic attack",
+        roster=app.extensions["bridgeline_roster"],
+        tree=app.extensions["bridgeline_decision_tree"],
+    ).id
+    record(engine, handoff, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
+    record(engine, handoff, HandoffEvent.HELPER_JOINED, 2, attempt=1)
+
+    row = page.locator(f'#my-handoffs tr[data-handoff-id="{handoff}"]')
+    expect(row).to_contain_text("connected")  # appears without a reload
+    row.get_by_role("link").click()
+    expect(page.locator("#callback-number")).to_have_text(CALLER_NUMBER)
+    page.check('input[name="outcome"][value="resolved_by_phone"]')
+    page.fill("#outcome-note", "talked it through")
+    page.click("#save-outcome")
+    expect(page.locator("#flash")).to_have_text("Outcome saved.")
+    expect(page.locator("#recorded-outcome")).to_contain_text("resolved by phone")
+    saved = handoffs.get_handoff(engine, handoff)
+    assert saved is not None and saved.outcome == "resolved_by_phone"
+    assert saved.outcome_by == CLINICIAN_STAFF_ID
