@@ -228,25 +228,33 @@ def gunicorn(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 def lua_script(scenario: Scenario, start: int, count: int, folder: Path) -> Path:
-    """A wrk script cycling through `count` pre-signed requests numbered from `start`."""
-    lines = ["local reqs = {}"]
-    for i in range(count):
-        r = scenario.make(start + i)
-        headers = "{['Content-Type']='application/x-www-form-urlencoded'"
-        if r.signature:
-            headers += f", ['{SIGNATURE_HEADER}']='{r.signature}'"
-        headers += "}"
-        lines.append(
-            f"reqs[{i + 1}] = wrk.format('POST', [==[{r.path}]==], {headers}, [==[{r.body}]==])"
-        )
-    lines += [
-        f"local n = {count}",
-        "local i = 0",
-        "function request() i = i % n + 1; return reqs[i] end",
-    ]
-    path = folder / f"{re.sub(r'[^a-z]+', '-', scenario.name)}.lua"
-    path.write_text("\n".join(lines))
-    return path
+    """A wrk script cycling through `count` pre-signed requests numbered from `start`.
+
+    The requests live in a data file read at start-up: a script holding them as literals
+    would exceed LuaJIT's constants-per-function limit, and wrk then silently sends GET /.
+    """
+    stem = re.sub(r"[^a-z]+", "-", scenario.name.lower()).strip("-")
+    data = folder / f"{stem}.tsv"
+    with data.open("w") as out:
+        for i in range(count):
+            r = scenario.make(start + i)
+            out.write(f"{r.path}\t{r.signature or ''}\t{r.body}\n")
+    script = folder / f"{stem}.lua"
+    script.write_text(
+        f"""
+local reqs = {{}}
+for line in io.lines([==[{data}]==]) do
+  local path, signature, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+  local headers = {{["Content-Type"] = "application/x-www-form-urlencoded"}}
+  if signature ~= "" then headers["{SIGNATURE_HEADER}"] = signature end
+  reqs[#reqs + 1] = wrk.format("POST", path, headers, body)
+end
+local n = #reqs
+local i = 0
+function request() i = i % n + 1; return reqs[i] end
+"""
+    )
+    return script
 
 
 def check(base: str, request: Request) -> None:
@@ -329,6 +337,8 @@ def main() -> int:
     )
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     args = parser.parse_args()
+    # A stop signal unwinds normally, so both gunicorn servers are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
