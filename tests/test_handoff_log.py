@@ -1,0 +1,392 @@
+# ruff: noqa: F811 (fixtures imported from tests.desk_fixtures are test parameters)
+"""Whole warm handoffs, with Twilio's REST API mocked and its callbacks late, twice and out of
+order: the log shows every step and its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import responses
+import sqlalchemy as sa
+
+from ivr import handoffs
+from ivr.accounts import Staff
+from ivr.desk import TransferDesk
+from ivr.handoffs import HandoffStatus
+from ivr.simulator import Call
+from ivr.store.tables import callbacks
+from tests.conftest import ACCOUNT_SID, PUBLIC_BASE
+from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
+    CALLS_URL,
+    PSAP_LINE,
+    WEDNESDAY_11AM,
+    call_json,
+    call_taker,
+    call_url,
+    desk,
+    form_of,
+    participant_url,
+    twilio_post,
+    worker_clock,
+)
+from tests.twiml_check import check_twiml
+
+Place = Callable[..., Call]
+CONFERENCE_SID = "CF" + "c" * 32
+HELPER_1 = "CA" + "1" * 32
+HELPER_2 = "CA" + "2" * 32
+CALLER_ID = "+15205550100"
+
+
+def ts(seconds: int) -> str:
+    """Twilio's Timestamp field, `seconds` after Wednesday 11:00 Phoenix."""
+    return format_datetime(WEDNESDAY_11AM + timedelta(seconds=seconds), usegmt=True)
+
+
+def _desk_to_conference(call: Place, key: str) -> Call:
+    """A call-taker signs in, answers the tree for a calm caller and picks helper `key`."""
+    c = call("/voice/transfer-desk", from_number=PSAP_LINE)
+    c.press("4821#")
+    c.press("2468#")
+    for answer in ("2", "2", "2", "1", "2", "2"):
+        c.press(answer)
+    c.press(key)
+    c.press("5205550123#")
+    assert c.waiting_for == "Dial"
+    return c
+
+
+def _expect_helper_dial(twilio_api: responses.RequestsMock, sid: str) -> None:
+    twilio_api.add(responses.POST, CALLS_URL, body=call_json(sid), status=201)
+
+
+def _status(
+    post: Callable[..., Any],
+    handoff_id: int,
+    attempt: int,
+    sid: str,
+    status: str,
+    seq: int,
+    at: int,
+    token: str | None = None,
+) -> None:
+    post(
+        f"/voice/handoff/helper-status?h={handoff_id}&at={attempt}",
+        {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": sid,
+            "CallStatus": status,
+            "SequenceNumber": str(seq),
+            "Timestamp": ts(at),
+            "CallbackSource": "call-progress-events",
+        },
+        token=token,
+    )
+
+
+def _conference(
+    post: Callable[..., Any],
+    live_id: int,
+    event: str,
+    seq: int,
+    at: int,
+    label: str | None = None,
+    sid: str | None = None,
+    token: str | None = None,
+) -> None:
+    data = {
+        "AccountSid": ACCOUNT_SID,
+        "ConferenceSid": CONFERENCE_SID,
+        "FriendlyName": "bl-conference",
+        "StatusCallbackEvent": event,
+        "SequenceNumber": str(seq),
+        "Timestamp": ts(at),
+    }
+    if label:
+        data["ParticipantLabel"] = label
+    if sid:
+        data["CallSid"] = sid
+    post(f"/voice/handoff/conference-status?live={live_id}", data, token=token)
+
+
+def _log(
+    engine: sa.Engine, handoff_id: int
+) -> list[tuple[str, int | None, str | None, str | None]]:
+    return [
+        (e.event.value, e.attempt, e.member_id, e.reason)
+        for e in handoffs.handoff_events(engine, handoff_id)
+    ]
+
+
+def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_stays(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    c = _desk_to_conference(call, "1")  # embedded clinician
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    hid = handoff.id
+    assert handoff.chain == ("clin-rivera", "crisis-988-center")
+    # The record exists before anyone is dialed.
+    assert _log(engine, hid) == [("requested", None, None, None)]
+
+    _expect_helper_dial(twilio_api, HELPER_1)
+    assert run_jobs() == 1
+    sent = form_of(twilio_api.calls[-1].request)
+    assert sent == {
+        "To": ["+15205550151"],
+        "From": [CALLER_ID],
+        "Url": [f"{PUBLIC_BASE}/voice/handoff/whisper?h={hid}&at=1"],
+        "Method": ["POST"],
+        "Timeout": ["25"],
+        "StatusCallback": [f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=1"],
+        "StatusCallbackMethod": ["POST"],
+        "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
+    }
+    assert run_jobs() == 0  # nothing left: the dial job ran once
+
+    # The conference starts; Twilio sends the caller's join twice.
+    _conference(twilio_post, live.id, "conference-start", 1, 1)
+    _conference(twilio_post, live.id, "participant-join", 2, 1, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live.id, "participant-join", 2, 1, label="caller", sid=c.call_sid)
+
+    # Helper 1's progress arrives out of order (answered before ringing) and ringing twice.
+    _status(twilio_post, hid, 1, HELPER_1, "in-progress", 2, 6, token="tok-a")
+    _status(twilio_post, hid, 1, HELPER_1, "ringing", 1, 3, token="tok-r")
+    _status(twilio_post, hid, 1, HELPER_1, "ringing", 1, 3, token="tok-r")
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.SCREENING  # type: ignore[union-attr]
+
+    # Helper 1 hears the whisper and declines.
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=10)
+    helper = call(f"/voice/handoff/whisper?h={hid}&at=1", from_number=CALLER_ID, call_sid=HELPER_1)
+    whisper = helper.heard_since_last()
+    assert "Bridgeline warm handoff for an embedded clinician, from call-taker 4 8 2 1." in whisper
+    assert (
+        "Risk answers: weapon: no, immediate danger: no, violence: no, medical: no, consent: yes, health question: no."
+        in whisper
+    )
+    assert "Callback number 5 2 0, 5 5 5, 0 1 2 3." in whisper
+    assert "To accept and join the caller, press 1. To decline, press 2." in whisper
+    helper.press("2")
+    assert "We will try someone else" in helper.heard_since_last()
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.FALLING_BACK  # type: ignore[union-attr]
+    # Helper 1's leg ends after the decline: late news about an attempt already over.
+    _status(twilio_post, hid, 1, HELPER_1, "completed", 3, 12)
+
+    _expect_helper_dial(twilio_api, HELPER_2)
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=13))
+    assert run_jobs() == 1
+    sent = form_of(twilio_api.calls[-1].request)
+    assert sent["To"] == ["+15205550988"]
+    assert sent["Timeout"] == ["20"]
+    assert sent["Url"] == [f"{PUBLIC_BASE}/voice/handoff/whisper?h={hid}&at=2"]
+    assert sent["StatusCallback"] == [f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=2"]
+
+    _status(twilio_post, hid, 2, HELPER_2, "ringing", 1, 15)
+    helper2 = call(f"/voice/handoff/whisper?h={hid}&at=2", from_number=CALLER_ID, call_sid=HELPER_2)
+    assert "Bridgeline warm handoff" in helper2.heard_since_last()
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=18)
+    helper2.press("1")
+    assert "Connecting you to the caller." in helper2.heard_since_last()
+    joined = check_twiml(helper2.last_xml).find("./Dial/Conference")
+    assert joined is not None
+    assert joined.text == live.conference_name
+    assert joined.get("participantLabel") == f"helper-{hid}-2"
+    assert joined.get("endConferenceOnExit") == "false"
+    assert joined.get("statusCallback") == (
+        f"{PUBLIC_BASE}/voice/handoff/conference-status?live={live.id}"
+    )
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
+
+    # The join arrives twice, and the helper leg's 'answered' only after it.
+    _conference(
+        twilio_post, live.id, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2
+    )
+    _conference(
+        twilio_post, live.id, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2
+    )
+    _status(twilio_post, hid, 2, HELPER_2, "in-progress", 2, 17)
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.CONNECTED
+    assert after.member_id == "crisis-988-center" and after.helper_call_sid == HELPER_2
+
+    # The call-taker is told they may hang up (announced to the desk leg).
+    twilio_api.add(
+        responses.POST,
+        participant_url(CONFERENCE_SID, "caller"),
+        json={"call_sid": c.call_sid, "conference_sid": CONFERENCE_SID, "label": "caller"},
+    )
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=21))
+    assert run_jobs() == 1
+    assert form_of(twilio_api.calls[-1].request) == {
+        "AnnounceUrl": [f"{PUBLIC_BASE}/voice/handoff/announce?kind=connected"],
+        "AnnounceMethod": ["POST"],
+    }
+    announced = twilio_post("/voice/handoff/announce?kind=connected", {"CallSid": c.call_sid})
+    assert b"Call-taker, you may hang up now." in announced.data
+
+    # The caller stays: the conference and the handoff go on until the caller hangs up.
+    live_now = handoffs.get_live_call(engine, live.id)
+    assert live_now is not None and live_now.status is not handoffs.LiveCallStatus.ENDED
+    assert live_now.conference_sid == CONFERENCE_SID
+    _conference(twilio_post, live.id, "participant-leave", 6, 300, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live.id, "conference-end", 7, 300)
+    done = handoffs.get_handoff(engine, hid)
+    assert done is not None and done.status is HandoffStatus.COMPLETED
+    assert done.reason_code is None  # it reached a helper
+
+    assert _log(engine, hid) == [
+        ("requested", None, None, None),
+        ("dialing", 1, "clin-rivera", None),
+        ("dialing", 1, "clin-rivera", None),  # the call placed, with its CallSid
+        ("ringing", 1, None, None),
+        ("answered", 1, None, None),
+        ("declined", 1, "clin-rivera", "declined"),
+        ("helper_left", 1, None, None),
+        ("dialing", 2, "crisis-988-center", None),
+        ("dialing", 2, "crisis-988-center", None),
+        ("ringing", 2, None, None),
+        ("answered", 2, None, None),  # arrived after the join, ordered by Twilio's time
+        ("accepted", 2, "crisis-988-center", None),
+        ("helper_joined", 2, None, None),
+        ("announced", None, None, None),
+        ("caller_left", None, None, None),
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(callbacks)).scalar() == 0
+
+
+def test_the_caller_hanging_up_before_anyone_accepts_records_a_callback_at_once(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    c = _desk_to_conference(call, "3")  # navigator
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    _expect_helper_dial(twilio_api, HELPER_1)
+    run_jobs()
+    _status(twilio_post, handoff.id, 1, HELPER_1, "ringing", 1, 2)
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=10)
+    _conference(twilio_post, live.id, "participant-leave", 3, 9, label="caller", sid=c.call_sid)
+    dropped = handoffs.get_handoff(engine, handoff.id)
+    assert dropped is not None
+    assert dropped.status is HandoffStatus.CALLER_DROPPED
+    assert dropped.reason_code == "caller_hung_up"
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(callbacks)).one()
+    assert row.source == "dropped_handoff" and row.status == "pending"
+    assert row.consent is False and row.phone_number == "+15205550123"
+    assert row.helper_type == "navigator"
+    assert dropped.callback_id == row.id
+    # The ringing helper's phone is stopped; the conference end that follows changes nothing.
+    twilio_api.add(responses.POST, call_url(HELPER_1), body=call_json(HELPER_1, status="completed"))
+    assert run_jobs() == 1
+    assert form_of(twilio_api.calls[-1].request) == {"Status": ["completed"]}
+    _conference(twilio_post, live.id, "conference-end", 4, 9)
+    assert _log(engine, handoff.id) == [
+        ("requested", None, None, None),
+        ("dialing", 1, "nav-brooks", None),
+        ("dialing", 1, "nav-brooks", None),
+        ("ringing", 1, None, None),
+        ("caller_left", None, None, None),
+        ("callback_recorded", None, None, "caller_hung_up"),
+    ]
+    ended = handoffs.get_live_call(engine, live.id)
+    assert ended is not None and ended.status is handoffs.LiveCallStatus.ENDED
+    assert handoffs.get_handoff(engine, handoff.id).status is HandoffStatus.CALLER_DROPPED  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(callbacks)).scalar() == 1
+
+
+def test_nobody_answering_returns_the_call_to_the_call_taker_with_what_happened(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    signed_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    c = _desk_to_conference(call, "1")  # embedded clinician: Rivera, then 988
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    _expect_helper_dial(twilio_api, HELPER_1)
+    run_jobs()
+    _status(twilio_post, handoff.id, 1, HELPER_1, "no-answer", 2, 30)
+    # The 988 center's line is refused by Twilio itself: recorded, and the chain goes on.
+    twilio_api.add(
+        responses.POST,
+        CALLS_URL,
+        json={"code": 13224, "message": "Invalid phone number", "status": 400},
+        status=400,
+    )
+    twilio_api.add(
+        responses.POST,
+        call_url(c.call_sid),
+        body=call_json(c.call_sid, to="+15205550100", status="in-progress"),
+    )
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=31))
+    assert run_jobs() == 3  # dial attempt 2, then the return, then the desk leg is redirected
+    returned = handoffs.get_handoff(engine, handoff.id)
+    assert returned is not None
+    assert returned.status is HandoffStatus.RETURNED
+    assert returned.reason_code == "dial_refused"
+    redirect = form_of(twilio_api.calls[-1].request)
+    assert redirect["Method"] == ["POST"]
+    url = redirect["Url"][0]
+    assert url.startswith(f"{PUBLIC_BASE}/voice/transfer-desk/returned?handoff={handoff.id}")
+    answer = signed_post(url[len(PUBLIC_BASE) :], {"From": PSAP_LINE})
+    spoken = answer.data.decode()
+    assert "No helper took the call. Dana Rivera did not answer." in spoken
+    assert "Regional 988 center could not be dialed." in spoken
+    assert "The caller is still with you." in spoken
+    assert "For an embedded clinician, press 1." in spoken
+    assert _log(engine, handoff.id)[-3:] == [
+        ("dialing", 2, "crisis-988-center", None),
+        ("dial_refused", 2, "crisis-988-center", "dial_refused"),
+        ("returned", None, None, "dial_refused"),
+    ]
+
+
+def test_a_handoff_exports_as_an_eido_call_transfer(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+) -> None:
+    c = _desk_to_conference(call, "2")  # 988
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    eido = handoffs.export_eido(engine, handoff.id)
+    assert eido["eidoMessageIdentifier"] == f"urn:bridgeline:handoff:{handoff.id}"
+    assert eido["incidentComponent"]["incidentTypeCommonRegistryText"] == "crisis_988"
+    (call_part,) = eido["callComponent"]
+    assert call_part["callbackNumber"] == "+15205550123"
+    assert call_part["callTrackingIdentifier"] == c.call_sid
+    assert call_part["callTransferTimeStamp"] == "2026-11-25T18:00:00Z"
+    assert eido["agentComponent"] == [
+        {"$id": "agent-call-taker-4821", "agentRoleType": "Call Taker", "agentId": "4821"}
+    ]
+    assert eido["agencyComponent"][0]["agencyName"]
+    assert [h["event"] for h in eido["transferHistory"]] == ["requested"]
