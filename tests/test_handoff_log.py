@@ -390,3 +390,157 @@ def test_a_handoff_exports_as_an_eido_call_transfer(
     ]
     assert eido["agencyComponent"][0]["agencyName"]
     assert [h["event"] for h in eido["transferHistory"]] == ["requested"]
+
+
+def _participants_url(conference: str) -> str:
+    return (
+        f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
+        f"/Conferences/{conference}/Participants.json"
+    )
+
+
+def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leaves(
+    call: Place,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    app: Any,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    caller = call("/voice/intake", from_number="+15205550123")
+    assert "someone will be with you shortly" in caller.heard_since_last()
+    waiting = check_twiml(caller.last_xml).find("./Dial/Conference")
+    assert waiting is not None and waiting.get("participantLabel") == "caller"
+    assert waiting.get("endConferenceOnExit") == "true"
+    live = handoffs.live_call_by_sid(engine, caller.call_sid)
+    assert live is not None and live.callback_number == "+15205550123"
+
+    # The on-duty call-taker does not answer; the fallback line (the PSAP's admin line) is next.
+    twilio_api.add(
+        responses.POST,
+        _participants_url(live.conference_name),
+        json={"call_sid": "CA" + "7" * 32, "label": "call-taker"},
+        status=201,
+    )
+    assert run_jobs() == 1
+    assert form_of(twilio_api.calls[-1].request) == {
+        "From": [CALLER_ID],
+        "To": ["+15205550171"],
+        "Label": ["call-taker"],
+        "Timeout": ["20"],
+        "StatusCallback": [f"{PUBLIC_BASE}/voice/intake/call-taker-status?live={live.id}&at=1"],
+        "StatusCallbackMethod": ["POST"],
+        "StatusCallbackEvent": ["initiated ringing answered completed"],
+        "StartConferenceOnEnter": ["true"],
+        "EndConferenceOnExit": ["false"],
+        "Beep": ["false"],
+        "ConferenceStatusCallback": [
+            f"{PUBLIC_BASE}/voice/handoff/conference-status?live={live.id}"
+        ],
+        "ConferenceStatusCallbackMethod": ["POST"],
+        "ConferenceStatusCallbackEvent": ["start end join leave"],
+    }
+    no_answer = {"CallSid": "CA" + "7" * 32, "CallStatus": "no-answer", "SequenceNumber": "2"}
+    twilio_post(f"/voice/intake/call-taker-status?live={live.id}&at=1", no_answer)
+    twilio_post(f"/voice/intake/call-taker-status?live={live.id}&at=1", no_answer)  # twice
+    twilio_api.add(
+        responses.POST,
+        _participants_url(live.conference_name),
+        json={"call_sid": "CA" + "8" * 32, "label": "call-taker"},
+        status=201,
+    )
+    run_jobs()  # the dial job may run twice (the callback came twice); it dials once
+    assert len(twilio_api.calls) == 2
+    assert form_of(twilio_api.calls[-1].request)["To"] == ["+15205550311"]
+    call_taker_leg = "CA" + "8" * 32
+    _conference(twilio_post, live.id, "conference-start", 1, 1)
+    _conference(
+        twilio_post, live.id, "participant-join", 2, 25, label="call-taker", sid=call_taker_leg
+    )
+    on_call = handoffs.get_live_call(engine, live.id)
+    assert on_call is not None and on_call.status is handoffs.LiveCallStatus.WITH_CALL_TAKER
+    assert [c.id for c in handoffs.list_live_calls(engine)] == [live.id]
+
+    # From the console: the decision tree as a form, then a button per eligible helper.
+    answers = {
+        "weapon": False,
+        "immediate_danger": False,
+        "violence": False,
+        "medical": False,
+        "consent": True,
+        "health_question": False,
+    }
+    queues = app.extensions["bridgeline"].queues
+    with app.app_context():
+        handoff = handoffs.start_handoff(
+            engine,
+            queues,
+            call_sid=caller.call_sid,
+            call_taker_staff_id="4821",
+            helper_type="navigator",
+            answers=answers,
+            reason="needs shelter tonight",
+            now=WEDNESDAY_11AM + timedelta(seconds=40),
+        )
+    assert handoff.status is HandoffStatus.REQUESTED and handoff.callback_number == "+15205550123"
+    assert not handoffs.leave_call(engine, queues, live.id, "4821")  # no helper yet: refused
+    _expect_helper_dial(twilio_api, HELPER_1)
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=41))
+    assert run_jobs() == 1
+    assert form_of(twilio_api.calls[-1].request)["To"] == ["+15205550161"]
+    helper = call(
+        f"/voice/handoff/whisper?h={handoff.id}&at=1", from_number=CALLER_ID, call_sid=HELPER_1
+    )
+    assert "Reason: needs shelter tonight." in helper.heard_since_last()
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=50)
+    helper.press("1")
+    _conference(
+        twilio_post,
+        live.id,
+        "participant-join",
+        3,
+        51,
+        label=f"helper-{handoff.id}-1",
+        sid=HELPER_1,
+    )
+    assert handoffs.get_handoff(engine, handoff.id).status is HandoffStatus.CONNECTED  # type: ignore[union-attr]
+
+    # The announcement goes to the call-taker's leg only.
+    twilio_api.add(
+        responses.POST,
+        participant_url(CONFERENCE_SID, "call-taker"),
+        json={"call_sid": call_taker_leg, "label": "call-taker"},
+    )
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=52))
+    assert run_jobs() == 1
+
+    # "Leave call": the call-taker is removed; the conference, the caller and the helper stay.
+    assert handoffs.leave_call(engine, queues, live.id, "4821")
+    twilio_api.add(responses.DELETE, participant_url(CONFERENCE_SID, "call-taker"), status=204)
+    assert run_jobs() == 1
+    assert twilio_api.calls[-1].request.method == "DELETE"
+    _conference(
+        twilio_post, live.id, "participant-leave", 4, 60, label="call-taker", sid=call_taker_leg
+    )
+    still = handoffs.get_handoff(engine, handoff.id)
+    assert still is not None and still.status is HandoffStatus.CONNECTED
+    assert handoffs.get_live_call(engine, live.id).status is not handoffs.LiveCallStatus.ENDED  # type: ignore[union-attr]
+    _conference(
+        twilio_post, live.id, "participant-leave", 5, 400, label="caller", sid=caller.call_sid
+    )
+    _conference(twilio_post, live.id, "conference-end", 6, 400)
+    assert handoffs.get_handoff(engine, handoff.id).status is HandoffStatus.COMPLETED  # type: ignore[union-attr]
+    assert [e[0] for e in _log(engine, handoff.id)] == [
+        "requested",
+        "dialing",
+        "dialing",
+        "accepted",
+        "helper_joined",
+        "announced",
+        "call_taker_left",
+        "caller_left",
+    ]
+    assert handoffs.list_live_calls(engine) == []
+    assert [h.id for h in handoffs.handoffs_for_helper(engine, "nav-brooks")] == [handoff.id]
