@@ -6,8 +6,10 @@ the clock, so tests control time by passing it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ivr.config.callbacks import END_OF_BUSINESS_DAY, CallbacksConfig, SourceRule, Window
@@ -114,6 +116,28 @@ def retry_at(
 def attempts_left(attempts_made: int, config: CallbacksConfig) -> bool:
     """True while another attempt is allowed."""
     return attempts_made < config.attempts.max_attempts
+
+
+class HasAttempts(Protocol):
+    """What a retry plan needs to know about a callback."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def attempts_made(self) -> int: ...
+
+
+def retry_plan(config: CallbacksConfig, now: datetime) -> Callable[[HasAttempts], datetime | None]:
+    """After an unanswered attempt at `now`: when to try again, or None to give up."""
+
+    def plan(callback: HasAttempts) -> datetime | None:
+        if not attempts_left(callback.attempts_made, config):
+            return None
+        rule = config.rule(str(getattr(callback.source, "value", callback.source)))
+        return retry_at(now, callback.attempts_made, config, config.window(rule.window))
+
+    return plan
 
 
 def is_due(due: datetime | None, now: datetime, window: Window, zone: ZoneInfo) -> bool:

@@ -7,6 +7,7 @@ from rq.cron import CronScheduler
 from ivr import logs
 from ivr.settings import load_settings
 from workers import context
+from workers.callbacks import sweep_callbacks
 from workers.sms import sweep_sms
 
 SWEEP_INTERVAL_SECONDS = 60
@@ -19,6 +20,11 @@ def main() -> int:
     cron = CronScheduler(connection=ctx.queues.connection)
     cron.register(
         sweep_sms, queue_name=ctx.queues.queue("default").name, interval=SWEEP_INTERVAL_SECONDS
+    )
+    cron.register(
+        sweep_callbacks,
+        queue_name=ctx.queues.queue("default").name,
+        interval=SWEEP_INTERVAL_SECONDS,
     )
     cron.start()
     return 0

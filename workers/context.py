@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 import sqlalchemy as sa
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from ivr.config import BridgelineConfig, load_config
+from ivr.config import BridgelineConfig, Roster, load_config, load_roster
 from ivr.queueing import Queues
 from ivr.settings import Settings, load_settings
 from ivr.store.db import make_engine
+
+if TYPE_CHECKING:
+    from ivr.voice.callback_routes import CallbackLine
 
 TWILIO_TIMEOUT_SECONDS = 10
 """A REST call to Twilio that takes longer is abandoned (and checked before any retry)."""
@@ -25,6 +29,8 @@ class WorkerContext:
     engine: sa.Engine
     twilio: Client
     queues: Queues
+    roster: Roster | None = None
+    callbacks: CallbackLine | None = field(default=None)
 
 
 _current: WorkerContext | None = None
@@ -32,17 +38,25 @@ _current: WorkerContext | None = None
 
 def build(settings: Settings) -> WorkerContext:
     """Connect everything a job needs, from validated settings."""
+    from ivr.voice.callback_routes import build_line
+
+    config = load_config(settings.config_dir)
+    engine = make_engine(settings.database_url)
+    # No socket timeout here: the worker blocks on BLPOP for minutes by design.
+    queues = Queues(redis.Redis.from_url(settings.redis_url), settings.queue_prefix)
+    roster = load_roster(settings.config_dir)
     return WorkerContext(
         settings=settings,
-        config=load_config(settings.config_dir),
-        engine=make_engine(settings.database_url),
+        config=config,
+        engine=engine,
         twilio=Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token,
             http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
         ),
-        # No socket timeout here: the worker blocks on BLPOP for minutes by design.
-        queues=Queues(redis.Redis.from_url(settings.redis_url), settings.queue_prefix),
+        queues=queues,
+        roster=roster,
+        callbacks=build_line(settings, config, engine, queues, roster),
     )
 
 

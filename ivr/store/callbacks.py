@@ -57,6 +57,10 @@ class Callback:
     helper_type: str | None = None
     note: str | None = None
     created_at: datetime | None = None
+    attempts_made: int = 0
+    next_attempt_at: datetime | None = None
+    last_outcome: str | None = None
+    escalated_at: datetime | None = None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -80,6 +84,10 @@ def _row(row: sa.Row) -> Callback:
         helper_type=row.helper_type,
         note=row.note,
         created_at=as_utc(row.created_at),
+        attempts_made=int(row.attempts_made or 0),
+        next_attempt_at=as_utc(row.next_attempt_at),
+        last_outcome=row.last_outcome,
+        escalated_at=as_utc(row.escalated_at),
     )
 
 
@@ -170,6 +178,7 @@ def create_callback(
     deadline_at: datetime,
     consent: bool,
     note: str | None = None,
+    now: datetime | None = None,
 ) -> Callback:
     """Record an open callback (status pending); the same `key` twice returns the first one.
 
@@ -188,7 +197,7 @@ def create_callback(
         number = callback_number(phone_number)
     except PhoneNumberError:
         number = phone_number.strip()[:32]
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -762,6 +771,27 @@ def mark_connected(engine: sa.Engine, attempt_id: int, member_id: str, now: date
     )
 
 
+def note_outcome(engine: sa.Engine, attempt_id: int, outcome: Outcome, now: datetime) -> None:
+    """Remember during the call how it is going to end (settled by the final status callback)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            callback_attempts.update()
+            .where(callback_attempts.c.id == attempt_id)
+            .where(callback_attempts.c.status.not_in(FINAL))
+            .where(callback_attempts.c.outcome.is_(None))
+            .values(outcome=outcome.value, updated_at=now)
+        )
+        if result.rowcount == 1:
+            record_event(
+                conn,
+                callback_id=_callback_id(conn, attempt_id),
+                attempt_id=attempt_id,
+                event="call_outcome",
+                detail=outcome.value,
+                at=now,
+            )
+
+
 def opt_out(engine: sa.Engine, attempt_id: int, now: datetime) -> bool:
     """The resident pressed the opt-out key: no more calls for this callback."""
     with engine.begin() as conn:
@@ -825,8 +855,8 @@ def settle_attempt(
         final = AttemptStatus.COMPLETED if connected else AttemptStatus.ENDED
         if connected:
             outcome = Outcome.CONNECTED
-        elif row.outcome == Outcome.OPTED_OUT.value:
-            outcome = Outcome.OPTED_OUT
+        elif row.outcome:
+            outcome = Outcome(row.outcome)  # noted during the call (opted out, no helper...)
         result = conn.execute(
             callback_attempts.update()
             .where(callback_attempts.c.id == attempt_id)
@@ -868,21 +898,16 @@ def settle_attempt(
             )
             record_event(conn, callback_id=callback_id, attempt_id=None, event="done", at=now)
         else:
-            _after_miss(conn, callback, cb_row.attempts_made, outcome, now, plan)
+            _after_miss(conn, callback, outcome, now, plan)
     return get_attempt(engine, attempt_id)
 
 
 def _after_miss(
-    conn: sa.Connection,
-    callback: Callback,
-    made: int,
-    outcome: Outcome,
-    now: datetime,
-    plan: Plan,
+    conn: sa.Connection, callback: Callback, outcome: Outcome, now: datetime, plan: Plan
 ) -> None:
     when = plan(callback)
     if when is None:
-        _escalate(conn, callback.id, outcome, now, f"after {made} attempts")
+        _escalate(conn, callback.id, outcome, now, f"after {callback.attempts_made} attempts")
         return
     conn.execute(
         callbacks.update()
@@ -976,7 +1001,7 @@ def not_placed(
         if plan is None:
             _escalate(conn, callback_id, outcome, now, error or outcome.value)
         else:
-            _after_miss(conn, callback, cb_row.attempts_made, outcome, now, plan)
+            _after_miss(conn, callback, outcome, now, plan)
 
 
 def stale_attempts(engine: sa.Engine, before: datetime, limit: int = 200) -> list[Attempt]:
