@@ -20,7 +20,7 @@ from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
 from ivr.store import events as store_events
 from ivr.voice import common as voice_common
-from ivr.voice import desk_routes, fallback, self_service_routes
+from ivr.voice import callback_routes, desk_routes, fallback, self_service_routes
 
 ROSTER_KEY = "bridgeline_roster"
 """app.extensions key of the validated roster (ivr.config.roster.Roster)."""
@@ -75,6 +75,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(self_service_routes.bp)
     app.register_blueprint(fallback.bp)
     app.register_blueprint(health.bp)
+    callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
     auth.init_app(app)  # sessions, CSRF, /login
     app.register_blueprint(console.bp)
