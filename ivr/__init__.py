@@ -19,8 +19,8 @@ from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
 from ivr.store import events as store_events
-from ivr.voice import common as voice_common
 from ivr.voice import callback_routes, desk_routes, fallback, self_service_routes
+from ivr.voice import common as voice_common
 
 ROSTER_KEY = "bridgeline_roster"
 """app.extensions key of the validated roster (ivr.config.roster.Roster)."""
