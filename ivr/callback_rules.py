@@ -98,6 +98,17 @@ def deadline_at(rule: SourceRule, recorded_at: datetime, config: CallbacksConfig
     return _aware(recorded_at).astimezone(UTC) + rule.deadline
 
 
+def times_for(
+    config: CallbacksConfig, source: str, recorded_at: datetime
+) -> tuple[datetime, datetime]:
+    """(due_at, deadline_at) of a callback of `source` recorded at `recorded_at`, per the config.
+
+    For whoever records a callback (the desk for a dropped leg, the console for a follow-up).
+    """
+    rule = config.rule(source)
+    return due_at(rule, recorded_at), deadline_at(rule, recorded_at, config)
+
+
 def first_attempt_at(
     due: datetime | None, now: datetime, window: Window, zone: ZoneInfo
 ) -> datetime:
