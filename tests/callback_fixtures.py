@@ -95,6 +95,7 @@ class CallbackWorld:
     twilio: responses_lib.RequestsMock
     monkeypatch: pytest.MonkeyPatch
     created_sids: list[str] = field(default_factory=list)
+    pauses: list[float] = field(default_factory=list)
 
     @property
     def engine(self) -> sa.Engine:
@@ -218,7 +219,7 @@ def world(
     ctx.callbacks.clock = clock
     worker_context.install(ctx)
     queues: Queues = app.extensions["bridgeline"].queues
-    yield CallbackWorld(
+    made = CallbackWorld(
         app=app,
         line=line,
         worker_line=ctx.callbacks,
@@ -227,6 +228,8 @@ def world(
         twilio=twilio_api,
         monkeypatch=monkeypatch,
     )
+    ctx.callbacks.pause = made.pauses.append  # REST backoff is recorded, never slept
+    yield made
     worker_context.install(None)
     ctx.engine.dispose()
 

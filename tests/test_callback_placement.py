@@ -308,17 +308,41 @@ def _list_calls(world: CallbackWorld, calls: list[dict[str, Any]]) -> None:
     )
 
 
-def test_a_create_request_that_times_out_is_not_repeated_and_the_sweep_finds_the_call(
+def test_a_create_request_that_times_out_is_checked_in_twilios_list_not_sent_again(
     world: CallbackWorld,
 ) -> None:
     callback = world.new_callback()
     world.expect_call_create(body=requests.exceptions.ReadTimeout("read timed out"))
+    sid = "CA" + "a" * 32
+    _list_calls(world, [call_json(sid, RESIDENT, status="queued", date_created=None)])
+    world.next_call_slot()
+    world.sweep()
+    world.settle()
+    attempt = _only_attempt(world, callback.id)
+    assert attempt.status is AttemptStatus.PLACED and attempt.call_sid == sid
+    assert len(world.create_requests()) == 1
+
+
+def test_when_twilio_cannot_be_asked_the_sweep_settles_the_attempt_later(
+    world: CallbackWorld,
+) -> None:
+    callback = world.new_callback()
+    world.expect_call_create(body=requests.exceptions.ReadTimeout("read timed out"))
+    for _ in range(4):  # twilio_rest's list retries all meet a Twilio outage
+        world.twilio.add(
+            responses_lib.GET,
+            CALLS_URL,
+            json={"code": 20503, "message": "Service unavailable", "status": 503},
+            status=503,
+        )
+    world.next_call_slot()
     world.sweep()
     world.settle()
     attempt = _only_attempt(world, callback.id)
     assert attempt.status is AttemptStatus.DIALING and attempt.call_sid is None
     assert len(world.create_requests()) == 1
-    world.sweep()  # not stale yet: nothing is asked again
+    assert len(world.pauses) == 4  # after the timeout and between list retries: not slept
+    world.sweep()  # not stale yet: Twilio is not asked again
     assert len(world.create_requests()) == 1
 
     world.clock.advance(minutes=6)
@@ -336,7 +360,8 @@ def test_a_create_request_that_times_out_is_not_repeated_and_the_sweep_finds_the
     assert settled is not None and settled.call_sid == sid
     assert settled.status is AttemptStatus.ENDED and settled.outcome == "no_answer"
     after = store.get(world.engine, callback.id)
-    assert after is not None and after.attempts_made == 1 and after.status is CallbackStatus.PENDING
+    assert after is not None and after.attempts_made == 1
+    assert after.status is CallbackStatus.PENDING
     assert len(world.create_requests()) == 1
 
 

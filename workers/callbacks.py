@@ -27,6 +27,7 @@ from rq.job import Job
 from twilio.base.exceptions import TwilioRestException
 
 from ivr import callback_rules as rules
+from ivr import twilio_rest
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.routing import next_on_duty_change
 from ivr.store import callbacks as store
@@ -62,9 +63,6 @@ MACHINE_DETECTION_TIMEOUT = 30
 
 LIVE_CALL_STALE = timedelta(hours=1)
 """A call on the phone this long without a final status is checked against Twilio."""
-
-FOUND_CALL_SLACK = timedelta(minutes=2)
-"""A call in Twilio's list created this long before the claim still counts as the attempt's."""
 
 
 def _line() -> CallbackLine:
@@ -221,9 +219,12 @@ def _dial(line: CallbackLine, attempt: store.Attempt, to_number: str, now: datet
     ctx = context.current()
     urls = line.urls
     try:
-        call = ctx.twilio.calls.create(
+        call = twilio_rest.create_call(
+            ctx.twilio,
             to=to_number,
             from_=line.caller_id,
+            attempt_started=now,
+            sleep=line.pause,
             url=urls("/voice/callback/answered", attempt=attempt.id, lang=_lang(line, attempt)),
             method="POST",
             status_callback=urls("/voice/callback/status", attempt=attempt.id),
@@ -234,15 +235,18 @@ def _dial(line: CallbackLine, attempt: store.Attempt, to_number: str, now: datet
             timeout=line.config.attempts.ring_seconds,
         )
     except TwilioRestException as exc:
-        return _twilio_refused(line, attempt, exc, now)
-    except Exception as exc:
-        # Timeout or connection lost: Twilio may have created the call. Never ask twice;
-        # the attempt stays "dialing" and the sweep settles it from Twilio's list.
-        log.warning(
-            "create call outcome unknown, left for the sweep: attempt=%s error=%s",
-            attempt.id,
-            type(exc).__name__,
+        # A refusal retrying cannot fix (bad or unreachable number, geo permission).
+        return _refuse(
+            line, attempt, Outcome.TWILIO_REFUSED, f"twilio {exc.status} code {exc.code}", now
         )
+    except twilio_rest.RetriesExhausted as exc:
+        # Only requests that never reached Twilio end here: safe to give the attempt back.
+        store.release_attempt(line.engine, attempt.id, str(exc)[:255], now)
+        raise
+    except twilio_rest.CallOutcomeUnknown:
+        # Twilio may have created the call and cannot be asked now. Never ask twice: the
+        # attempt stays "dialing" and the sweep settles it from Twilio's list.
+        log.warning("create call outcome unknown, left for the sweep: attempt=%s", attempt.id)
         return "unknown"
     store.mark_placed(line.engine, attempt.id, call.sid or "", now)
     log.info("callback placed: attempt=%s call_sid=%s", attempt.id, call.sid)
@@ -252,25 +256,6 @@ def _dial(line: CallbackLine, attempt: store.Attempt, to_number: str, now: datet
 def _lang(line: CallbackLine, attempt: store.Attempt) -> str:
     callback = store.get(line.engine, attempt.callback_id)
     return callback.language if callback and callback.language in ("en", "es") else "en"
-
-
-def _twilio_refused(
-    line: CallbackLine, attempt: store.Attempt, exc: TwilioRestException, now: datetime
-) -> str:
-    status = exc.status or 0
-    if status == 429:
-        store.release_attempt(line.engine, attempt.id, "twilio 429", now)
-        raise exc  # Twilio's own rate limit: RQ retries with the intervals given at enqueue
-    if 400 <= status < 500:
-        return _refuse(
-            line, attempt, Outcome.TWILIO_REFUSED, f"twilio {status} code {exc.code}", now
-        )
-    log.warning(
-        "create call failed on Twilio's side, left for the sweep: attempt=%s status=%s",
-        attempt.id,
-        status,
-    )
-    return "unknown"
 
 
 def sweep_callbacks() -> dict[str, int]:
@@ -316,7 +301,10 @@ def reconcile_attempt(line: CallbackLine, attempt: store.Attempt, now: datetime)
     if callback is None:
         return False
     if attempt.call_sid:
-        call = ctx.twilio.calls(attempt.call_sid).fetch()
+        sid = attempt.call_sid
+        call = twilio_rest.with_retries(
+            lambda: ctx.twilio.calls(sid).fetch(), what="fetch call", sleep=line.pause
+        )
         if (call.status or "") in rules.TWILIO_FINAL_STATUSES:
             settle_from_twilio(
                 line, attempt, attempt.call_sid, str(call.status), call.answered_by or "", now
@@ -329,11 +317,10 @@ def reconcile_attempt(line: CallbackLine, attempt: store.Attempt, now: datetime)
         store.not_placed(line.engine, attempt.id, Outcome.INVALID_NUMBER, now)
         return True
     claimed = attempt.claimed_at or attempt.scheduled_for
-    calls = ctx.twilio.calls.list(to=to_number, from_=line.caller_id, limit=20)
-    mine = [
-        c for c in calls if c.date_created is None or c.date_created >= claimed - FOUND_CALL_SLACK
-    ]
-    if not mine:
+    found = twilio_rest.find_call(
+        ctx.twilio, to=to_number, from_=line.caller_id, since=claimed, sleep=line.pause
+    )
+    if found is None:
         store.not_placed(
             line.engine,
             attempt.id,
@@ -345,7 +332,7 @@ def reconcile_attempt(line: CallbackLine, attempt: store.Attempt, now: datetime)
         log.warning("callback attempt was never dialed, trying again: attempt=%s", attempt.id)
         _reschedule_now(line, attempt.callback_id)
         return True
-    call = min(mine, key=lambda c: c.date_created or claimed)
+    call = found
     store.mark_placed(line.engine, attempt.id, call.sid or "", now)
     log.info(
         "callback attempt found in Twilio's list: attempt=%s call_sid=%s", attempt.id, call.sid

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,8 @@ class CallbackLine:
     caller_id: str
     call_back_number: str
     clock: Callable[[], datetime] = field(default=_utcnow)
+    pause: Callable[[float], None] = field(default=time.sleep)
+    """How a worker waits between REST retries (tests record the waits instead)."""
 
     def helper_type(self, callback: store.Callback) -> str:
         """Who takes this callback: its own helper type, else its source's."""
