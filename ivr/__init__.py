@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr import auth, console, health, logs, queueing, store
+from ivr import auth, console, health, logs, metrics, queueing, store
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
@@ -75,6 +75,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(self_service_routes.bp)
     app.register_blueprint(fallback.bp)
     app.register_blueprint(health.bp)
+    metrics.init_app(app)  # /metrics and per-route latency
     callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
     auth.init_app(app)  # sessions, CSRF, /login
