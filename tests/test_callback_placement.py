@@ -579,3 +579,25 @@ def test_console_lists_open_callbacks_overdue_first_and_closes_one_by_hand(
     world.expect_call_create()
     world.settle()
     assert len(world.create_requests()) == 1
+
+
+def test_a_resident_who_asked_on_the_self_service_line_is_called_back_in_spanish(
+    world: CallbackWorld, call: Any, signed_post: Any
+) -> None:
+    c = call()
+    c.press("2")
+    c.press("5")
+    c.speak("sí")
+    c.press("1")
+    assert "Su solicitud quedó guardada" in c.heard_since_last()
+    [listed] = store.open_callbacks_with_age(world.engine, world.clock())
+    assert listed.source is CallbackSource.RESIDENT_MENU and listed.helper_type is None
+
+    sid, _attempt = _place_one(world, listed.id)
+    [form] = world.create_requests()
+    assert form["To"] == [RESIDENT] and form["Url"][0].endswith("lang=es")
+    reply = signed_post(_path(form["Url"][0]), {"CallSid": sid, "AnsweredBy": "human"})
+    action = check_twiml(reply.data).find("Gather").get("action")  # type: ignore[union-attr]
+    dial = check_twiml(signed_post(_path(action), {"CallSid": sid, "Digits": "1"}).data)
+    number = dial.find("Dial/Number")
+    assert number is not None and number.text == NAVIGATOR  # the source's helper type
