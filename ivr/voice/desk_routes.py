@@ -49,6 +49,12 @@ def desk() -> TransferDesk:
     return current_app.extensions[DESK_KEY]
 
 
+def _call_sid() -> str:
+    """Twilio's CallSid if it looks like one (letters and digits), else empty."""
+    value = request.values.get("CallSid") or ""
+    return value if value.isascii() and value.isalnum() and len(value) <= 64 else ""
+
+
 def _field(name: str, limit: int = 64) -> str:
     return (request.values.get(name) or "")[:limit]
 
@@ -105,51 +111,51 @@ def handoff_failed(exc: Exception) -> Response:
 
 @desk_bp.route("", methods=METHODS)
 def entry() -> Response:
-    return twiml(desk().entry(_field("CallSid"), _field("From")))
+    return twiml(desk().entry(_call_sid(), _field("From")))
 
 
 @desk_bp.route("/id", methods=METHODS)
 def staff_id() -> Response:
-    return twiml(desk().staff_id_entered(_field("CallSid"), _field("Digits", 32), _num("t")))
+    return twiml(desk().staff_id_entered(_call_sid(), _field("Digits", 32), _num("t")))
 
 
 @desk_bp.route("/pin", methods=METHODS)
 def pin() -> Response:
     return twiml(
-        desk().pin_entered(_field("CallSid"), _field("From"), _arg("s", 12), _field("Digits", 32))
+        desk().pin_entered(_call_sid(), _field("From"), _arg("s", 12), _field("Digits", 32))
     )
 
 
 @desk_bp.route("/answer", methods=METHODS)
 def answer() -> Response:
     if not _signed_in():
-        return twiml(desk().entry(_field("CallSid"), _field("From")))
+        return twiml(desk().entry(_call_sid(), _field("From")))
     return twiml(
-        desk().answer(_field("CallSid"), _state(), _arg("q", 32), _field("Digits", 8), _num("t"))
+        desk().answer(_call_sid(), _state(), _arg("q", 32), _field("Digits", 8), _num("t"))
     )
 
 
 @desk_bp.route("/choose", methods=METHODS)
 def choose() -> Response:
     if not _signed_in():
-        return twiml(desk().entry(_field("CallSid"), _field("From")))
-    return twiml(desk().choose(_field("CallSid"), _state(), _field("Digits", 8), _num("t")))
+        return twiml(desk().entry(_call_sid(), _field("From")))
+    return twiml(desk().choose(_call_sid(), _state(), _field("Digits", 8), _num("t")))
 
 
 @desk_bp.route("/start", methods=METHODS)
 def start() -> Response:
     if not _signed_in():
-        return twiml(desk().entry(_field("CallSid"), _field("From")))
+        return twiml(desk().entry(_call_sid(), _field("From")))
     return twiml(
-        desk().start(_field("CallSid"), _state(), _arg("h", 64), _field("Digits", 16), _num("t"))
+        desk().start(_call_sid(), _state(), _arg("h", 64), _field("Digits", 16), _num("t"))
     )
 
 
 @desk_bp.route("/returned", methods=METHODS)
 def returned() -> Response:
     if not _signed_in():
-        return twiml(desk().entry(_field("CallSid"), _field("From")))
-    return twiml(desk().returned(_field("CallSid"), _num("handoff"), _state()))
+        return twiml(desk().entry(_call_sid(), _field("From")))
+    return twiml(desk().returned(_call_sid(), _num("handoff"), _state()))
 
 
 @desk_bp.route("/after", methods=METHODS)
@@ -162,7 +168,10 @@ def after() -> Response:
 
 @intake_bp.route("", methods=METHODS)
 def intake() -> Response:
-    return twiml(desk().intake(_field("CallSid"), _field("From")))
+    call_sid = _call_sid()
+    if not call_sid:
+        return twiml(desk().intake_unanswered(state().config.numbers.get("operator")))
+    return twiml(desk().intake(call_sid, _field("From")))
 
 
 @intake_bp.route("/call-taker-status", methods=METHODS)
@@ -188,7 +197,7 @@ def whisper() -> Response:
 def whisper_answer() -> Response:
     return twiml(
         desk().whisper_answer(
-            _num("h"), _num("at"), _field("CallSid"), _field("Digits", 8), _num("t")
+            _num("h"), _num("at"), _call_sid(), _field("Digits", 8), _num("t")
         )
     )
 
