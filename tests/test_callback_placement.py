@@ -14,6 +14,7 @@ import responses as responses_lib
 import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 
+from ivr import audit
 from ivr.store import callbacks as store
 from ivr.store.callback_tables import callback_events
 from ivr.store.callbacks import AttemptStatus, CallbackSource, CallbackStatus, Claim
@@ -134,6 +135,13 @@ def test_three_unanswered_calls_then_the_callback_fails_and_is_raised(
     [listed] = store.open_callbacks_with_age(world.engine, world.clock())
     assert listed.id == callback.id and listed.escalated and listed.attempts_made == 3
     assert listed.last_outcome == "no_answer"
+    # Every attempt is in the audit trail, and the chain checks out.
+    trail = [
+        e.action for e in audit.entries(world.engine) if e.subject == f"callback:{callback.id}"
+    ]
+    assert trail.count("callback.placed") == 3 and trail.count("callback.attempt_ended") == 3
+    assert trail[-1] == "callback.raised_to_supervisor"
+    assert audit.verify(world.engine).intact
     # Nothing more is dialed for it.
     world.sweep()
     assert world.settle() == 0 and len(world.create_requests()) == 3

@@ -10,9 +10,13 @@ from enum import Enum
 
 import sqlalchemy as sa
 
+from ivr import audit
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.store.callback_tables import callback_attempts, callback_events
 from ivr.store.tables import callbacks
+
+AUDIT_ACTOR = "bridgeline:callbacks"
+"""Who the audit trail names for what the callback worker and its webhooks do."""
 
 
 class CallbackStatus(str, Enum):
@@ -375,7 +379,8 @@ def record_event(
     detail: str | None = None,
     by_staff_id: str | None = None,
 ) -> None:
-    """Append one line to a callback's history (never a phone number or a note)."""
+    """Append one line to a callback's history and to the audit trail, in the caller's
+    transaction (never a phone number or a note: ids, codes and times only)."""
     conn.execute(
         callback_events.insert().values(
             callback_id=callback_id,
@@ -385,6 +390,18 @@ def record_event(
             by_staff_id=by_staff_id,
             at=at,
         )
+    )
+    details: dict[str, object] = {"at": at.isoformat(timespec="seconds")}
+    if attempt_id is not None:
+        details["attempt"] = attempt_id
+    if detail:
+        details["detail"] = detail[:255]
+    audit.append(
+        conn,
+        f"staff:{by_staff_id}" if by_staff_id else AUDIT_ACTOR,
+        f"callback.{event}"[:64],
+        f"callback:{callback_id}" if callback_id is not None else "callbacks",
+        details,
     )
 
 
