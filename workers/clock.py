@@ -8,15 +8,20 @@ from ivr import logs
 from ivr.settings import load_settings
 from workers import context
 from workers.callbacks import sweep_callbacks
+from workers.retention import load_retention, purge_expired
 from workers.sms import sweep_sms
 
 SWEEP_INTERVAL_SECONDS = 60
 """How often recorded-but-unsent work is looked for."""
 
+RETENTION_INTERVAL_SECONDS = 24 * 3600
+"""How often records past their retention limit are deleted."""
+
 
 def main() -> int:
     logs.configure()
     ctx = context.build(load_settings())
+    load_retention(ctx.settings.config_dir)  # a mistake in retention.yaml stops start-up here
     cron = CronScheduler(connection=ctx.queues.connection)
     cron.register(
         sweep_sms, queue_name=ctx.queues.queue("default").name, interval=SWEEP_INTERVAL_SECONDS
@@ -25,6 +30,11 @@ def main() -> int:
         sweep_callbacks,
         queue_name=ctx.queues.queue("default").name,
         interval=SWEEP_INTERVAL_SECONDS,
+    )
+    cron.register(
+        purge_expired,
+        queue_name=ctx.queues.queue("default").name,
+        interval=RETENTION_INTERVAL_SECONDS,
     )
     cron.start()
     return 0

@@ -1,0 +1,209 @@
+"""Delete records older than each jurisdiction's retention limit; audit every deletion.
+
+`purge_expired()` is the scheduled job (registered in workers/clock.py, daily). Limits live
+in config/retention.yaml, validated at start-up with file/line/field errors. Each batch of
+deleted rows and its audit entry commit in one transaction: a deletion is never unaudited.
+Rows referencing a deleted row (through a foreign key) are deleted first, found by reading the
+schema, so new child tables are handled without changes here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ivr import audit
+from ivr.config import load_program
+from ivr.config.yaml_source import read_yaml
+from workers import context
+
+log = logging.getLogger(__name__)
+
+RETENTION_FILE = "retention.yaml"
+"""Retention limits per jurisdiction, in the config folder."""
+
+ACTOR = "system:retention"
+"""Who the audit trail says deleted the rows."""
+
+SELF_SERVICE_TABLES: tuple[tuple[str, str, str | None], ...] = (
+    # (table, the column that dates a row, a condition that keeps open work out)
+    ("self_service_events", "at", None),
+    ("outbound_sms", "created_at", "status IN ('sent', 'failed')"),
+    ("service_requests", "created_at", None),
+    ("callbacks", "created_at", "status IN ('done', 'cancelled', 'draft')"),
+)
+"""Records of the self-service line (its jurisdiction is program.yaml's)."""
+
+UNASSIGNED_TABLES: tuple[tuple[str, str, str | None], ...] = (
+    ("handoffs", "created_at", "ended_at IS NOT NULL"),
+    ("live_calls", "created_at", "ended_at IS NOT NULL"),
+)
+"""Records that carry no jurisdiction yet: the default limit applies."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Frozen):
+    days: int = Field(ge=1, le=36_500)
+
+
+class RetentionConfig(_Frozen):
+    """Validated config/retention.yaml."""
+
+    default: Rule
+    jurisdictions: dict[str, Rule] = {}
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    self_service_jurisdiction: str | None = None
+
+    def days_for(self, jurisdiction: str | None) -> int:
+        rule = self.jurisdictions.get(jurisdiction or "", self.default)
+        return rule.days
+
+
+def load_retention(folder: Path) -> RetentionConfig:
+    """Read and check retention.yaml against program.yaml's jurisdictions."""
+    source = read_yaml(folder / RETENTION_FILE)
+    try:
+        config = RetentionConfig.model_validate(source.data if source.data is not None else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise source.error(tuple(first["loc"]), first["msg"]) from None
+    program = load_program(folder)
+    known = {j.id for j in program.jurisdictions}
+    for name in config.jurisdictions:
+        if known and name not in known:
+            raise source.error(
+                ("jurisdictions", name),
+                f"unknown jurisdiction '{name}' (program.yaml has: {', '.join(sorted(known))})",
+            )
+    return config.model_copy(
+        update={"self_service_jurisdiction": program.self_service_jurisdiction}
+    )
+
+
+@dataclass(frozen=True)
+class Purged:
+    table: str
+    jurisdiction: str
+    cutoff: datetime
+    deleted: int
+
+
+def _children(inspector: sa.Inspector, tables: set[str], parent: str) -> list[tuple[str, str]]:
+    """(child table, its column) pairs holding a foreign key to `parent`.id."""
+    found = []
+    for table in tables:
+        for fk in inspector.get_foreign_keys(table):
+            if fk["referred_table"] == parent and fk["referred_columns"] == ["id"]:
+                found.append((table, fk["constrained_columns"][0]))
+    return found
+
+
+def _delete_ids(
+    conn: sa.Connection,
+    inspector: sa.Inspector,
+    tables: set[str],
+    table: str,
+    ids: list[int],
+    counts: dict[str, int],
+) -> None:
+    """Delete rows `ids` of `table`, after every row that refers to them (recursively)."""
+    for child, column in _children(inspector, tables, table):
+        child_table = sa.Table(child, sa.MetaData(), autoload_with=conn)
+        child_ids = [
+            int(r[0])
+            for r in conn.execute(sa.select(child_table.c.id).where(child_table.c[column].in_(ids)))
+        ]
+        if child_ids:
+            _delete_ids(conn, inspector, tables, child, child_ids, counts)
+    target = sa.Table(table, sa.MetaData(), autoload_with=conn)
+    result = conn.execute(sa.delete(target).where(target.c.id.in_(ids)))
+    counts[table] = counts.get(table, 0) + int(result.rowcount or 0)
+
+
+def purge_table(
+    engine: sa.Engine,
+    table: str,
+    dated_by: str,
+    keep_open: str | None,
+    cutoff: datetime,
+    jurisdiction: str,
+    batch_size: int,
+) -> int:
+    """Delete `table` rows dated before `cutoff`, batch by batch, each batch audited."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            inspector = sa.inspect(conn)
+            tables = set(inspector.get_table_names())
+            if table not in tables:
+                return total
+            target = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            query = (
+                sa.select(target.c.id)
+                .where(target.c[dated_by] < cutoff)
+                .order_by(target.c.id)
+                .limit(batch_size)
+            )
+            if keep_open:
+                query = query.where(sa.text(keep_open))
+            ids = [int(r[0]) for r in conn.execute(query)]
+            if not ids:
+                return total
+            counts: dict[str, int] = {}
+            _delete_ids(conn, inspector, tables, table, ids, counts)
+            audit.append(
+                conn,
+                ACTOR,
+                "retention.delete",
+                table,
+                {
+                    "jurisdiction": jurisdiction,
+                    "older_than": cutoff.isoformat(),
+                    "deleted": counts,
+                    "first_id": ids[0],
+                    "last_id": ids[-1],
+                },
+            )
+            total += counts.get(table, 0)
+
+
+def purge(engine: sa.Engine, config: RetentionConfig, now: datetime | None = None) -> list[Purged]:
+    """Apply every retention limit once; returns what was deleted."""
+    now = now or datetime.now(UTC)
+    done: list[Purged] = []
+    plans: Iterable[tuple[str, tuple[tuple[str, str, str | None], ...]]] = (
+        (config.self_service_jurisdiction or "default", SELF_SERVICE_TABLES),
+        ("default", UNASSIGNED_TABLES),
+    )
+    for jurisdiction, tables in plans:
+        days = config.days_for(None if jurisdiction == "default" else jurisdiction)
+        cutoff = now - timedelta(days=days)
+        for table, dated_by, keep_open in tables:
+            deleted = purge_table(
+                engine, table, dated_by, keep_open, cutoff, jurisdiction, config.batch_size
+            )
+            if deleted:
+                log.info(
+                    "retention: deleted rows=%s table=%s jurisdiction=%s",
+                    deleted,
+                    table,
+                    jurisdiction,
+                )
+            done.append(Purged(table, jurisdiction, cutoff, deleted))
+    return done
+
+
+def purge_expired() -> int:
+    """The scheduled job: delete what is past its retention limit. Returns rows deleted."""
+    ctx = context.current()
+    config = load_retention(ctx.settings.config_dir)
+    return sum(p.deleted for p in purge(ctx.engine, config))
