@@ -48,8 +48,12 @@ FLOOR_TWIML = (
     '<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/x" numDigits="1">'
     "<Say>Hello.</Say></Gather></Response>"
 )
-MAX_WAIT_SECONDS = 20
-"""How long a server may take to start before the benchmark gives up."""
+DESK_STAFF_ID = "4821"
+DESK_PIN = "135790"
+"""A call-taker the benchmark creates in its database, to sign in at the transfer desk."""
+
+MAX_WAIT_SECONDS = 60
+"""How long a server may take to start (its workers to answer) before the benchmark gives up."""
 
 
 def floor_app():  # type: ignore[no-untyped-def]
@@ -111,7 +115,7 @@ def signed(path: str, form: dict[str, str]) -> Request:
     )
 
 
-def scenarios(rules: set[str]) -> list[Scenario]:
+def scenarios(rules: set[str], live_call_id: int | None = None) -> list[Scenario]:
     """What to load; routes that do not exist yet are reported as skipped."""
     fixed_sid = "CA" + "1" * 32
     found = [
@@ -135,41 +139,39 @@ def scenarios(rules: set[str]) -> list[Scenario]:
             unique=60_000,
         ),
     ]
-    desk = sorted(r for r in rules if r.startswith("/voice/transfer-desk") and "pin" in r.lower())
-    if desk:
-        path = desk[0]
+    if "/voice/transfer-desk/pin" in rules:
         found.append(
             Scenario(
                 "transfer-desk PIN step",
                 "app",
-                lambda i: signed(path, twilio_form(f"CA{i:032x}", Digits="000000")),
+                lambda i: signed(
+                    f"/voice/transfer-desk/pin?s={DESK_STAFF_ID}",
+                    twilio_form(f"CA{i:032x}", Digits=DESK_PIN, From=f"+1520555{i % 10000:04d}"),
+                ),
                 unique=60_000,
-                note=f"{path}, a wrong PIN from a fresh call each time",
+                note="the right staff ID and PIN from a new call each time (a successful sign-in)",
             )
         )
     else:
         found.append(Scenario("transfer-desk PIN step", "skip", lambda i: Request("", "", None)))
-    status = sorted(
-        r for r in rules if r.startswith("/voice/") and "conference" in r and "status" in r
-    )
-    if status and "<" not in status[0]:
-        path = status[0]
+    if "/voice/handoff/conference-status" in rules and live_call_id is not None:
         found.append(
             Scenario(
                 "conference status callback",
                 "app",
                 lambda i: signed(
-                    path,
+                    f"/voice/handoff/conference-status?live={live_call_id}",
                     {
                         **twilio_form(f"CA{i:032x}"),
-                        "ConferenceSid": f"CF{i:032x}",
-                        "FriendlyName": f"bench-{i}",
+                        "ConferenceSid": "CF" + "c" * 32,
+                        "FriendlyName": "bench",
                         "StatusCallbackEvent": "participant-join",
-                        "SequenceNumber": "1",
+                        "SequenceNumber": str(i),
+                        "ParticipantLabel": "caller",
                     },
                 ),
                 unique=60_000,
-                note=path,
+                note="participant-join of the caller on a recorded live call, a new event each time",
             )
         )
     else:
@@ -179,6 +181,39 @@ def scenarios(rules: set[str]) -> list[Scenario]:
     return found
 
 
+def prepare_database(database_url: str) -> int | None:
+    """A call-taker with a desk PIN and a live call, when those parts of Bridgeline exist."""
+    from datetime import UTC, datetime
+
+    from ivr.store.db import make_engine
+
+    engine = make_engine(database_url)
+    live_call_id = None
+    try:
+        try:
+            from ivr import accounts
+
+            accounts.create_staff(
+                engine, staff_id=DESK_STAFF_ID, name="Bench Call-Taker", roles=["call_taker"],
+                pin=DESK_PIN,
+            )  # fmt: skip
+        except ImportError:
+            pass
+        try:
+            from ivr import handoffs
+
+            live = handoffs.open_live_call(
+                engine, call_sid="CA" + "e" * 32, origin=handoffs.Origin.DESK,
+                callback_number=None, call_taker_staff_id=DESK_STAFF_ID, now=datetime.now(UTC),
+            )  # fmt: skip
+            live_call_id = live.id
+        except ImportError:
+            pass
+    finally:
+        engine.dispose()
+    return live_call_id
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -186,7 +221,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
+def gunicorn(target: str, env: dict[str, str], log: Path, ready_path: str) -> Iterator[str]:
     """A gunicorn started as the Procfile starts it, on loopback; stopped on exit."""
     port = free_port()
     command = [
@@ -210,9 +245,12 @@ def gunicorn(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise SystemExit(f"gunicorn {target} exited; see {log}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
+                try:  # a worker answering, not just the master listening
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}{ready_path}", timeout=MAX_WAIT_SECONDS
+                    ) as response:
+                        if response.status == 200:
+                            break
                 except OSError:
                     time.sleep(0.1)
             else:
@@ -360,7 +398,8 @@ def main() -> int:
         "BRIDGELINE_QUEUE_PREFIX": "bench",
     }
     rules = {r.rule for r in create_app(env).url_map.iter_rules()}
-    plan = [s for s in scenarios(rules) if args.only in s.name or s.server == "floor"]
+    live_call_id = prepare_database(database_url)
+    plan = [s for s in scenarios(rules, live_call_id) if args.only in s.name or s.server == "floor"]
     # Requests that write (a menu choice) carry a new CallSid each, as real traffic does; a
     # run can use at most this many before it starts repeating (a Twilio retry, one effect).
     per_run = 7000 * args.duration
@@ -372,8 +411,8 @@ def main() -> int:
         flush=True,
     )
     with (
-        gunicorn("bench.webhooks:floor_app()", env, folder / "floor.log") as floor_base,
-        gunicorn("ivr:create_app()", env, folder / "app.log") as app_base,
+        gunicorn("bench.webhooks:floor_app()", env, folder / "floor.log", "/floor") as floor_base,
+        gunicorn("ivr:create_app()", env, folder / "app.log", "/healthz") as app_base,
     ):
         bases = {"floor": floor_base, "app": app_base}
         for s in plan:
@@ -383,6 +422,11 @@ def main() -> int:
             for i in range(3):
                 check(bases[s.server], s.make(10_000_000 + i))
         run_number = 0
+        for s in plan:  # warm-up: every worker process has built its caches, not measured
+            if s.server != "skip":
+                run_number += 1
+                script = lua_script(s, run_number * per_run, min(s.unique, 2000), folder)
+                run_wrk(bases[s.server], script, max(args.connections), 1)
         for round_ in range(args.repeats):
             for connections in args.connections:
                 for s in plan:
