@@ -33,7 +33,11 @@ handoffs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
     sa.Column(
-        "live_call_id", sa.Integer, sa.ForeignKey("live_calls.id"), nullable=False, index=True
+        "live_call_id",
+        sa.Integer,
+        sa.ForeignKey("live_calls.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     ),
     sa.Column("origin", sa.String(16), nullable=False),
     sa.Column("call_taker_staff_id", sa.String(32)),
@@ -66,7 +70,13 @@ handoff_events = sa.Table(
     "handoff_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False, index=True),
+    sa.Column(
+        "handoff_id",
+        sa.Integer,
+        sa.ForeignKey("handoffs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     # CallSid + event + SequenceNumber/Timestamp, or our own key: a retried webhook adds nothing.
     sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
     sa.Column("idempotency_token", sa.String(128), unique=True),

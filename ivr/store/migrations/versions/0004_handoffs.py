@@ -41,7 +41,9 @@ def upgrade() -> None:
         sa.Column(
             "live_call_id",
             sa.Integer,
-            sa.ForeignKey("live_calls.id", name="fk_handoffs_live_call_id_live_calls"),
+            sa.ForeignKey(
+                "live_calls.id", name="fk_handoffs_live_call_id_live_calls", ondelete="CASCADE"
+            ),
             nullable=False,
             index=True,
         ),
@@ -75,7 +77,9 @@ def upgrade() -> None:
         sa.Column(
             "handoff_id",
             sa.Integer,
-            sa.ForeignKey("handoffs.id", name="fk_handoff_events_handoff_id_handoffs"),
+            sa.ForeignKey(
+                "handoffs.id", name="fk_handoff_events_handoff_id_handoffs", ondelete="CASCADE"
+            ),
             nullable=False,
             index=True,
         ),
