@@ -18,6 +18,7 @@ from ivr import audit
 from ivr.store import callbacks as store
 from ivr.store.callback_tables import callback_events
 from ivr.store.callbacks import AttemptStatus, CallbackSource, CallbackStatus, Claim
+from ivr.store.tables import callbacks as callbacks_table
 from tests.callback_fixtures import (
     CALLS_URL,
     RESIDENT,
@@ -517,6 +518,21 @@ def test_pressing_9_opts_out_and_no_call_follows(world: CallbackWorld, signed_po
     world.clock.advance(hours=1)
     world.sweep()
     assert world.settle() == 0 and len(world.create_requests()) == 1
+    # The opt-out covers the number: another request recorded with the old consent is not
+    # dialed but raised to a person.
+    other = world.new_callback(source=CallbackSource.QUEUE_OVERFLOW)
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.update(callbacks_table)
+            .where(callbacks_table.c.id == other.id)
+            .values(consent_at=world.clock() - timedelta(days=1))
+        )
+    world.sweep()
+    world.settle()
+    assert len(world.create_requests()) == 1
+    refused = store.get(world.engine, other.id)
+    assert refused is not None and refused.status is CallbackStatus.FAILED
+    assert refused.last_outcome == "opted_out"
 
 
 def test_a_burst_places_at_most_one_call_per_second(world: CallbackWorld) -> None:

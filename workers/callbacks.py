@@ -164,6 +164,8 @@ def place_callback_attempt(attempt_id: int) -> str:
         to_number = callback_number(callback.phone_number or "")
     except PhoneNumberError as exc:
         return _refuse(line, attempt, Outcome.INVALID_NUMBER, f"number {exc.problem.value}", now)
+    if store.opted_out_since(line.engine, to_number, callback.consent_at):
+        return _refuse(line, attempt, Outcome.OPTED_OUT, "number opted out after consent", now)
     helper_type = line.helper_type(callback)
     if line.roster.group(helper_type) is None:
         return _refuse(

@@ -65,6 +65,7 @@ class Callback:
     next_attempt_at: datetime | None = None
     last_outcome: str | None = None
     escalated_at: datetime | None = None
+    consent_at: datetime | None = None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -92,6 +93,7 @@ def _row(row: sa.Row) -> Callback:
         next_attempt_at=as_utc(row.next_attempt_at),
         last_outcome=row.last_outcome,
         escalated_at=as_utc(row.escalated_at),
+        consent_at=as_utc(row.consent_at),
     )
 
 
@@ -839,6 +841,21 @@ def opt_out(engine: sa.Engine, attempt_id: int, now: datetime) -> bool:
             conn, callback_id=callback_id, attempt_id=attempt_id, event="opted_out", at=now
         )
     return True
+
+
+def opted_out_since(engine: sa.Engine, phone_number: str, since: datetime | None) -> bool:
+    """True when this number pressed the opt-out key on any callback after `since` (the
+    consent of the callback about to be placed): an opt-out covers the number, not one request."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(callbacks)
+        .where(callbacks.c.phone_number == phone_number)
+        .where(callbacks.c.opted_out_at.is_not(None))
+    )
+    if since is not None:
+        query = query.where(callbacks.c.opted_out_at > since)
+    with engine.connect() as conn:
+        return bool(conn.execute(query).scalar())
 
 
 Plan = Callable[[Callback], datetime | None]
