@@ -15,6 +15,7 @@ from flask import Flask
 
 from ivr import auth, console, health, logs, metrics, queueing, store
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
+from ivr.dashboard import init_app as init_dashboard
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
@@ -78,6 +79,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)  # /metrics and per-route latency
     callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
+    init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
     auth.init_app(app)  # sessions, CSRF, /login
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -426,6 +426,485 @@ def _blank(value: Any) -> Any:
     return "" if value is None else value
 
 
-def hour_rows(series: Iterable[Mapping[int, Any]], hours: Sequence[int] = range(24)) -> list:
-    """Rows [hour, series values...] for each hour."""
-    return [(h, *(s.get(h, 0) for s in series)) for h in hours]
+# ------------------------------------------------------------------ handoffs
+
+
+HOTLINE_988 = "crisis_988"
+"""The line (lines.yaml) and helper type (roster.yaml) of the regional 988 center."""
+
+LINE_311 = "operator"
+"""The self-service line that is a 311 person (besides the 311 agent queue)."""
+
+
+def seconds_between(
+    engine: sa.Engine, later: ColumnElement[Any], earlier: ColumnElement[Any]
+) -> ColumnElement[int]:
+    """Whole seconds from `earlier` to `later`, on SQLite and PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        return sa.cast(sa.func.round(sa.func.extract("epoch", later - earlier)), sa.Integer)
+    diff = (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400
+    return sa.cast(sa.func.round(diff), sa.Integer)
+
+
+@dataclass(frozen=True)
+class HandoffFigures:
+    """Handoffs requested in the range, by helper type, outcome, reason and local time."""
+
+    requested: dict[str, int]
+    connected: dict[str, int]
+    no_helper: dict[str, int]
+    outcomes: dict[str, int]
+    outcomes_by_type: dict[tuple[str, str], int]
+    diverted_calls: int
+    answer_seconds: dict[str, dict[int, int]]
+    duration_seconds: dict[str, dict[int, int]]
+    by_hour: dict[int, dict[str, int]]
+    by_weekday: dict[int, dict[str, int]]
+    answer_by_hour: dict[int, dict[int, int]]
+    jurisdiction_missing: bool = False
+
+    def all_answers(self) -> dict[int, int]:
+        """Answer-time histogram over every helper type."""
+        return _merge(self.answer_seconds.values())
+
+    def all_durations(self) -> dict[int, int]:
+        """Call-duration histogram over every helper type."""
+        return _merge(self.duration_seconds.values())
+
+
+def _merge(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = defaultdict(int)
+    for hist in histograms:
+        for value, count in hist.items():
+            out[value] += count
+    return dict(out)
+
+
+def _handoff_where(
+    engine: sa.Engine, program: ProgramConfig, filters: Filters
+) -> tuple[list[ColumnElement[bool]], LocalClock, bool]:
+    from ivr.store.handoff_tables import handoffs
+
+    clock = clock_for(engine, program, filters)
+    where = clock.conditions(handoffs.c.created_at, filters)
+    missing = False
+    if filters.helper_type:
+        where.append(handoffs.c.helper_type == filters.helper_type)
+    if filters.jurisdiction:
+        column = handoffs.c.get("jurisdiction")
+        if column is None:
+            missing = True  # handoffs do not record one: none can be said to belong to it
+            where.append(sa.false())
+        else:
+            where.append(column == filters.jurisdiction)
+    return where, clock, missing
+
+
+def handoff_figures(engine: sa.Engine, program: ProgramConfig, filters: Filters) -> HandoffFigures:
+    """Requested, connected (diverted), no-helper reasons, outcomes, answer times, durations."""
+    from ivr.store.handoff_tables import handoffs
+
+    h = handoffs.c
+    where, clock, missing = _handoff_where(engine, program, filters)
+    hour = clock.hour(h.created_at).label("hour")
+    weekday = clock.weekday(h.created_at).label("weekday")
+    connected = sa.case((h.connected_at.is_not(None), 1), else_=0).label("connected")
+    answer = seconds_between(engine, h.accepted_at, h.created_at).label("answer")
+    duration = seconds_between(engine, h.ended_at, h.connected_at).label("duration")
+    with engine.connect() as conn:
+        main = conn.execute(
+            sa.select(
+                h.helper_type, h.outcome, h.reason_code, connected, hour, weekday, sa.func.count()
+            )
+            .where(*where)
+            .group_by(h.helper_type, h.outcome, h.reason_code, connected, hour, weekday)
+        ).all()
+        answers = conn.execute(
+            sa.select(h.helper_type, hour, answer, sa.func.count())
+            .where(*where, h.accepted_at.is_not(None))
+            .group_by(h.helper_type, hour, answer)
+        ).all()
+        durations = conn.execute(
+            sa.select(h.helper_type, duration, sa.func.count())
+            .where(*where, h.connected_at.is_not(None), h.ended_at.is_not(None))
+            .group_by(h.helper_type, duration)
+        ).all()
+        diverted = conn.execute(
+            sa.select(sa.func.count(sa.distinct(h.live_call_id))).where(
+                *where, h.connected_at.is_not(None)
+            )
+        ).scalar_one()
+    requested: dict[str, int] = defaultdict(int)
+    connected_by: dict[str, int] = defaultdict(int)
+    no_helper: dict[str, int] = defaultdict(int)
+    outcomes: dict[str, int] = defaultdict(int)
+    outcomes_by_type: dict[tuple[str, str], int] = defaultdict(int)
+    by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for helper_type, outcome, reason, is_connected, hr, wd, count in main:
+        requested[helper_type] += count
+        for bucket in (by_hour[int(hr)], by_weekday[int(wd)]):
+            bucket["handoffs"] += count
+        if is_connected:
+            connected_by[helper_type] += count
+            by_hour[int(hr)]["connected"] += count
+            by_weekday[int(wd)]["connected"] += count
+        elif reason:
+            no_helper[reason] += count
+            by_hour[int(hr)]["no_helper"] += count
+            by_weekday[int(wd)]["no_helper"] += count
+        if outcome:
+            outcomes[outcome] += count
+            outcomes_by_type[(helper_type, outcome)] += count
+    answer_seconds: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    answer_by_hour: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for helper_type, hr, seconds, count in answers:
+        value = max(int(seconds), 0)
+        answer_seconds[helper_type][value] += count
+        answer_by_hour[int(hr)][value] += count
+    duration_seconds: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for helper_type, seconds, count in durations:
+        duration_seconds[helper_type][max(int(seconds), 0)] += count
+    return HandoffFigures(
+        requested=dict(requested),
+        connected=dict(connected_by),
+        no_helper=dict(no_helper),
+        outcomes=dict(outcomes),
+        outcomes_by_type=dict(outcomes_by_type),
+        diverted_calls=int(diverted or 0),
+        answer_seconds={k: dict(v) for k, v in answer_seconds.items()},
+        duration_seconds={k: dict(v) for k, v in duration_seconds.items()},
+        by_hour={k: dict(v) for k, v in by_hour.items()},
+        by_weekday={k: dict(v) for k, v in by_weekday.items()},
+        answer_by_hour={k: dict(v) for k, v in answer_by_hour.items()},
+        jurisdiction_missing=missing,
+    )
+
+
+# ------------------------------------------------------------------ the whole dashboard
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Every figure of the main dashboard view, as tables plus the series the charts draw."""
+
+    tables: list[Table]
+    handoffs: HandoffFigures
+    self_service: SelfServiceFigures
+    callbacks: CallbackFigures
+    savings: float
+
+    def table(self, name: str) -> Table:
+        """The table called `name`."""
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+
+def _minutes(seconds: float | None) -> Any:
+    return "" if seconds is None else round(seconds / 60, 1)
+
+
+def _pct(share: float | None) -> Any:
+    return "" if share is None else round(share * 100, 1)
+
+
+def build_dashboard(
+    engine: sa.Engine,
+    program: ProgramConfig,
+    filters: Filters,
+    now: datetime,
+    item_labels: Mapping[str, str] | None = None,
+) -> Dashboard:
+    """Compute every figure of the main view for `filters`."""
+    hf = handoff_figures(engine, program, filters)
+    ss = self_service_figures(engine, program, filters)
+    cb = callback_figures(engine, program, filters, now)
+    savings = hf.diverted_calls * program.savings.per_avoided_dispatch
+    targets = program.answer_targets
+    jurisdiction_note = (
+        "Handoffs do not record a jurisdiction yet: none are counted under this filter."
+        if hf.jurisdiction_missing
+        else ""
+    )
+    headline = Table(
+        "summary",
+        "Summary",
+        ("figure", "value"),
+        [
+            ("calls diverted from dispatch (handoffs that reached a helper)", hf.diverted_calls),
+            (
+                f"estimated savings ({program.savings.currency}, "
+                f"{program.savings.per_avoided_dispatch:g} per avoided dispatch)",
+                round(savings, 2),
+            ),
+            ("handoffs requested", sum(hf.requested.values())),
+            ("handoffs that found no helper", sum(hf.no_helper.values())),
+            (
+                "transfers to 988 (handoffs + self-service)",
+                hf.connected.get(HOTLINE_988, 0) + ss.transfers.get(HOTLINE_988, 0),
+            ),
+            (
+                "transfers to 311 (agent queue + operator line)",
+                ss.to_person + ss.transfers.get(LINE_311, 0),
+            ),
+            ("self-service calls", ss.calls),
+            ("self-service calls resolved without a person", ss.resolved_without_person),
+            ("callbacks open", cb.open),
+            ("callbacks overdue", cb.overdue),
+        ],
+        note=jurisdiction_note,
+    )
+    types = sorted(set(hf.requested) | set(hf.answer_seconds))
+    by_type_rows = []
+    for helper_type in [*types, "all"]:
+        answers = (
+            hf.all_answers() if helper_type == "all" else hf.answer_seconds.get(helper_type, {})
+        )
+        durations = (
+            hf.all_durations() if helper_type == "all" else hf.duration_seconds.get(helper_type, {})
+        )
+        requested = (
+            sum(hf.requested.values()) if helper_type == "all" else hf.requested.get(helper_type, 0)
+        )
+        connected = (
+            sum(hf.connected.values()) if helper_type == "all" else hf.connected.get(helper_type, 0)
+        )
+        by_type_rows.append(
+            (
+                helper_type,
+                requested,
+                connected,
+                _blank(median(answers)),
+                _blank(percentile(answers, 0.9)),
+                *(_pct(share_within(answers, t.within_seconds)) for t in targets),
+                _minutes(median(durations)),
+                _minutes(percentile(durations, 0.9)),
+            )
+        )
+    helper_table = Table(
+        "helper_types",
+        "Handoffs by helper type: answer times and call durations",
+        (
+            "helper type",
+            "requested",
+            "reached a helper",
+            "answer median s",
+            "answer 90th pct s",
+            *(f"% answered in {t.within_seconds} s (target {t.share * 100:g}%)" for t in targets),
+            "duration median min",
+            "duration 90th pct min",
+        ),
+        by_type_rows,
+        note=jurisdiction_note,
+    )
+    no_helper = Table(
+        "no_helper",
+        "Handoffs that found no helper, by reason",
+        ("reason", "handoffs"),
+        sorted(hf.no_helper.items(), key=lambda kv: (-kv[1], kv[0])),
+    )
+    outcome_names = sorted(hf.outcomes)
+    outcomes = Table(
+        "outcomes",
+        "Outcomes by helper type",
+        ("helper type", *outcome_names, "total"),
+        [
+            (
+                helper_type,
+                *(hf.outcomes_by_type.get((helper_type, o), 0) for o in outcome_names),
+                sum(hf.outcomes_by_type.get((helper_type, o), 0) for o in outcome_names),
+            )
+            for helper_type in types
+        ]
+        + [("all", *(hf.outcomes.get(o, 0) for o in outcome_names), sum(hf.outcomes.values()))],
+    )
+    hour_table = Table(
+        "by_hour",
+        "By hour of day (local time)",
+        (
+            "hour",
+            "handoffs",
+            "reached a helper",
+            "found no helper",
+            "answer median s",
+            "self-service calls",
+        ),
+        [
+            (
+                hr,
+                hf.by_hour.get(hr, {}).get("handoffs", 0),
+                hf.by_hour.get(hr, {}).get("connected", 0),
+                hf.by_hour.get(hr, {}).get("no_helper", 0),
+                _blank(median(hf.answer_by_hour.get(hr, {}))),
+                ss.calls_by_hour.get(hr, 0),
+            )
+            for hr in range(24)
+        ],
+    )
+    weekday_table = Table(
+        "by_weekday",
+        "By day of week (local time)",
+        ("day", "handoffs", "reached a helper", "found no helper", "self-service calls"),
+        [
+            (
+                WEEKDAYS[wd],
+                hf.by_weekday.get(wd, {}).get("handoffs", 0),
+                hf.by_weekday.get(wd, {}).get("connected", 0),
+                hf.by_weekday.get(wd, {}).get("no_helper", 0),
+                ss.calls_by_weekday.get(wd, 0),
+            )
+            for wd in range(7)
+        ],
+    )
+    tables = [headline, helper_table, no_helper, outcomes, hour_table, weekday_table]
+    tables += self_service_tables(ss, item_labels or {})
+    tables += callback_tables(cb)
+    return Dashboard(tables=tables, handoffs=hf, self_service=ss, callbacks=cb, savings=savings)
+
+
+# ------------------------------------------------------------------ handoff log and review facts
+
+
+HANDOFF_LOG_COLUMNS = (
+    "handoff_id",
+    "created_at_utc",
+    "local_time",
+    "helper_type",
+    "origin",
+    "status",
+    "reason_code",
+    "attempt",
+    "member_id",
+    "call_taker_staff_id",
+    "answer_seconds",
+    "duration_seconds",
+    "outcome",
+    "outcome_by",
+    "follow_up_at_utc",
+    "callback_id",
+)
+"""Handoff log columns in a CSV export: no phone number, no free text."""
+
+HANDOFF_NOTE_COLUMNS = ("handoff_reason_text", "outcome_note")
+"""Free-text columns added only when the supervisor asks for notes."""
+
+
+def handoff_log(
+    engine: sa.Engine, program: ProgramConfig, filters: Filters, *, with_notes: bool = False
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The handoffs in the filters, oldest first, as CSV columns and rows."""
+    from ivr.store.handoff_tables import handoffs
+
+    h = handoffs.c
+    where, _, _ = _handoff_where(engine, program, filters)
+    answer = seconds_between(engine, h.accepted_at, h.created_at)
+    duration = seconds_between(engine, h.ended_at, h.connected_at)
+    columns = [
+        h.id,
+        h.created_at,
+        h.helper_type,
+        h.origin,
+        h.status,
+        h.reason_code,
+        h.attempt,
+        h.member_id,
+        h.call_taker_staff_id,
+        answer,
+        duration,
+        h.outcome,
+        h.outcome_by,
+        h.follow_up_at,
+        h.callback_id,
+    ]
+    if with_notes:
+        columns += [h.reason, h.outcome_note]
+    zone = program.zone
+    out: list[tuple[Any, ...]] = []
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(*columns).where(*where).order_by(h.created_at, h.id)):
+            created = _utc(row[1])
+            local = created.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %a") if created else ""
+            follow = _utc(row[13])
+            out.append(
+                (
+                    row[0],
+                    created.isoformat() if created else "",
+                    local,
+                    *row[2:13],
+                    follow.isoformat() if follow else "",
+                    row[14],
+                    *row[15:],
+                )
+            )
+    names = HANDOFF_LOG_COLUMNS + (HANDOFF_NOTE_COLUMNS if with_notes else ())
+    return names, out
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def subject_facts(engine: sa.Engine, kind: str, ref: str) -> list[tuple[str, Any]]:
+    """What a QA reviewer sees of a flagged record: its fields and history, no phone numbers."""
+    facts: list[tuple[str, Any]] = []
+    with engine.connect() as conn:
+        if kind == "handoff" and ref.isdigit():
+            from ivr.store.handoff_tables import handoff_events, handoffs
+
+            row = conn.execute(sa.select(handoffs).where(handoffs.c.id == int(ref))).first()
+            if row is None:
+                return [("record", "no longer stored")]
+            for name in (
+                "helper_type",
+                "origin",
+                "status",
+                "reason_code",
+                "answers",
+                "reason",
+                "member_id",
+                "call_taker_staff_id",
+                "outcome",
+                "outcome_note",
+                "created_at",
+                "accepted_at",
+                "connected_at",
+                "ended_at",
+            ):
+                facts.append((name.replace("_", " "), _fact(getattr(row, name))))
+            for ev in conn.execute(
+                sa.select(
+                    handoff_events.c.occurred_at, handoff_events.c.event, handoff_events.c.reason
+                )
+                .where(handoff_events.c.handoff_id == int(ref))
+                .order_by(handoff_events.c.occurred_at, handoff_events.c.id)
+            ):
+                facts.append(("event", f"{_fact(ev[0])} {ev[1]} {ev[2] or ''}".strip()))
+        elif kind == "callback" and ref.isdigit():
+            row = conn.execute(sa.select(callbacks).where(callbacks.c.id == int(ref))).first()
+            if row is None:
+                return [("record", "no longer stored")]
+            for name in ("source", "status", "helper_type", "created_at", "due_at", "deadline_at"):
+                facts.append((name.replace("_", " "), _fact(getattr(row, name))))
+        else:
+            for ev in conn.execute(
+                sa.select(
+                    self_service_events.c.at,
+                    self_service_events.c.event,
+                    self_service_events.c.detail,
+                )
+                .where(self_service_events.c.call_sid == ref)
+                .order_by(self_service_events.c.at, self_service_events.c.id)
+            ):
+                facts.append(("event", f"{_fact(ev[0])} {ev[1]} {ev[2] or ''}".strip()))
+    return facts
+
+
+def _fact(value: Any) -> Any:
+    if isinstance(value, datetime):
+        utc_value = _utc(value)
+        return utc_value.strftime("%Y-%m-%d %H:%M:%S UTC") if utc_value else ""
+    return "" if value is None else value

@@ -11,9 +11,17 @@ import sqlalchemy as sa
 from ivr import reports
 from ivr.config.program import ProgramConfig
 from ivr.reports import Filters
-from tests.dashboard_fixtures import add_callback, add_event, program, utc
+from tests.dashboard_fixtures import (
+    _forget_handoffs,
+    add_callback,
+    add_event,
+    add_handoff,
+    add_live_call,
+    program,
+    utc,
+)
 
-FIXTURES = (program,)
+FIXTURES = (program, _forget_handoffs)
 """Fixtures this module uses from tests/dashboard_fixtures.py (pytest finds them here)."""
 
 NOV = Filters(start=utc(2026, 11, 1), end=utc(2026, 12, 1))
@@ -190,3 +198,196 @@ def test_program_config_defaults_and_errors_name_the_file_line_and_field(tmp_pat
     path.write_text("timezone: Mars/Olympus\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown time zone"):
         load_program(tmp_path)
+
+
+def _seed_handoffs(engine: sa.Engine) -> None:
+    # Phoenix local = UTC-7. Wednesday 2026-11-11 14:00 local = 21:00 UTC.
+    wed = utc(2026, 11, 11, 21, 0)
+    sun = utc(2026, 11, 8, 9, 0)  # Sunday 02:00 local
+    c1 = add_live_call(engine, "CA-h1", wed)
+    add_handoff(
+        engine,
+        c1,
+        "embedded_clinician",
+        wed,
+        answer_s=8,
+        duration_s=300,
+        outcome="resolved_by_phone",
+    )
+    c2 = add_live_call(engine, "CA-h2", wed)
+    add_handoff(
+        engine,
+        c2,
+        "embedded_clinician",
+        wed + timedelta(minutes=5),
+        answer_s=14,
+        duration_s=900,
+        outcome="referred",
+    )
+    c3 = add_live_call(engine, "CA-h3", wed)
+    add_handoff(
+        engine,
+        c3,
+        "telehealth_nurse",
+        wed + timedelta(minutes=10),
+        answer_s=19,
+        duration_s=240,
+        outcome="resolved_by_phone",
+    )
+    # the same call: a nurse, then a doctor -> one diverted call, two connected handoffs.
+    add_handoff(
+        engine,
+        c3,
+        "telehealth_doctor",
+        wed + timedelta(minutes=20),
+        answer_s=30,
+        duration_s=600,
+        outcome="transport",
+    )
+    c4 = add_live_call(engine, "CA-h4", sun)
+    add_handoff(
+        engine, c4, "crisis_988", sun, answer_s=5, duration_s=1200, outcome="callback_scheduled"
+    )
+    c5 = add_live_call(engine, "CA-h5", sun)
+    add_handoff(
+        engine,
+        c5,
+        "embedded_clinician",
+        sun + timedelta(minutes=3),
+        status="returned",
+        reason_code="chain_exhausted",
+        attempt=2,
+    )
+    c6 = add_live_call(engine, "CA-h6", sun)
+    add_handoff(
+        engine,
+        c6,
+        "navigator",
+        sun + timedelta(minutes=4),
+        status="not_started",
+        reason_code="no_one_on_duty",
+        attempt=0,
+    )
+    c7 = add_live_call(engine, "CA-h7", wed)
+    add_handoff(
+        engine,
+        c7,
+        "telehealth_nurse",
+        wed + timedelta(minutes=30),
+        status="caller_dropped",
+        reason_code="caller_hung_up",
+    )
+    # in progress: no reason yet, not connected
+    c8 = add_live_call(engine, "CA-h8", wed)
+    add_handoff(engine, c8, "navigator", wed + timedelta(minutes=40), status="ringing")
+    # December: out of range
+    c9 = add_live_call(engine, "CA-h9", utc(2026, 12, 2))
+    add_handoff(engine, c9, "crisis_988", utc(2026, 12, 2), answer_s=3, duration_s=60)
+
+
+def test_handoff_figures_by_helper_type_reason_outcome_and_local_time(
+    engine: sa.Engine, program: ProgramConfig
+) -> None:
+    _seed_handoffs(engine)
+    got = reports.handoff_figures(engine, program, NOV)
+    assert got.requested == {
+        "embedded_clinician": 3,
+        "telehealth_nurse": 2,
+        "telehealth_doctor": 1,
+        "crisis_988": 1,
+        "navigator": 2,
+    }
+    assert got.connected == {
+        "embedded_clinician": 2,
+        "telehealth_nurse": 1,
+        "telehealth_doctor": 1,
+        "crisis_988": 1,
+    }
+    assert got.diverted_calls == 4  # c1, c2, c3 (twice), c4
+    assert got.no_helper == {"chain_exhausted": 1, "no_one_on_duty": 1, "caller_hung_up": 1}
+    assert got.outcomes == {
+        "resolved_by_phone": 2,
+        "referred": 1,
+        "transport": 1,
+        "callback_scheduled": 1,
+    }
+    # answer times 5, 8, 14, 19, 30 s: median 14, 90th pct (nearest rank 5th of 5) 30.
+    answers = got.all_answers()
+    assert answers == {5: 1, 8: 1, 14: 1, 19: 1, 30: 1}
+    assert reports.median(answers) == 14 and reports.percentile(answers, 0.9) == 30
+    assert reports.share_within(answers, 15) == 3 / 5
+    assert reports.share_within(answers, 20) == 4 / 5
+    assert got.duration_seconds["embedded_clinician"] == {300: 1, 900: 1}
+    # Sunday 02:xx local: c4, c5, c6; Wednesday 14:xx: the other six.
+    assert got.by_hour[2] == {"handoffs": 3, "connected": 1, "no_helper": 2}
+    assert got.by_hour[14] == {"handoffs": 6, "connected": 4, "no_helper": 1}
+    assert got.by_weekday[6]["handoffs"] == 3 and got.by_weekday[2]["handoffs"] == 6
+    assert got.answer_by_hour[2] == {5: 1}
+
+
+def test_dashboard_summary_savings_and_answer_targets(
+    engine: sa.Engine, program: ProgramConfig
+) -> None:
+    _seed_handoffs(engine)
+    _seed_self_service(engine)
+    now = utc(2026, 11, 20)
+    board = reports.build_dashboard(engine, program, NOV, now)
+    summary = board.table("summary")
+    assert summary.rows[0][1] == 4  # diverted calls
+    assert summary.rows[1][1] == 4 * 250.0  # savings at $250 per avoided dispatch
+    assert board.savings == 1000.0
+    # 988: one connected 988 handoff + one self-service transfer to crisis_988.
+    assert summary.lookup("transfers to 988 (handoffs + self-service)", "value") == 2
+    # 311: call D went to the agent queue.
+    assert summary.lookup("transfers to 311 (agent queue + operator line)", "value") == 1
+    types = board.table("helper_types")
+    row = dict(zip(types.columns, next(r for r in types.rows if r[0] == "all"), strict=True))
+    assert row["answer median s"] == 14 and row["answer 90th pct s"] == 30
+    assert row["% answered in 15 s (target 90%)"] == 60.0
+    assert row["% answered in 20 s (target 95%)"] == 80.0
+    # durations 240, 300, 600, 900, 1200 s: median 600 s = 10 min; p90 1200 s = 20 min.
+    assert row["duration median min"] == 10.0 and row["duration 90th pct min"] == 20.0
+    clinician = dict(
+        zip(types.columns, next(r for r in types.rows if r[0] == "embedded_clinician"), strict=True)
+    )
+    assert clinician["requested"] == 3 and clinician["reached a helper"] == 2
+    assert clinician["answer median s"] == 11.0  # (8 + 14) / 2
+    hours = board.table("by_hour")
+    assert hours.rows[2] == (2, 3, 1, 2, 5, 2)  # 02:00: handoffs, reached, none, median, ss calls
+    assert board.table("outcomes").lookup("all", "resolved_by_phone") == 2
+
+
+def test_handoff_filters_by_helper_type_and_unrecorded_jurisdiction(
+    engine: sa.Engine, program: ProgramConfig
+) -> None:
+    _seed_handoffs(engine)
+    nurse = reports.handoff_figures(
+        engine, program, Filters(NOV.start, NOV.end, helper_type="telehealth_nurse")
+    )
+    assert nurse.requested == {"telehealth_nurse": 2}
+    assert nurse.no_helper == {"caller_hung_up": 1}
+    county = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "county"))
+    assert county.requested == {} and county.jurisdiction_missing
+
+
+def test_handoff_log_has_no_notes_unless_asked(engine: sa.Engine, program: ProgramConfig) -> None:
+    call = add_live_call(engine, "CA-log", utc(2026, 11, 3, 15))
+    add_handoff(
+        engine,
+        call,
+        "navigator",
+        utc(2026, 11, 3, 15),
+        answer_s=9,
+        duration_s=120,
+        reason="needs a shelter bed",
+        outcome_note="placed at the north shelter",
+    )
+    columns, rows = reports.handoff_log(engine, program, NOV)
+    assert "outcome_note" not in columns and "handoff_reason_text" not in columns
+    assert not any("shelter" in str(cell) for row in rows for cell in row)
+    record = dict(zip(columns, rows[0], strict=True))
+    assert record["answer_seconds"] == 9 and record["duration_seconds"] == 120
+    assert record["local_time"] == "2026-11-03 08:00:00 Tue"
+    columns, rows = reports.handoff_log(engine, program, NOV, with_notes=True)
+    record = dict(zip(columns, rows[0], strict=True))
+    assert record["outcome_note"] == "placed at the north shelter"

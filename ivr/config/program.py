@@ -47,6 +47,7 @@ class QASettings(_Frozen):
     """Quality-assurance queue settings."""
 
     random_sample_rate: float = Field(default=0.05, ge=0, le=1)
+    review_all_helper_types: tuple[str, ...] = ("embedded_clinician", "crisis_988", "navigator")
 
 
 NENA_TARGETS = (
@@ -62,6 +63,7 @@ class ProgramConfig(_Frozen):
     timezone: str = "UTC"
     jurisdictions: tuple[Jurisdiction, ...] = ()
     self_service_jurisdiction: str | None = None
+    crisis_helper_types: tuple[str, ...] = ("embedded_clinician", "crisis_988")
     savings: Savings = Savings()
     answer_targets: tuple[AnswerTarget, ...] = NENA_TARGETS
     qa: QASettings = QASettings()
