@@ -360,19 +360,33 @@ class CallbackFigures:
     failed: int
     overdue: int
     first_attempt_median_minutes: float | None = None
-    first_attempt_p90_minutes: int | None = None
+    first_attempt_p90_minutes: float | None = None
 
 
 def callback_figures(
     engine: sa.Engine, program: ProgramConfig, filters: Filters, now: datetime
 ) -> CallbackFigures:
-    """Callbacks created in the range: open, done, failed, overdue (open past deadline)."""
+    """Callbacks created in the range: open, done, failed, overdue (open past deadline), and
+    the time from when each was due to its first dialing attempt."""
     cb = callbacks
     clock = clock_for(engine, program, filters)
     where = [*clock.conditions(cb.c.created_at, filters), cb.c.status != "draft"]
     if filters.helper_type:
         where.append(cb.c.helper_type == filters.helper_type)
     overdue = sa.and_(cb.c.status.in_(OPEN_CALLBACK_STATES), cb.c.deadline_at < now)
+    from ivr.store.callback_tables import callback_attempts
+
+    first = (
+        sa.select(
+            callback_attempts.c.callback_id.label("callback_id"),
+            sa.func.min(callback_attempts.c.claimed_at).label("first_at"),
+        )
+        .where(callback_attempts.c.claimed_at.is_not(None))
+        .group_by(callback_attempts.c.callback_id)
+        .subquery()
+    )
+    wait = seconds_between(engine, first.c.first_at, sa.func.coalesce(cb.c.due_at, cb.c.created_at))
+    wait = wait.label("wait")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(
@@ -384,6 +398,12 @@ def callback_figures(
             .where(*where)
             .group_by(cb.c.status, cb.c.source)
         ).all()
+        waits = conn.execute(
+            sa.select(wait, sa.func.count())
+            .select_from(cb.join(first, first.c.callback_id == cb.c.id))
+            .where(*where)
+            .group_by(wait)
+        ).all()
     by_status: dict[str, int] = defaultdict(int)
     by_source: dict[str, int] = defaultdict(int)
     late = 0
@@ -391,6 +411,10 @@ def callback_figures(
         by_status[status] += count
         by_source[source] += count
         late += int(overdue_count or 0)
+    first_wait: dict[int, int] = defaultdict(int)
+    for seconds, count in waits:
+        first_wait[max(int(seconds), 0)] += count
+    middle = median(first_wait)
     return CallbackFigures(
         by_status=dict(by_status),
         by_source=dict(by_source),
@@ -398,7 +422,13 @@ def callback_figures(
         done=by_status.get("done", 0),
         failed=by_status.get("failed", 0),
         overdue=late,
+        first_attempt_median_minutes=None if middle is None else round(middle / 60, 1),
+        first_attempt_p90_minutes=_round_minutes(percentile(first_wait, 0.9)),
     )
+
+
+def _round_minutes(seconds: int | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 1)
 
 
 def callback_tables(figures: CallbackFigures) -> list[Table]:

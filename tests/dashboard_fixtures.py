@@ -206,3 +206,21 @@ def qa_findings_table() -> sa.Table:
     from ivr.store.qa_tables import qa_findings
 
     return qa_findings
+
+
+def add_attempt(engine: sa.Engine, callback_id: int, number: int, claimed_at: datetime) -> None:
+    """One dialing attempt of a callback, claimed (dialed) at `claimed_at`."""
+    from ivr.store.callback_tables import callback_attempts
+
+    with engine.begin() as conn:
+        conn.execute(
+            callback_attempts.insert().values(
+                callback_id=callback_id,
+                number=number,
+                status="finished",
+                scheduled_for=claimed_at,
+                claimed_at=claimed_at,
+                created_at=claimed_at,
+                updated_at=claimed_at,
+            )
+        )

@@ -13,6 +13,7 @@ from ivr.config.program import ProgramConfig
 from ivr.reports import Filters
 from tests.dashboard_fixtures import (
     _forget_handoffs,
+    add_attempt,
     add_callback,
     add_event,
     add_handoff,
@@ -148,6 +149,16 @@ def test_callbacks_open_done_failed_and_overdue(engine: sa.Engine, program: Prog
     assert got.open == 3 and got.done == 1 and got.failed == 1
     assert got.overdue == 2
     assert got.by_source == {"resident_menu": 4, "dropped_handoff": 1}
+    # time to first attempt, from when each was due: 2 min and 10 min (the second attempt
+    # of the first one does not count); median 6 min, 90th percentile 10 min.
+    first = add_callback(engine, status="done", created_at=utc(2026, 11, 9, 10))
+    add_attempt(engine, first, 1, utc(2026, 11, 9, 10, 2))
+    add_attempt(engine, first, 2, utc(2026, 11, 9, 11, 0))
+    second = add_callback(engine, status="done", created_at=utc(2026, 11, 9, 12))
+    add_attempt(engine, second, 1, utc(2026, 11, 9, 12, 10))
+    timed = reports.callback_figures(engine, program, NOV, now)
+    assert timed.first_attempt_median_minutes == 6.0
+    assert timed.first_attempt_p90_minutes == 10.0
     nurse = reports.callback_figures(
         engine, program, Filters(NOV.start, NOV.end, helper_type="telehealth_nurse"), now
     )
