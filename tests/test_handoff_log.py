@@ -451,9 +451,16 @@ def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leave
         json={"call_sid": "CA" + "8" * 32, "label": "call-taker"},
         status=201,
     )
-    run_jobs()  # the dial job may run twice (the callback came twice); it dials once
-    assert len(twilio_api.calls) == 2
-    assert form_of(twilio_api.calls[-1].request)["To"] == ["+15205550311"]
+    # The callback came twice, so the job runs twice: the second run asks Twilio whether the
+    # call-taker leg already exists (it does) instead of dialing the line again.
+    twilio_api.add(
+        responses.GET,
+        participant_url(live.conference_name, "call-taker"),
+        json={"call_sid": "CA" + "8" * 32, "label": "call-taker", "status": "ringing"},
+    )
+    assert run_jobs() == 2
+    assert [r.request.method for r in twilio_api.calls] == ["POST", "POST", "GET"]
+    assert form_of(twilio_api.calls[1].request)["To"] == ["+15205550311"]
     call_taker_leg = "CA" + "8" * 32
     _conference(twilio_post, live.id, "conference-start", 1, 1)
     _conference(
@@ -544,3 +551,87 @@ def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leave
     ]
     assert handoffs.list_live_calls(engine) == []
     assert [h.id for h in handoffs.handoffs_for_helper(engine, "nav-brooks")] == [handoff.id]
+
+
+def test_a_dial_that_times_out_is_checked_with_twilio_and_never_placed_twice(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    worker_clock: Callable[..., None],
+    monkeypatch: Any,
+) -> None:
+    import requests
+
+    import workers.handoffs
+
+    monkeypatch.setattr(workers.handoffs, "_sleep", lambda seconds: None)
+    c = _desk_to_conference(call, "3")  # navigator
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    twilio_api.add(responses.POST, CALLS_URL, body=requests.exceptions.ReadTimeout("slow"))
+    twilio_api.add(
+        responses.GET,
+        CALLS_URL,
+        json={
+            "calls": [
+                {
+                    "sid": HELPER_1,
+                    "to": "+15205550161",
+                    "from": CALLER_ID,
+                    "status": "ringing",
+                    "date_created": "Wed, 25 Nov 2026 18:00:01 +0000",
+                }
+            ],
+            "end": 0,
+            "first_page_uri": "/2010-04-01/Accounts/AC/Calls.json?PageSize=20&Page=0",
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": 20,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": "/2010-04-01/Accounts/AC/Calls.json?PageSize=20&Page=0",
+        },
+    )
+    assert run_jobs() == 1
+    assert [r.request.method for r in twilio_api.calls] == ["POST", "GET"]
+    listed = twilio_api.calls[1].request.url
+    assert "To=%2B15205550161" in listed and "From=%2B15205550100" in listed
+    dialing = handoffs.get_handoff(engine, handoff.id)
+    assert dialing is not None and dialing.helper_call_sid == HELPER_1
+    assert dialing.status is HandoffStatus.DIALING
+
+
+def test_the_sweep_settles_a_dial_twilio_never_reported_on(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    worker_clock: Callable[..., None],
+) -> None:
+    from workers.handoffs import sweep_handoffs
+
+    c = _desk_to_conference(call, "3")  # navigator: a chain of one
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    _expect_helper_dial(twilio_api, HELPER_1)
+    run_jobs()
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=79))
+    assert sweep_handoffs() == 0  # within ring timeout (20 s) + 60 s: still waiting for news
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=81))
+    assert sweep_handoffs() == 1
+    twilio_api.add(responses.POST, call_url(c.call_sid), body=call_json(c.call_sid))
+    assert run_jobs() == 2  # attempt 2 finds the chain exhausted, then the desk leg is returned
+    settled = handoffs.get_handoff(engine, handoff.id)
+    assert settled is not None and settled.status is HandoffStatus.RETURNED
+    assert settled.reason_code == "no_answer"
+    assert _log(engine, handoff.id)[-2:] == [
+        ("no_answer", 1, None, "no_answer"),
+        ("returned", None, None, "no_answer"),
+    ]

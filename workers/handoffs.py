@@ -8,13 +8,14 @@ when the handoff's own history says it is next, and a create-call whose result i
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 from twilio.base.exceptions import TwilioRestException
 
-from ivr import handoffs
+from ivr import handoffs, twilio_rest
 from ivr.config.decision_tree import DecisionTree, load_decision_tree
 from ivr.config.roster import Roster, load_roster
 from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, encode_answers
@@ -68,6 +69,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _sleep(seconds: float) -> None:
+    """Backoff wait between REST retries (replaced in tests, which never sleep)."""
+    time.sleep(seconds)
+
+
 def dial_helper(handoff_id: int, attempt: int) -> str:
     """Dial attempt `attempt` of the handoff's chain (the Calls API, whisper first); past the end, return."""
     ctx = context.current()
@@ -76,10 +82,17 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
     if handoff is None:
         log.error("dial_helper: no such handoff handoff_id=%s", handoff_id)
         return "missing"
-    if handoff.status not in (HandoffStatus.REQUESTED, HandoffStatus.FALLING_BACK):
-        return f"skipped:{handoff.status.value}"
-    if handoff.attempt != attempt - 1:
-        return "skipped:out-of-turn"
+    # A rerun of this same attempt (RQ retry after an error) goes on, to check and place the call.
+    rerun = (
+        handoff.status is HandoffStatus.DIALING
+        and handoff.attempt == attempt
+        and not handoff.helper_call_sid
+    )
+    if not rerun:
+        if handoff.status not in (HandoffStatus.REQUESTED, HandoffStatus.FALLING_BACK):
+            return f"skipped:{handoff.status.value}"
+        if handoff.attempt != attempt - 1:
+            return "skipped:out-of-turn"
     if attempt > len(handoff.chain):
         last = handoffs.derive(handoffs.handoff_events(ctx.engine, handoff_id)).last_failure
         handoffs.apply_event(
@@ -126,7 +139,7 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
             **common,
         )
         return "refused"
-    # Record first: from here on this attempt is taken, so a second run never dials again.
+    # Record first: the attempt and its start time exist before Twilio is asked to ring anyone.
     recorded = handoffs.apply_event(
         ctx.engine,
         ctx.queues,
@@ -137,13 +150,25 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
         detail=member.kind,
         **common,
     )
-    if recorded is None or not recorded.new:
-        return "skipped:already-dialing"
+    if recorded is None:
+        return "missing"
+    started = now
+    if not recorded.new:
+        # A second run of this job (RQ retry, a worker that died): look before dialing again.
+        events = handoffs.handoff_events(ctx.engine, handoff_id)
+        mine = [e for e in events if e.event is HandoffEvent.DIALING and e.attempt == attempt]
+        if any(e.call_sid for e in mine) or recorded.after.attempt != attempt:
+            return "skipped:already-dialing"
+        started = min(e.occurred_at for e in mine)
     urls = _urls()
     try:
-        call = ctx.twilio.calls.create(
+        call = twilio_rest.create_call(
+            ctx.twilio,
             to=member.address,
             from_=ctx.config.numbers["caller_id"],
+            attempt_started=started,
+            check_first=not recorded.new,
+            sleep=_sleep,
             url=urls(f"{HANDOFF}/whisper", h=handoff_id, at=attempt),
             method="POST",
             timeout=ring_timeout(roster, member),
@@ -152,41 +177,29 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
             status_callback_event=HELPER_CALL_EVENTS,
         )
     except TwilioRestException as exc:
-        if exc.status in PERMANENT_STATUS:
-            handoffs.apply_event(
-                ctx.engine,
-                ctx.queues,
-                handoff_id,
-                HandoffEvent.DIAL_REFUSED,
-                dedupe_key=f"h{handoff_id}:a{attempt}:dial_refused",
-                member_id=member.member_id,
-                reason=ReasonCode.DIAL_REFUSED.value,
-                detail=f"twilio {exc.status} code {exc.code}",
-                **common,
-            )
-            log.warning(
-                "dial_helper: refused handoff_id=%s attempt=%s status=%s code=%s",
-                handoff_id,
-                attempt,
-                exc.status,
-                exc.code,
-            )
-            return "refused"
-        log.error(
-            "dial_helper: outcome unknown, left to the sweep handoff_id=%s status=%s",
+        if exc.status not in PERMANENT_STATUS:
+            raise
+        handoffs.apply_event(
+            ctx.engine,
+            ctx.queues,
             handoff_id,
+            HandoffEvent.DIAL_REFUSED,
+            dedupe_key=f"h{handoff_id}:a{attempt}:dial_refused",
+            member_id=member.member_id,
+            reason=ReasonCode.DIAL_REFUSED.value,
+            detail=f"twilio {exc.status} code {exc.code}",
+            **common,
+        )
+        log.warning(
+            "dial_helper: refused handoff_id=%s attempt=%s status=%s code=%s",
+            handoff_id,
+            attempt,
             exc.status,
+            exc.code,
         )
-        return "unknown"
-    except Exception as exc:
-        # A timeout: the call may or may not exist. Never create it again blindly; the
-        # status callbacks (if it exists) or the sweep (if it does not) settle this attempt.
-        log.error(
-            "dial_helper: outcome unknown, left to the sweep handoff_id=%s error=%s",
-            handoff_id,
-            type(exc).__name__,
-        )
-        return "unknown"
+        return "refused"
+    # RetriesExhausted / CallOutcomeUnknown propagate: RQ retries this job, which then checks
+    # Twilio for the call before placing it; if retries run out, the sweep settles the attempt.
     handoffs.record_event(
         ctx.engine,
         handoff_id,
@@ -219,9 +232,14 @@ def announce_connected(handoff_id: int) -> str:
     if live is None or live.status is LiveCallStatus.ENDED:
         return "skipped"
     label = CALLER_LABEL if live.origin is Origin.DESK else CALL_TAKER_LABEL
-    ctx.twilio.conferences(_conference_ref(live)).participants(label).update(
-        announce_url=_urls()(f"{HANDOFF}/announce", kind="connected"),
-        announce_method="POST",
+    participant = ctx.twilio.conferences(_conference_ref(live)).participants(label)
+    twilio_rest.with_retries(
+        lambda: participant.update(
+            announce_url=_urls()(f"{HANDOFF}/announce", kind="connected"),
+            announce_method="POST",
+        ),
+        what="announce connected",
+        sleep=_sleep,
     )
     now = _now()
     handoffs.record_event(
@@ -250,20 +268,27 @@ def return_to_call_taker(handoff_id: int) -> str:
     if live.origin is Origin.DESK:
         tree = _config(str(ctx.settings.config_dir))[1]
         # Moving the desk leg out of the conference ends it (nobody else is in it).
-        ctx.twilio.calls(live.call_sid).update(
-            url=urls(
-                f"{DESK}/returned",
-                handoff=handoff_id,
-                s=handoff.call_taker_staff_id or "",
-                a=encode_answers(tree, handoff.answers),
-                n=_desk_round(handoff),
-            ),
-            method="POST",
+        returned_url = urls(
+            f"{DESK}/returned",
+            handoff=handoff_id,
+            s=handoff.call_taker_staff_id or "",
+            a=encode_answers(tree, handoff.answers),
+            n=_desk_round(handoff),
+        )
+        desk_leg = ctx.twilio.calls(live.call_sid)
+        twilio_rest.with_retries(
+            lambda: desk_leg.update(url=returned_url, method="POST"),
+            what="return to the desk",
+            sleep=_sleep,
         )
     else:
-        ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL).update(
-            announce_url=urls(f"{HANDOFF}/announce", kind="returned"),
-            announce_method="POST",
+        taker = ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL)
+        twilio_rest.with_retries(
+            lambda: taker.update(
+                announce_url=urls(f"{HANDOFF}/announce", kind="returned"), announce_method="POST"
+            ),
+            what="announce returned",
+            sleep=_sleep,
         )
     return "returned"
 
@@ -282,7 +307,10 @@ def hang_up_helper(handoff_id: int) -> str:
     if handoff.status is not HandoffStatus.CALLER_DROPPED:
         return "skipped"
     try:
-        ctx.twilio.calls(handoff.helper_call_sid).update(status="completed")
+        helper_leg = ctx.twilio.calls(handoff.helper_call_sid)
+        twilio_rest.with_retries(
+            lambda: helper_leg.update(status="completed"), what="hang up helper", sleep=_sleep
+        )
     except TwilioRestException as exc:
         if exc.status in PERMANENT_STATUS:
             return "already-ended"
@@ -297,7 +325,8 @@ def remove_call_taker(live_call_id: int) -> str:
     if live is None or live.status is LiveCallStatus.ENDED:
         return "skipped"
     try:
-        ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL).delete()
+        taker = ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL)
+        twilio_rest.with_retries(taker.delete, what="remove call-taker", sleep=_sleep)
     except TwilioRestException as exc:
         if exc.status == 404:
             return "already-left"
@@ -310,10 +339,13 @@ def dial_call_taker(live_call_id: int, attempt: int) -> str:
     ctx = context.current()
     now = _now()
     roster = _roster()
-    if not handoffs.claim_call_taker_attempt(ctx.engine, live_call_id, attempt, now):
-        return "skipped"
     live = handoffs.get_live_call(ctx.engine, live_call_id)
-    assert live is not None
+    if live is None or live.status is not LiveCallStatus.WAITING:
+        return "skipped"
+    claimed = handoffs.claim_call_taker_attempt(ctx.engine, live_call_id, attempt, now)
+    if not claimed and live.call_taker_attempt != attempt:
+        return "skipped"
+    # Not claimed but this is the current attempt: a rerun, so Twilio is asked before dialing.
     takers = on_duty(roster, "call_taker", now)
     urls = _urls()
     if attempt <= len(takers):
@@ -324,13 +356,22 @@ def dial_call_taker(live_call_id: int, attempt: int) -> str:
         timeout = roster.call_takers.ring_timeout_seconds if roster.call_takers else 20
     else:
         # Nobody answered: take the caller out of the conference to an apology and a person.
-        ctx.twilio.calls(live.call_sid).update(url=urls(f"{INTAKE}/unanswered"), method="POST")
+        caller_leg = ctx.twilio.calls(live.call_sid)
+        twilio_rest.with_retries(
+            lambda: caller_leg.update(url=urls(f"{INTAKE}/unanswered"), method="POST"),
+            what="intake unanswered",
+            sleep=_sleep,
+        )
         log.warning("intake: no call-taker answered live_call_id=%s", live_call_id)
         return "unanswered"
-    ctx.twilio.conferences(live.conference_name).participants.create(
+    twilio_rest.add_participant(
+        ctx.twilio,
+        live.conference_name,
+        label=CALL_TAKER_LABEL,
         from_=ctx.config.numbers["caller_id"],
         to=address,
-        label=CALL_TAKER_LABEL,
+        check_first=not claimed,
+        sleep=_sleep,
         timeout=timeout,
         status_callback=urls(f"{INTAKE}/call-taker-status", live=live_call_id, at=attempt),
         status_callback_method="POST",
