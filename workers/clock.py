@@ -8,11 +8,15 @@ from ivr import logs
 from ivr.settings import load_settings
 from workers import context
 from workers.callbacks import sweep_callbacks
+from workers.handoffs import sweep_handoffs
 from workers.retention import load_retention, purge_expired
 from workers.sms import sweep_sms
 
 SWEEP_INTERVAL_SECONDS = 60
 """How often recorded-but-unsent work is looked for."""
+
+HANDOFF_SWEEP_INTERVAL_SECONDS = 15
+"""How often handoffs that lost their dial job or never heard from Twilio are settled."""
 
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 """How often records past their retention limit are deleted."""
@@ -30,6 +34,11 @@ def main() -> int:
         sweep_callbacks,
         queue_name=ctx.queues.queue("default").name,
         interval=SWEEP_INTERVAL_SECONDS,
+    )
+    cron.register(
+        sweep_handoffs,
+        queue_name=ctx.queues.queue("urgent").name,
+        interval=HANDOFF_SWEEP_INTERVAL_SECONDS,
     )
     cron.register(
         purge_expired,
