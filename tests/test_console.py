@@ -374,3 +374,19 @@ def test_every_outcome_programs_report_is_on_the_form(
         "Callback scheduled",
     ):  # fmt: skip
         assert label in page
+
+
+def test_a_handoff_exports_as_eido_for_call_takers_and_its_own_clinician_only(
+    call_taker: StaffClient,
+    clinician: StaffClient,
+    logged_in_client: LoggedIn,
+    handed_off: int,
+) -> None:
+    url = f"/api/console/handoffs/{handed_off}/eido"
+    document = call_taker.get(url).json
+    assert document["eidoMessageIdentifier"] == f"urn:bridgeline:handoff:{handed_off}"
+    assert document["callComponent"][0]["callbackNumber"] == CALLER_NUMBER
+    assert clinician.get(url).json == document
+    other = logged_in_client("clinician", staff_id=OTHER_CLINICIAN_STAFF_ID)
+    assert other.get(url).status_code == 404
+    assert call_taker.get("/api/console/handoffs/999999/eido").status_code == 404

@@ -445,6 +445,24 @@ def record_outcome(handoff_id: int) -> Any:
     return redirect(page), 303
 
 
+@api.get("/handoffs/<int:handoff_id>/eido")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def eido(handoff_id: int) -> Response:
+    """A handoff as a NENA EIDO-shaped JSON document (clinicians: only their own handoffs)."""
+    staff = _me()
+    if staff.roles.isdisjoint({Role.CALL_TAKER.value, Role.SUPERVISOR.value}):
+        _my_handoff_or_404(handoff_id)
+    try:
+        document = handoffs.export_eido(_engine(), handoff_id)
+    except HandoffError:
+        abort(404)
+    response = jsonify(document)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="handoff-{handoff_id}-eido.json"'
+    )
+    return response
+
+
 @api.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 400
