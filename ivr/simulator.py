@@ -268,7 +268,11 @@ class Call:
             if tag == "Dial":
                 target = (verb.text or "").strip() or " ".join((c.text or "").strip() for c in verb)
                 self.dialed.append(target)
-                self.transcript.append(f"[dialing {target}]")
+                if any(child.tag == "Conference" for child in verb):
+                    # Held in a conference (transfer desk, intake): music until someone joins.
+                    self.transcript.append(f"[in conference {target}, hold music]")
+                else:
+                    self.transcript.append(f"[dialing {target}]")
             self.waiting = verb
         elif tag == "Redirect":
             self._fetch((verb.text or "").strip(), {})

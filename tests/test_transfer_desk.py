@@ -186,6 +186,7 @@ def test_choosing_a_helper_records_the_handoff_and_holds_the_call_in_a_conferenc
     c.press("5205550123#")
     heard = c.heard_since_last()
     assert "Calling a community navigator now." in heard
+    assert f"[in conference bl-{c.call_sid}, hold music]" in heard
     root = check_twiml(c.last_xml)
     conference = root.find("./Dial/Conference")
     assert conference is not None
