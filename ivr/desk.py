@@ -501,6 +501,7 @@ class TransferDesk:
             callback_number=number,
             call_taker_staff_id=state.staff_id,
             now=now,
+            round_=state.round,
         )
         handoff = handoffs.start_handoff(
             self.engine,
@@ -815,6 +816,9 @@ class TransferDesk:
         live = handoffs.get_live_call(self.engine, live_id)
         if live is None:
             return
+        name = form.get("FriendlyName")
+        if name and name != live.conference_name:
+            return  # an earlier conference of a desk call that has moved on to a new round
         now = self.clock()
         conference_sid = (form.get("ConferenceSid") or "")[:64]
         if conference_sid and live.conference_sid != conference_sid:
@@ -824,7 +828,7 @@ class TransferDesk:
         seq = _int(form.get("SequenceNumber"))
         stamp = form.get("Timestamp") or ""
         at = handoffs.twilio_time(stamp, now)
-        key = f"{call_sid or conference_sid}:{kind}:{seq if seq is not None else stamp}"
+        key = f"{conference_sid}:{call_sid}:{kind}:{seq if seq is not None else stamp}"
         common = {
             "source": EventSource.TWILIO,
             "token": token,

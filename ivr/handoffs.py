@@ -439,8 +439,14 @@ def open_live_call(
     callback_number: str | None,
     call_taker_staff_id: str | None,
     now: datetime,
+    round_: int = 1,
 ) -> LiveCall:
-    """Record a call held in a conference (idempotent on CallSid); later values fill gaps."""
+    """Record a call held in a conference (idempotent on CallSid); later values fill gaps.
+
+    A desk call that comes back for another round after its conference ended (nobody took the
+    first handoff) is reopened in a new conference, `bl-<CallSid>-<round>`, so late callbacks
+    from the old conference cannot touch it.
+    """
     values = {
         "conference_name": conference_name_for(call_sid),
         "origin": origin.value,
@@ -461,6 +467,14 @@ def open_live_call(
             updates["callback_number"] = callback_number
         if call_taker_staff_id:
             updates["call_taker_staff_id"] = call_taker_staff_id
+        existing = live_call_by_sid(engine, call_sid)
+        if existing is not None and existing.status is LiveCallStatus.ENDED and round_ > 1:
+            updates.update(
+                status=LiveCallStatus.WAITING.value,
+                ended_at=None,
+                conference_sid=None,
+                conference_name=f"{conference_name_for(call_sid)}-{round_}"[:80],
+            )
         if updates:
             with engine.begin() as conn:
                 conn.execute(

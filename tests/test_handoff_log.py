@@ -89,18 +89,19 @@ def _status(
 
 def _conference(
     post: Callable[..., Any],
-    live_id: int,
+    live: handoffs.LiveCall,
     event: str,
     seq: int,
     at: int,
     label: str | None = None,
     sid: str | None = None,
     token: str | None = None,
+    name: str | None = None,
 ) -> None:
     data = {
         "AccountSid": ACCOUNT_SID,
         "ConferenceSid": CONFERENCE_SID,
-        "FriendlyName": "bl-conference",
+        "FriendlyName": name or live.conference_name,
         "StatusCallbackEvent": event,
         "SequenceNumber": str(seq),
         "Timestamp": ts(at),
@@ -109,7 +110,7 @@ def _conference(
         data["ParticipantLabel"] = label
     if sid:
         data["CallSid"] = sid
-    post(f"/voice/handoff/conference-status?live={live_id}", data, token=token)
+    post(f"/voice/handoff/conference-status?live={live.id}", data, token=token)
 
 
 def _log(
@@ -156,9 +157,9 @@ def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_sta
     assert run_jobs() == 0  # nothing left: the dial job ran once
 
     # The conference starts; Twilio sends the caller's join twice.
-    _conference(twilio_post, live.id, "conference-start", 1, 1)
-    _conference(twilio_post, live.id, "participant-join", 2, 1, label="caller", sid=c.call_sid)
-    _conference(twilio_post, live.id, "participant-join", 2, 1, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live, "conference-start", 1, 1)
+    _conference(twilio_post, live, "participant-join", 2, 1, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live, "participant-join", 2, 1, label="caller", sid=c.call_sid)
 
     # Helper 1's progress arrives out of order (answered before ringing) and ringing twice.
     _status(twilio_post, hid, 1, HELPER_1, "in-progress", 2, 6, token="tok-a")
@@ -209,12 +210,8 @@ def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_sta
     assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
 
     # The join arrives twice, and the helper leg's 'answered' only after it.
-    _conference(
-        twilio_post, live.id, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2
-    )
-    _conference(
-        twilio_post, live.id, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2
-    )
+    _conference(twilio_post, live, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2)
+    _conference(twilio_post, live, "participant-join", 4, 20, label=f"helper-{hid}-2", sid=HELPER_2)
     _status(twilio_post, hid, 2, HELPER_2, "in-progress", 2, 17)
     after = handoffs.get_handoff(engine, hid)
     assert after is not None and after.status is HandoffStatus.CONNECTED
@@ -239,8 +236,8 @@ def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_sta
     live_now = handoffs.get_live_call(engine, live.id)
     assert live_now is not None and live_now.status is not handoffs.LiveCallStatus.ENDED
     assert live_now.conference_sid == CONFERENCE_SID
-    _conference(twilio_post, live.id, "participant-leave", 6, 300, label="caller", sid=c.call_sid)
-    _conference(twilio_post, live.id, "conference-end", 7, 300)
+    _conference(twilio_post, live, "participant-leave", 6, 300, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live, "conference-end", 7, 300)
     done = handoffs.get_handoff(engine, hid)
     assert done is not None and done.status is HandoffStatus.COMPLETED
     assert done.reason_code is None  # it reached a helper
@@ -284,7 +281,7 @@ def test_the_caller_hanging_up_before_anyone_accepts_records_a_callback_at_once(
     run_jobs()
     _status(twilio_post, handoff.id, 1, HELPER_1, "ringing", 1, 2)
     desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=10)
-    _conference(twilio_post, live.id, "participant-leave", 3, 9, label="caller", sid=c.call_sid)
+    _conference(twilio_post, live, "participant-leave", 3, 9, label="caller", sid=c.call_sid)
     dropped = handoffs.get_handoff(engine, handoff.id)
     assert dropped is not None
     assert dropped.status is HandoffStatus.CALLER_DROPPED
@@ -299,7 +296,7 @@ def test_the_caller_hanging_up_before_anyone_accepts_records_a_callback_at_once(
     twilio_api.add(responses.POST, call_url(HELPER_1), body=call_json(HELPER_1, status="completed"))
     assert run_jobs() == 1
     assert form_of(twilio_api.calls[-1].request) == {"Status": ["completed"]}
-    _conference(twilio_post, live.id, "conference-end", 4, 9)
+    _conference(twilio_post, live, "conference-end", 4, 9)
     assert _log(engine, handoff.id) == [
         ("requested", None, None, None),
         ("dialing", 1, "nav-brooks", None),
@@ -355,7 +352,7 @@ def test_nobody_answering_returns_the_call_to_the_call_taker_with_what_happened(
     assert redirect["Method"] == ["POST"]
     url = redirect["Url"][0]
     assert url.startswith(f"{PUBLIC_BASE}/voice/transfer-desk/returned?handoff={handoff.id}")
-    answer = signed_post(url[len(PUBLIC_BASE) :], {"From": PSAP_LINE})
+    answer = signed_post(url[len(PUBLIC_BASE) :], {"From": PSAP_LINE, "CallSid": c.call_sid})
     spoken = answer.data.decode()
     assert "No helper took the call. Dana Rivera did not answer." in spoken
     assert "Regional 988 center could not be dialed." in spoken
@@ -366,6 +363,26 @@ def test_nobody_answering_returns_the_call_to_the_call_taker_with_what_happened(
         ("dial_refused", 2, "crisis-988-center", "dial_refused"),
         ("returned", None, None, "dial_refused"),
     ]
+    # The redirect ended the first conference; its end arrives while the call-taker picks again.
+    _conference(twilio_post, live, "conference-end", 9, 33)
+    choose = check_twiml(answer.data).find("./Gather")
+    assert choose is not None
+    desk_leg = {"From": PSAP_LINE, "CallSid": c.call_sid}
+    picked = signed_post(choose.get("action")[len(PUBLIC_BASE) :], {**desk_leg, "Digits": "3"})
+    number = check_twiml(picked.data).find("./Gather")
+    assert number is not None
+    held = signed_post(number.get("action")[len(PUBLIC_BASE) :], {**desk_leg, "Digits": ""})
+    conference = check_twiml(held.data).find("./Dial/Conference")
+    assert conference is not None and conference.text == f"bl-{c.call_sid}-2"
+    second_round = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert second_round is not None and second_round.id == live.id
+    assert second_round.status is handoffs.LiveCallStatus.WAITING
+    # A late event of the old conference does not end the new round.
+    _conference(twilio_post, live, "conference-end", 9, 33, token="late-retry")
+    first, second = handoffs.handoffs_for_call(engine, live.id)
+    assert first.id == handoff.id and second.helper_type == "navigator"
+    assert second.status is HandoffStatus.REQUESTED
+    assert handoffs.live_call_by_sid(engine, c.call_sid).status is handoffs.LiveCallStatus.WAITING  # type: ignore[union-attr]
 
 
 def test_a_handoff_exports_as_an_eido_call_transfer(
@@ -462,9 +479,9 @@ def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leave
     assert [r.request.method for r in twilio_api.calls] == ["POST", "POST", "GET"]
     assert form_of(twilio_api.calls[1].request)["To"] == ["+15205550311"]
     call_taker_leg = "CA" + "8" * 32
-    _conference(twilio_post, live.id, "conference-start", 1, 1)
+    _conference(twilio_post, live, "conference-start", 1, 1)
     _conference(
-        twilio_post, live.id, "participant-join", 2, 25, label="call-taker", sid=call_taker_leg
+        twilio_post, live, "participant-join", 2, 25, label="call-taker", sid=call_taker_leg
     )
     on_call = handoffs.get_live_call(engine, live.id)
     assert on_call is not None and on_call.status is handoffs.LiveCallStatus.WITH_CALL_TAKER
@@ -505,7 +522,7 @@ def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leave
     helper.press("1")
     _conference(
         twilio_post,
-        live.id,
+        live,
         "participant-join",
         3,
         51,
@@ -529,15 +546,13 @@ def test_intake_caller_waits_the_call_taker_hands_off_from_the_console_and_leave
     assert run_jobs() == 1
     assert twilio_api.calls[-1].request.method == "DELETE"
     _conference(
-        twilio_post, live.id, "participant-leave", 4, 60, label="call-taker", sid=call_taker_leg
+        twilio_post, live, "participant-leave", 4, 60, label="call-taker", sid=call_taker_leg
     )
     still = handoffs.get_handoff(engine, handoff.id)
     assert still is not None and still.status is HandoffStatus.CONNECTED
     assert handoffs.get_live_call(engine, live.id).status is not handoffs.LiveCallStatus.ENDED  # type: ignore[union-attr]
-    _conference(
-        twilio_post, live.id, "participant-leave", 5, 400, label="caller", sid=caller.call_sid
-    )
-    _conference(twilio_post, live.id, "conference-end", 6, 400)
+    _conference(twilio_post, live, "participant-leave", 5, 400, label="caller", sid=caller.call_sid)
+    _conference(twilio_post, live, "conference-end", 6, 400)
     assert handoffs.get_handoff(engine, handoff.id).status is HandoffStatus.COMPLETED  # type: ignore[union-attr]
     assert [e[0] for e in _log(engine, handoff.id)] == [
         "requested",
