@@ -187,6 +187,8 @@ def answered() -> Response:
     call_sid = _field("CallSid")
     if CALL_SID.match(call_sid):
         store.mark_answered(cb.engine, attempt.id, call_sid, answered_by, cb.clock())
+    if callback.status.value not in store.OPEN_STATUSES:
+        return twiml(cbt.goodbye(lang))  # closed by hand while the phone rang
     if outcome_of("in-progress", answered_by) is CallOutcome.MACHINE:
         store.note_outcome(cb.engine, attempt.id, Outcome.MACHINE, cb.clock())
         return twiml(cbt.machine_message(lang, cb.call_back_number))
