@@ -476,15 +476,6 @@ def needing_attempt(engine: sa.Engine, limit: int = 500) -> list[Callback]:
     return [_row(r) for r in rows]
 
 
-def next_attempt_at(engine: sa.Engine, callback_id: int) -> datetime | None:
-    """When the next attempt of a callback may start (None: as soon as it is due)."""
-    with engine.connect() as conn:
-        value = conn.execute(
-            sa.select(callbacks.c.next_attempt_at).where(callbacks.c.id == callback_id)
-        ).scalar()
-    return as_utc(value)
-
-
 def create_attempt(
     engine: sa.Engine, callback_id: int, scheduled_for: datetime, now: datetime
 ) -> Attempt | None:
