@@ -638,7 +638,12 @@ class TransferDesk:
     def whisper(self, handoff_id: int, attempt: int, tries: int = 0) -> str:
         """What the helper hears on answering: who, why, the risk answers; 1 accept, 2 decline."""
         handoff = handoffs.get_handoff(self.engine, handoff_id)
-        if handoff is None or handoff.attempt != attempt or handoff.status not in handoffs.PENDING:
+        if (
+            handoff is None
+            or handoff.attempt != attempt
+            or handoff.status not in handoffs.PENDING
+            or handoff.status is HandoffStatus.FALLING_BACK
+        ):
             return self._end("Thank you. This call is no longer waiting for you. Goodbye.")
         response = VoiceResponse()
         g = gather(

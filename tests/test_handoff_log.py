@@ -9,6 +9,7 @@ from datetime import timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
 import responses
 import sqlalchemy as sa
 
@@ -650,3 +651,55 @@ def test_the_sweep_settles_a_dial_twilio_never_reported_on(
         ("no_answer", 1, None, "no_answer"),
         ("returned", None, None, "no_answer"),
     ]
+
+
+def test_the_helper_records_an_outcome_and_a_follow_up_becomes_a_callback(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    twilio_post: Callable[..., Any],
+) -> None:
+    c = _desk_to_conference(call, "3")  # navigator
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    # Without a dial job in this story, the attempt is written as the job would.
+    handoffs.record_event(
+        engine,
+        handoff.id,
+        handoffs.HandoffEvent.DIALING,
+        source=handoffs.EventSource.BRIDGELINE,
+        dedupe_key=f"h{handoff.id}:a1:dialing",
+        occurred_at=WEDNESDAY_11AM,
+        attempt=1,
+        member_id="nav-brooks",
+    )
+    helper = call(f"/voice/handoff/whisper?h={handoff.id}&at=1", call_sid=HELPER_1)
+    helper.press("1")
+    _conference(
+        twilio_post, live, "participant-join", 3, 20, label=f"helper-{handoff.id}-1", sid=HELPER_1
+    )
+    follow_up = WEDNESDAY_11AM + timedelta(days=1)
+    saved = handoffs.record_outcome(
+        engine,
+        handoff.id,
+        "referred",
+        "housing list",
+        follow_up,
+        "nav-brooks",
+        now=WEDNESDAY_11AM + timedelta(minutes=10),
+    )
+    assert saved.outcome == "referred" and saved.follow_up_at == follow_up
+    assert saved.outcome_note == "housing list" and saved.outcome_by == "nav-brooks"
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(callbacks)).one()
+    assert row.source == "clinician_follow_up" and row.phone_number == "+15205550123"
+    assert handoffs.handoffs_for_helper(engine, "nav-brooks")[0].id == handoff.id
+    assert handoffs.handoffs_for_helper(engine, "clin-rivera") == []
+    assert _log(engine, handoff.id)[-1] == ("outcome_recorded", None, "nav-brooks", None)
+    # A helper whose attempt is over hears that the call is no longer waiting for them.
+    again = call(f"/voice/handoff/whisper?h={handoff.id}&at=1", call_sid=HELPER_1)
+    assert "no longer waiting for you" in again.heard_since_last()
+    with pytest.raises(handoffs.HandoffError):
+        handoffs.record_outcome(engine, handoff.id, "vanished", None, None, "nav-brooks")
