@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 
 from ivr import accounts
 from ivr.accounts import AccountError, Role, Staff, get_staff, verify_desk_pin, verify_password
+from ivr.accounts.cli import main as accounts_cli
 from ivr.store.account_tables import staff as staff_table
 from tests.console_fixtures import PASSWORD, PIN, MakeStaff, make_staff
 
@@ -136,7 +137,7 @@ def test_operator_adds_an_account_sets_a_pin_and_lists_it_from_the_cli(
     env: dict[str, str], engine: sa.Engine
 ) -> None:
     out = io.StringIO()
-    status = accounts.main(
+    status = accounts_cli(
         [
             "add", "--staff-id", "4400", "--name", "Sam Okafor", "--role", "clinician",
             "--helper-type", "embedded_clinician",
@@ -150,12 +151,12 @@ def test_operator_adds_an_account_sets_a_pin_and_lists_it_from_the_cli(
     assert verify_password(engine, "4400", "long enough password") is not None
 
     out = io.StringIO()
-    assert accounts.main(["set-pin", "4400"], env=env, stdin=io.StringIO("1357\n"), stdout=out) == 0
+    assert accounts_cli(["set-pin", "4400"], env=env, stdin=io.StringIO("1357\n"), stdout=out) == 0
     assert verify_desk_pin(engine, "4400", "2468") is None
     assert verify_desk_pin(engine, "4400", "1357") is not None
 
     out = io.StringIO()
-    assert accounts.main(["list"], env=env, stdin=io.StringIO(""), stdout=out) == 0
+    assert accounts_cli(["list"], env=env, stdin=io.StringIO(""), stdout=out) == 0
     line = out.getvalue().strip()
     assert line.split("\t") == [
         "4400", "Sam Okafor", "clinician", "embedded_clinician", "active", "password", "pin"
@@ -167,14 +168,14 @@ def test_cli_refuses_a_weak_pin_and_an_unknown_account(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = io.StringIO()
-    status = accounts.main(
+    status = accounts_cli(
         ["add", "--staff-id", "4401", "--name", "X Y", "--role", "call_taker", "--no-password"],
         env=env,
         stdin=io.StringIO("12\n"),
         stdout=out,
     )
     assert status == 1 and "PIN must be 4 to 12 digits" in capsys.readouterr().err
-    status = accounts.main(["set-pin", "9998"], env=env, stdin=io.StringIO("1234\n"), stdout=out)
+    status = accounts_cli(["set-pin", "9998"], env=env, stdin=io.StringIO("1234\n"), stdout=out)
     assert status == 1 and "no staff member with ID 9998" in capsys.readouterr().err
 
 
