@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import responses
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr import handoffs
 from ivr.accounts import Staff
@@ -703,3 +705,93 @@ def test_the_helper_records_an_outcome_and_a_follow_up_becomes_a_callback(
     assert "no longer waiting for you" in again.heard_since_last()
     with pytest.raises(handoffs.HandoffError):
         handoffs.record_outcome(engine, handoff.id, "vanished", None, None, "nav-brooks")
+
+
+def _event(i: int, event: str, seconds: int, attempt: int | None = None, **kw: Any) -> Any:
+    return handoffs.EventRecord(
+        id=i,
+        handoff_id=1,
+        event=handoffs.HandoffEvent(event),
+        source=handoffs.EventSource.TWILIO,
+        occurred_at=WEDNESDAY_11AM + timedelta(seconds=seconds),
+        attempt=attempt,
+        **kw,
+    )
+
+
+STORY = [
+    ("requested", 0, None),
+    ("dialing", 1, 1),
+    ("ringing", 3, 1),
+    ("answered", 6, 1),
+    ("declined", 10, 1),
+    ("helper_left", 11, 1),
+    ("dialing", 12, 2),
+    ("ringing", 14, 2),
+    ("answered", 17, 2),
+    ("accepted", 18, 2),
+    ("helper_joined", 20, 2),
+    ("call_taker_left", 40, None),
+]
+
+
+@given(st.permutations(range(len(STORY))), st.lists(st.integers(0, len(STORY) - 1), max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_the_status_does_not_depend_on_the_order_or_repetition_callbacks_arrive_in(
+    order: list[int], repeats: list[int]
+) -> None:
+    arrivals = [*order, *repeats]  # ids follow arrival order; repeats are late duplicates
+    events = [_event(n, *STORY[k]) for n, k in enumerate(arrivals, start=1)]
+    derived = handoffs.derive(events)
+    assert derived.status is HandoffStatus.CONNECTED
+    assert derived.attempt == 2
+    assert derived.last_failure == "declined"
+    assert derived.connected_at == WEDNESDAY_11AM + timedelta(seconds=20)
+
+
+def test_no_one_on_duty_is_recorded_with_its_reason_and_nobody_is_dialed(
+    engine: sa.Engine, app: Any
+) -> None:
+    saturday_night = WEDNESDAY_11AM + timedelta(days=3, hours=12)  # Saturday 23:00 Phoenix
+    handoffs.open_live_call(
+        engine,
+        call_sid="CA" + "9" * 32,
+        origin=handoffs.Origin.INTAKE,
+        callback_number="+15205550123",
+        call_taker_staff_id="4821",
+        now=saturday_night,
+    )
+    queues = app.extensions["bridgeline"].queues
+    calm = {
+        "weapon": False,
+        "immediate_danger": False,
+        "violence": False,
+        "medical": False,
+        "consent": True,
+        "health_question": False,
+    }
+    with app.app_context():
+        refused = handoffs.start_handoff(
+            engine,
+            queues,
+            call_sid="CA" + "9" * 32,
+            call_taker_staff_id="4821",
+            helper_type="navigator",
+            answers=calm,
+            reason=None,
+            now=saturday_night,
+        )
+        unsafe = handoffs.start_handoff(
+            engine,
+            queues,
+            call_sid="CA" + "9" * 32,
+            call_taker_staff_id="4821",
+            helper_type="crisis_988",
+            answers={**calm, "immediate_danger": True},
+            reason=None,
+            now=saturday_night,
+        )
+    assert (refused.status, refused.reason_code) == (HandoffStatus.NOT_STARTED, "no_one_on_duty")
+    assert (unsafe.status, unsafe.reason_code) == (HandoffStatus.NOT_STARTED, "not_eligible_danger")
+    assert refused.chain == () and unsafe.chain == ()
+    assert queues.queue("urgent").count == 0
