@@ -795,3 +795,32 @@ def test_no_one_on_duty_is_recorded_with_its_reason_and_nobody_is_dialed(
     assert (unsafe.status, unsafe.reason_code) == (HandoffStatus.NOT_STARTED, "not_eligible_danger")
     assert refused.chain == () and unsafe.chain == ()
     assert queues.queue("urgent").count == 0
+
+
+def test_with_redis_down_the_handoff_is_recorded_and_the_sweep_dials_when_redis_is_back(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    worker_clock: Callable[..., None],
+) -> None:
+    from ivr.queueing import Queues, connect
+    from workers.handoffs import sweep_handoffs
+
+    working = desk.queues
+    desk.queues = Queues(connect("redis://127.0.0.1:1/0", 0.2), "bltest")
+    c = _desk_to_conference(call, "3")  # navigator
+    assert "Calling a community navigator now." in c.heard
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    assert handoff.status is HandoffStatus.REQUESTED
+    desk.queues = working
+    assert run_jobs() == 0  # the dial job was never queued
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=31))
+    assert sweep_handoffs() == 1
+    _expect_helper_dial(twilio_api, HELPER_1)
+    assert run_jobs() == 1
+    assert form_of(twilio_api.calls[-1].request)["To"] == ["+15205550161"]
