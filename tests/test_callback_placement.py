@@ -400,6 +400,30 @@ def test_a_worker_killed_between_dialing_and_the_status_callback_is_reconciled(
     assert after is not None and after.attempts_made == 1  # the lost one did not count
 
 
+def test_one_stuck_attempt_twilio_cannot_explain_does_not_block_the_others(
+    world: CallbackWorld,
+) -> None:
+    first = world.new_callback(phone_number="+1 520 555 0124")
+    second = world.new_callback()
+    world.sweep()
+    for callback in (first, second):
+        attempt = _only_attempt(world, callback.id)
+        assert store.claim_attempt(world.engine, attempt.id, world.clock()) is Claim.WON
+    world.settle()  # the sweep's own jobs find both taken
+    world.clock.advance(minutes=6)
+    world.twilio.add(  # the first lookup is refused outright
+        responses_lib.GET,
+        CALLS_URL,
+        json={"code": 20403, "message": "Forbidden", "status": 403},
+        status=403,
+    )
+    _list_calls(world, [])  # the second: Twilio never got it
+    counts = world.sweep()
+    assert counts["unsettled"] == 1 and counts["reconciled"] == 1
+    assert _only_attempt(world, first.id).status is AttemptStatus.DIALING  # kept for later
+    assert store.attempts_of(world.engine, second.id)[0].status is AttemptStatus.NOT_PLACED
+
+
 def test_a_status_callback_can_reach_an_attempt_whose_worker_died_after_twilio_created_it(
     world: CallbackWorld, signed_post: Any
 ) -> None:

@@ -22,9 +22,11 @@ import logging
 from datetime import datetime, timedelta
 
 import redis
+import requests
 from rq import Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from ivr import callback_rules as rules
 from ivr import twilio_rest
@@ -245,9 +247,10 @@ def _dial(line: CallbackLine, attempt: store.Attempt, to_number: str, now: datet
         # Only requests that never reached Twilio end here: safe to give the attempt back.
         store.release_attempt(line.engine, attempt.id, str(exc)[:255], now)
         raise
-    except twilio_rest.CallOutcomeUnknown:
-        # Twilio may have created the call and cannot be asked now. Never ask twice: the
-        # attempt stays "dialing" and the sweep settles it from Twilio's list.
+    except (twilio_rest.CallOutcomeUnknown, TwilioException):
+        # Twilio may have created the call and cannot be asked now (a list page it refused
+        # raises TwilioException). Never ask twice: the attempt stays "dialing" and the sweep
+        # settles it from Twilio's list.
         log.warning("create call outcome unknown, left for the sweep: attempt=%s", attempt.id)
         return "unknown"
     store.mark_placed(line.engine, attempt.id, call.sid or "", now)
@@ -264,7 +267,7 @@ def sweep_callbacks() -> dict[str, int]:
     """Keep every promise moving: schedule, re-enqueue, reconcile, flag overdue. Safe to repeat."""
     line = _line()
     now = line.clock()
-    counts = {"scheduled": 0, "requeued": 0, "reconciled": 0, "overdue": 0}
+    counts = {"scheduled": 0, "requeued": 0, "reconciled": 0, "unsettled": 0, "overdue": 0}
     for callback in store.needing_attempt(line.engine):
         if schedule_callback(callback.id) == "scheduled":
             counts["scheduled"] += 1
@@ -279,8 +282,18 @@ def sweep_callbacks() -> dict[str, int]:
             and (attempt.claimed_at > now - LIVE_CALL_STALE)
         ):
             continue
-        if reconcile_attempt(line, attempt, now):
-            counts["reconciled"] += 1
+        try:
+            if reconcile_attempt(line, attempt, now):
+                counts["reconciled"] += 1
+        except (TwilioException, twilio_rest.RetriesExhausted, requests.RequestException) as exc:
+            # Twilio cannot tell us now; the attempt stays as it is for the next sweep, and
+            # the other attempts are still settled.
+            counts["unsettled"] += 1
+            log.warning(
+                "stuck callback attempt not settled yet: attempt=%s error=%s",
+                attempt.id,
+                type(exc).__name__,
+            )
     overdue = store.flag_overdue(line.engine, now)
     for callback_id in overdue:
         log.warning("callback overdue: callback_id=%s", callback_id)
@@ -291,7 +304,7 @@ def sweep_callbacks() -> dict[str, int]:
 def _job_alive(line: CallbackLine, attempt: store.Attempt) -> bool:
     try:
         job = Job.fetch(job_id(attempt), connection=line.queues.connection)
-    except Exception:
+    except (NoSuchJobError, redis.RedisError):
         return False
     return job.get_status(refresh=False) in ("queued", "scheduled", "started", "deferred")
 
