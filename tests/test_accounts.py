@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -193,3 +197,21 @@ def test_verifying_a_pin_takes_about_as_long_for_an_unknown_id(
     known = min(timed("4108") for _ in range(3))
     unknown = min(timed("5999") for _ in range(3))
     assert unknown > known * 0.5
+
+
+def test_python_dash_m_ivr_accounts_runs_as_operators_type_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.sqlite3"
+    env = {**os.environ, "DATABASE_URL": url}
+    command = [sys.executable, "-W", "error", "-m", "ivr.accounts"]
+    added = subprocess.run(
+        [*command, "add", "--staff-id", "4500", "--name", "Lee Park", "--role", "supervisor"],
+        input="a long enough password\n8642\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "added 4500 (supervisor)\n" and added.stderr == ""
+    listed = subprocess.run([*command, "list"], capture_output=True, text=True, env=env, check=True)
+    assert listed.stdout.startswith("4500\tLee Park\tsupervisor\t-\tactive\tpassword\tpin")
