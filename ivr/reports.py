@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from ivr import rollups
 from ivr.config.program import ProgramConfig
 from ivr.store.tables import callbacks, self_service_events
 
@@ -227,12 +228,18 @@ class SelfServiceFigures:
 
 
 def self_service_figures(
-    engine: sa.Engine, program: ProgramConfig, filters: Filters
+    engine: sa.Engine, program: ProgramConfig, filters: Filters, *, direct: bool = False
 ) -> SelfServiceFigures:
-    """Self-service calls (counted at their first event), items chosen and where calls went."""
+    """Self-service calls (counted at their first event), items chosen and where calls went.
+
+    From the hourly rollups when they are exact for the filters, else (or when `direct`)
+    straight from the events.
+    """
     empty = SelfServiceFigures(0, 0, 0, {}, {}, {}, {}, {}, {}, {})
     if not _self_service_applies(program, filters):
         return empty
+    if not direct and rollups_exact(program, filters):
+        return _self_service_from_rollups(engine, program, filters)
     ev = self_service_events
     clock = clock_for(engine, program, filters)
     in_range = sa.and_(ev.c.at >= filters.start, ev.c.at < filters.end)
@@ -530,9 +537,18 @@ def _handoff_where(
     return where, clock, missing
 
 
-def handoff_figures(engine: sa.Engine, program: ProgramConfig, filters: Filters) -> HandoffFigures:
-    """Requested, connected (diverted), no-helper reasons, outcomes, answer times, durations."""
+def handoff_figures(
+    engine: sa.Engine, program: ProgramConfig, filters: Filters, *, direct: bool = False
+) -> HandoffFigures:
+    """Requested, connected (diverted), no-helper reasons, outcomes, answer times, durations.
+
+    A call counts as diverted once, at its first handoff that reached a helper (of the
+    filtered helper type, when there is one).
+    """
     from ivr.store.handoff_tables import handoffs
+
+    if not direct and filters.jurisdiction is None and rollups_exact(program, filters):
+        return _handoff_figures_from_rollups(engine, program, filters)
 
     h = handoffs.c
     where, clock, missing = _handoff_where(engine, program, filters)
@@ -560,8 +576,8 @@ def handoff_figures(engine: sa.Engine, program: ProgramConfig, filters: Filters)
             .group_by(h.helper_type, duration)
         ).all()
         diverted = conn.execute(
-            sa.select(sa.func.count(sa.distinct(h.live_call_id))).where(
-                *where, h.connected_at.is_not(None)
+            sa.select(sa.func.count()).where(
+                *where, rollups.first_connected(handoffs, per_type=bool(filters.helper_type))
             )
         ).scalar_one()
     requested: dict[str, int] = defaultdict(int)
@@ -938,3 +954,150 @@ def _fact(value: Any) -> Any:
         utc_value = _utc(value)
         return utc_value.strftime("%Y-%m-%d %H:%M:%S UTC") if utc_value else ""
     return "" if value is None else value
+
+
+# ------------------------------------------------------------------ from the hourly rollups
+
+
+def rollups_exact(program: ProgramConfig, filters: Filters) -> bool:
+    """True when whole UTC hours map exactly onto the range and onto local hours and days."""
+    for edge in (filters.start, filters.end):
+        if edge.astimezone(UTC).replace(minute=0, second=0, microsecond=0) != edge:
+            return False
+    return all(
+        offset % 3600 == 0 for _, offset in _offsets(program.zone, filters.start, filters.end)
+    )
+
+
+def _local_keeper(program: ProgramConfig, filters: Filters) -> Any:
+    zone = program.zone
+    cache: dict[datetime, tuple[int, int] | None] = {}
+
+    def local(start: datetime) -> tuple[int, int] | None:
+        """(local hour, weekday) of an hour bucket, or None when the filters leave it out."""
+        if start not in cache:
+            at = start.astimezone(zone)
+            hour, weekday = at.hour, at.weekday()
+            keep = (not filters.hours or hour in filters.hours) and (
+                not filters.weekdays or weekday in filters.weekdays
+            )
+            cache[start] = (hour, weekday) if keep else None
+        return cache[start]
+
+    return local
+
+
+def _add(target: dict[Any, int], source: Mapping[str, int], as_int: bool = False) -> None:
+    for key, count in source.items():
+        k = int(key) if as_int else key
+        target[k] = target.get(k, 0) + count
+
+
+def _handoff_figures_from_rollups(
+    engine: sa.Engine, program: ProgramConfig, filters: Filters
+) -> HandoffFigures:
+    rollups.refresh(engine)
+    local = _local_keeper(program, filters)
+    requested: dict[str, int] = defaultdict(int)
+    connected: dict[str, int] = defaultdict(int)
+    no_helper: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+    outcomes_by_type: dict[tuple[str, str], int] = defaultdict(int)
+    answers: dict[str, dict[int, int]] = defaultdict(dict)
+    durations: dict[str, dict[int, int]] = defaultdict(dict)
+    by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    answer_by_hour: dict[int, dict[int, int]] = defaultdict(dict)
+    diverted = 0
+    for start, helper_type, f in rollups.read(
+        engine, rollups.HANDOFFS, filters.start, filters.end, filters.helper_type
+    ):
+        where = local(start)
+        if where is None:
+            continue
+        hour, weekday = where
+        if helper_type == rollups.ALL_TYPES:
+            if not filters.helper_type:
+                diverted += f["d"]
+            continue
+        if filters.helper_type:
+            diverted += f["d"]
+        no_help = sum(f["r"].values())
+        requested[helper_type] += f["n"]
+        connected[helper_type] += f["c"]
+        _add(no_helper, f["r"])
+        _add(outcomes, f["o"])
+        for outcome, count in f["o"].items():
+            outcomes_by_type[(helper_type, outcome)] += count
+        _add(answers[helper_type], f["a"], as_int=True)
+        _add(durations[helper_type], f["u"], as_int=True)
+        _add(answer_by_hour[hour], f["a"], as_int=True)
+        for bucket in (by_hour[hour], by_weekday[weekday]):
+            bucket["handoffs"] += f["n"]
+            if f["c"]:
+                bucket["connected"] += f["c"]
+            if no_help:
+                bucket["no_helper"] += no_help
+    return HandoffFigures(
+        requested={k: v for k, v in requested.items() if v},
+        connected={k: v for k, v in connected.items() if v},
+        no_helper=no_helper,
+        outcomes=outcomes,
+        outcomes_by_type=dict(outcomes_by_type),
+        diverted_calls=diverted,
+        answer_seconds={k: v for k, v in answers.items() if v},
+        duration_seconds={k: v for k, v in durations.items() if v},
+        by_hour={k: dict(v) for k, v in by_hour.items()},
+        by_weekday={k: dict(v) for k, v in by_weekday.items()},
+        answer_by_hour={k: v for k, v in answer_by_hour.items() if v},
+    )
+
+
+def _self_service_from_rollups(
+    engine: sa.Engine, program: ProgramConfig, filters: Filters
+) -> SelfServiceFigures:
+    rollups.refresh(engine)
+    local = _local_keeper(program, filters)
+    calls = resolved = 0
+    by_hour: dict[int, int] = defaultdict(int)
+    by_weekday: dict[int, int] = defaultdict(int)
+    events: dict[str, int] = defaultdict(int)
+    items: dict[str, int] = defaultdict(int)
+    transfers: dict[str, int] = defaultdict(int)
+    crisis: dict[str, int] = defaultdict(int)
+    languages: dict[str, int] = defaultdict(int)
+    for start, _, f in rollups.read(engine, rollups.SELF_SERVICE, filters.start, filters.end):
+        where = local(start)
+        if where is None:
+            continue
+        hour, weekday = where
+        calls += f["calls"]
+        resolved += f["resolved"]
+        if f["calls"]:
+            by_hour[hour] += f["calls"]
+            by_weekday[weekday] += f["calls"]
+        for key, count in f["ev"].items():
+            event, _, detail = key.partition("\t")
+            events[event] += count
+            if not detail:
+                continue
+            if event == "menu_item":
+                items[detail] += count
+            elif event == "transfer":
+                transfers[detail] += count
+            elif event == "crisis_words":
+                crisis[detail] += count
+            elif event == "language":
+                languages[detail] += count
+    return SelfServiceFigures(
+        calls=calls,
+        resolved_without_person=resolved,
+        to_person=events.get("to_person", 0),
+        events=dict(events),
+        items=dict(items),
+        transfers=dict(transfers),
+        crisis_words=dict(crisis),
+        languages=dict(languages),
+        calls_by_hour=dict(by_hour),
+        calls_by_weekday=dict(by_weekday),
+    )

@@ -402,3 +402,65 @@ def test_handoff_log_has_no_notes_unless_asked(engine: sa.Engine, program: Progr
     columns, rows = reports.handoff_log(engine, program, NOV, with_notes=True)
     record = dict(zip(columns, rows[0], strict=True))
     assert record["outcome_note"] == "placed at the north shelter"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"helper_type": "telehealth_nurse"},
+        {"helper_type": "embedded_clinician", "hours": frozenset({14})},
+        {"weekdays": frozenset({6})},
+        {"hours": frozenset({2, 3}), "weekdays": frozenset({6, 2})},
+    ],
+)
+def test_hourly_rollups_give_the_same_figures_as_the_direct_queries(
+    engine: sa.Engine, program: ProgramConfig, extra: dict
+) -> None:
+    _seed_handoffs(engine)
+    _seed_self_service(engine)
+    filters = Filters(NOV.start, NOV.end, **extra)
+    assert reports.rollups_exact(program, filters)
+    assert reports.handoff_figures(engine, program, filters) == reports.handoff_figures(
+        engine, program, filters, direct=True
+    )
+    assert reports.self_service_figures(engine, program, filters) == reports.self_service_figures(
+        engine, program, filters, direct=True
+    )
+
+
+def test_rollups_follow_later_changes_to_handoffs_and_calls(
+    engine: sa.Engine, program: ProgramConfig
+) -> None:
+    from ivr.store.handoff_tables import handoffs
+
+    _seed_handoffs(engine)
+    _seed_self_service(engine)
+    before = reports.handoff_figures(engine, program, NOV)
+    assert before.outcomes["referred"] == 1
+    # a clinician records the outcome of the first handoff a day later
+    with engine.begin() as conn:
+        first = conn.execute(sa.select(sa.func.min(handoffs.c.id))).scalar_one()
+        conn.execute(
+            handoffs.update()
+            .where(handoffs.c.id == first)
+            .values(outcome="referred", updated_at=utc(2026, 12, 3))  # stamped "now"
+        )
+    after = reports.handoff_figures(engine, program, NOV)
+    assert after.outcomes["referred"] == 2 and after.outcomes["resolved_by_phone"] == 1
+    assert after == reports.handoff_figures(engine, program, NOV, direct=True)
+    # call A (resolved without a person) reaches a person later, in another hour (events are
+    # stamped when they are recorded, so after everything already rolled up)
+    ss = reports.self_service_figures(engine, program, NOV)
+    add_event(engine, "CA-a", "to_person", None, utc(2026, 11, 11, 23, 30))
+    later = reports.self_service_figures(engine, program, NOV)
+    assert later.resolved_without_person == ss.resolved_without_person - 1
+    assert later == reports.self_service_figures(engine, program, NOV, direct=True)
+
+
+def test_a_zone_with_half_hour_offsets_uses_the_direct_queries(engine: sa.Engine) -> None:
+    india = ProgramConfig(timezone="Asia/Kolkata")  # UTC+5:30
+    assert not reports.rollups_exact(india, NOV)
+    add_event(engine, "CA-k", "language", "en", utc(2026, 11, 3, 20, 45))  # 02:15 local, Wed
+    got = reports.self_service_figures(engine, india, NOV)
+    assert got.calls_by_hour == {2: 1} and got.calls_by_weekday == {2: 1}
