@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -806,7 +806,11 @@ def build_dashboard(
     )
     tables = [headline, helper_table, no_helper, outcomes, hour_table, weekday_table]
     tables += self_service_tables(ss, item_labels or {})
-    tables += callback_tables(cb)
+    callback_part = callback_tables(cb)
+    if filters.jurisdiction:
+        note = "Callbacks do not record a jurisdiction: these are for all jurisdictions."
+        callback_part = [replace(t, note=note) for t in callback_part]
+    tables += callback_part
     return Dashboard(tables=tables, handoffs=hf, self_service=ss, callbacks=cb, savings=savings)
 
 
@@ -987,10 +991,14 @@ def _local_keeper(program: ProgramConfig, filters: Filters) -> Any:
     return local
 
 
-def _add(target: dict[Any, int], source: Mapping[str, int], as_int: bool = False) -> None:
+def _add(target: dict[str, int], source: Mapping[str, int]) -> None:
+    get = target.get
     for key, count in source.items():
-        k = int(key) if as_int else key
-        target[k] = target.get(k, 0) + count
+        target[key] = get(key, 0) + count
+
+
+def _ints(hist: Mapping[str, int]) -> dict[int, int]:
+    return {int(k): v for k, v in hist.items()}
 
 
 def _handoff_figures_from_rollups(
@@ -1003,11 +1011,11 @@ def _handoff_figures_from_rollups(
     no_helper: dict[str, int] = {}
     outcomes: dict[str, int] = {}
     outcomes_by_type: dict[tuple[str, str], int] = defaultdict(int)
-    answers: dict[str, dict[int, int]] = defaultdict(dict)
-    durations: dict[str, dict[int, int]] = defaultdict(dict)
+    answers: dict[str, dict[str, int]] = defaultdict(dict)
+    durations: dict[str, dict[str, int]] = defaultdict(dict)
     by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    answer_by_hour: dict[int, dict[int, int]] = defaultdict(dict)
+    answer_by_hour: dict[int, dict[str, int]] = defaultdict(dict)
     diverted = 0
     for start, helper_type, f in rollups.read(
         engine, rollups.HANDOFFS, filters.start, filters.end, filters.helper_type
@@ -1022,16 +1030,21 @@ def _handoff_figures_from_rollups(
             continue
         if filters.helper_type:
             diverted += f["d"]
-        no_help = sum(f["r"].values())
+        reasons = f["r"]
+        no_help = sum(reasons.values()) if reasons else 0
         requested[helper_type] += f["n"]
         connected[helper_type] += f["c"]
-        _add(no_helper, f["r"])
-        _add(outcomes, f["o"])
-        for outcome, count in f["o"].items():
-            outcomes_by_type[(helper_type, outcome)] += count
-        _add(answers[helper_type], f["a"], as_int=True)
-        _add(durations[helper_type], f["u"], as_int=True)
-        _add(answer_by_hour[hour], f["a"], as_int=True)
+        if reasons:
+            _add(no_helper, reasons)
+        if f["o"]:
+            _add(outcomes, f["o"])
+            for outcome, count in f["o"].items():
+                outcomes_by_type[(helper_type, outcome)] += count
+        if f["a"]:
+            _add(answers[helper_type], f["a"])
+            _add(answer_by_hour[hour], f["a"])
+        if f["u"]:
+            _add(durations[helper_type], f["u"])
         for bucket in (by_hour[hour], by_weekday[weekday]):
             bucket["handoffs"] += f["n"]
             if f["c"]:
@@ -1045,11 +1058,11 @@ def _handoff_figures_from_rollups(
         outcomes=outcomes,
         outcomes_by_type=dict(outcomes_by_type),
         diverted_calls=diverted,
-        answer_seconds={k: v for k, v in answers.items() if v},
-        duration_seconds={k: v for k, v in durations.items() if v},
+        answer_seconds={k: _ints(v) for k, v in answers.items() if v},
+        duration_seconds={k: _ints(v) for k, v in durations.items() if v},
         by_hour={k: dict(v) for k, v in by_hour.items()},
         by_weekday={k: dict(v) for k, v in by_weekday.items()},
-        answer_by_hour={k: v for k, v in answer_by_hour.items() if v},
+        answer_by_hour={k: _ints(v) for k, v in answer_by_hour.items() if v},
     )
 
 

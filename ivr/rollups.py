@@ -55,7 +55,9 @@ def bucket_of(at: datetime) -> str:
 
 def bucket_start(bucket: str) -> datetime:
     """The UTC instant an hour bucket starts."""
-    return datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return datetime(
+        int(bucket[0:4]), int(bucket[5:7]), int(bucket[8:10]), int(bucket[11:13]), tzinfo=UTC
+    )
 
 
 def _ranges(buckets: Iterable[str]) -> list[tuple[datetime, datetime]]:
@@ -316,4 +318,10 @@ def read(
         where.append(rb.helper_type == helper_type)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(rb.bucket, rb.helper_type, rb.data).where(*where)).all()
-    return [(bucket_start(b), t, json.loads(d)) for b, t, d in rows]
+    starts: dict[str, datetime] = {}
+    out = []
+    for b, t, d in rows:
+        if b not in starts:
+            starts[b] = bucket_start(b)
+        out.append((starts[b], t, json.loads(d)))
+    return out
