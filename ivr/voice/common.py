@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from ivr.security import SIGNATURE_HEADER, is_valid_signature, public_url
@@ -82,8 +83,36 @@ def voice_blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
     return bp
 
 
+class NoSessionForTwilio(SessionInterface):
+    """The app's session interface, except that Twilio's /voice/ requests get none.
+
+    Twilio sends no cookies and voice routes keep their state in signed URLs, yet Flask opens
+    (and derives the signing key of) a session for every request: ~25% of a webhook's CPU
+    (bench/RESULTS.md). Voice requests get Flask's null session instead; every other page keeps
+    the app's own interface.
+    """
+
+    def __init__(self, wrapped: SessionInterface) -> None:
+        self.wrapped = wrapped
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if request.path.startswith("/voice/"):
+            return None  # Flask then uses a NullSession and saves nothing
+        return self.wrapped.open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        self.wrapped.save_session(app, session, response)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 def init_app(app: Flask) -> None:
     """Unknown or wrongly-called /voice/ URLs still answer TwiML (after the signature check)."""
+    app.session_interface = NoSessionForTwilio(app.session_interface)
+    # Werkzeug answers a URL with '//' in it with a 308 redirect, before any handler runs;
+    # Twilio must get TwiML (or a 403) instead, so such URLs fall through to the 404 handler.
+    app.url_map.merge_slashes = False
 
     def not_found(exc: HTTPException) -> Response | HTTPException:
         if not request.path.startswith("/voice/"):
