@@ -350,7 +350,7 @@ class TransferDesk:
             return
         try:
             self.record_refusal(call_sid, state, helper_type)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, handoffs.HandoffError) as exc:
             log.error("desk: refusal not recorded call=%s error=%s", call_sid, type(exc).__name__)
 
     def record_refusal(self, call_sid: str, state: DeskState, helper_type: str) -> None:
@@ -362,6 +362,7 @@ class TransferDesk:
             callback_number=None,
             call_taker_staff_id=state.staff_id,
             now=self.clock(),
+            round_=state.round,
         )
         handoffs.start_handoff(
             self.engine,
@@ -503,20 +504,27 @@ class TransferDesk:
             now=now,
             round_=state.round,
         )
-        handoff = handoffs.start_handoff(
-            self.engine,
-            self.queues,
-            call_sid=call_sid[:64],
-            call_taker_staff_id=state.staff_id,
-            helper_type=helper_type,
-            answers=state.answers,
-            reason="transfer desk",
-            callback_number=number,
-            roster=self.roster,
-            tree=self.tree,
-            now=now,
-            key=f"desk:{call_sid}:{state.round}",
-        )
+        try:
+            handoff = handoffs.start_handoff(
+                self.engine,
+                self.queues,
+                call_sid=call_sid[:64],
+                call_taker_staff_id=state.staff_id,
+                helper_type=helper_type,
+                answers=state.answers,
+                reason="transfer desk",
+                callback_number=number,
+                roster=self.roster,
+                tree=self.tree,
+                now=now,
+                key=f"desk:{call_sid}:{state.round}",
+            )
+        except handoffs.HandoffError as exc:
+            log.error("desk: handoff not started call=%s error=%s", call_sid, exc)
+            return self._end(
+                "The transfer could not be started, so no one was dialed. "
+                "Please transfer the caller by phone. Goodbye."
+            )
         if handoff.status is HandoffStatus.NOT_STARTED:
             why = REASON_TEXT.get(handoff.reason_code or "", "it could not start")
             next_state = DeskState(state.staff_id, state.answers, state.round + 1)
