@@ -196,9 +196,7 @@ def whisper() -> Response:
 @handoff_bp.route("/whisper/answer", methods=METHODS)
 def whisper_answer() -> Response:
     return twiml(
-        desk().whisper_answer(
-            _num("h"), _num("at"), _call_sid(), _field("Digits", 8), _num("t")
-        )
+        desk().whisper_answer(_num("h"), _num("at"), _call_sid(), _field("Digits", 8), _num("t"))
     )
 
 
