@@ -823,6 +823,26 @@ class TransferDesk:
             retry_intervals=(2, 5, 15),
         )
 
+    def _call_taker_again(self, live: handoffs.LiveCall) -> None:
+        """The call-taker left before any helper had the caller: the next one is dialed in."""
+        handoffs.update_live_call(
+            self.engine,
+            live.id,
+            self.clock(),
+            status=LiveCallStatus.WAITING.value,
+            call_taker_call_sid=None,
+        )
+        attempt = live.call_taker_attempt + 1
+        log.warning("intake: call-taker left an unhelped caller live_call_id=%s", live.id)
+        self.queues.enqueue(
+            handoffs.DIAL_QUEUE,
+            "workers.handoffs.dial_call_taker",
+            live.id,
+            attempt,
+            job_id=f"live-{live.id}-call-taker-{attempt}",
+            retry_intervals=(2, 5, 15),
+        )
+
     def conference_event(self, live_id: int, form: Mapping[str, str], token: str | None) -> None:
         """Conference start/end and participant join/leave, applied to the call's handoffs."""
         kind = (form.get("StatusCallbackEvent") or "").lower()
@@ -878,7 +898,8 @@ class TransferDesk:
                     call_taker_call_sid=call_sid or None,
                 )
             elif kind == "participant-leave":
-                for h in handoffs.active_handoffs(self.engine, live_id):
+                active = handoffs.active_handoffs(self.engine, live_id)
+                for h in active:
                     handoffs.apply_event(
                         self.engine,
                         self.queues,
@@ -887,6 +908,16 @@ class TransferDesk:
                         dedupe_key=f"{key}:h{h.id}",
                         **common,
                     )
+                helped = any(
+                    h.status in (HandoffStatus.ACCEPTED, HandoffStatus.CONNECTED)
+                    for h in handoffs.active_handoffs(self.engine, live_id)
+                )
+                if (
+                    not helped
+                    and live.status is LiveCallStatus.WITH_CALL_TAKER
+                    and (not call_sid or call_sid == live.call_taker_call_sid)
+                ):
+                    self._call_taker_again(live)
             return
         if (label == CALLER_LABEL and kind == "participant-leave") or kind == "conference-end":
             event = (

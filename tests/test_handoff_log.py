@@ -824,3 +824,33 @@ def test_with_redis_down_the_handoff_is_recorded_and_the_sweep_dials_when_redis_
     _expect_helper_dial(twilio_api, HELPER_1)
     assert run_jobs() == 1
     assert form_of(twilio_api.calls[-1].request)["To"] == ["+15205550161"]
+
+
+def test_a_call_taker_who_leaves_before_a_helper_has_the_caller_is_replaced(
+    call: Place,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    caller = call("/voice/intake", from_number="+15205550123")
+    live = handoffs.live_call_by_sid(engine, caller.call_sid)
+    assert live is not None
+    participants = _participants_url(live.conference_name)
+    twilio_api.add(responses.POST, participants, json={"call_sid": "CA" + "7" * 32}, status=201)
+    twilio_api.add(responses.POST, participants, json={"call_sid": "CA" + "8" * 32}, status=201)
+    run_jobs()
+    taker = "CA" + "7" * 32
+    _conference(twilio_post, live, "participant-join", 2, 5, label="call-taker", sid=taker)
+    _conference(twilio_post, live, "participant-leave", 3, 9, label="call-taker", sid=taker)
+    _conference(twilio_post, live, "participant-leave", 3, 9, label="call-taker", sid=taker)
+    assert run_jobs() == 1  # left twice (a repeated callback): one replacement dialed
+    assert [form_of(r.request)["To"] for r in twilio_api.calls] == [
+        ["+15205550171"],
+        ["+15205550311"],  # the next in line: the fallback line
+    ]
+    waiting = handoffs.get_live_call(engine, live.id)
+    assert waiting is not None and waiting.status is handoffs.LiveCallStatus.WAITING
+    assert waiting.call_taker_attempt == 2
