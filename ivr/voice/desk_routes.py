@@ -158,11 +158,6 @@ def returned() -> Response:
     return twiml(desk().returned(_call_sid(), _num("handoff"), _state()))
 
 
-@desk_bp.route("/after", methods=METHODS)
-def after() -> Response:
-    return twiml(desk()._end("The conference has ended. Goodbye."))
-
-
 # ---------------------------------------------------------------------- intake line
 
 
