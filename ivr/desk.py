@@ -164,7 +164,7 @@ class TransferDesk:
         """Greeting: a locked calling number is refused, else the staff ID is asked for."""
         if self._caller_locked(from_number):
             self._record_failure(call_sid, "", from_number, "locked_caller")
-            return self._end(
+            return self.end_call(
                 "This line is locked after too many wrong PINs. Use the console or ask your supervisor."
             )
         return self._ask_staff_id("Bridgeline transfer desk.", 0)
@@ -189,7 +189,7 @@ class TransferDesk:
         staff_id = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         if not staff_id:
             if attempt + 1 >= MAX_TRIES:
-                return self._end("No staff ID was entered. Goodbye.")
+                return self.end_call("No staff ID was entered. Goodbye.")
             return self._ask_staff_id("I did not get a staff ID.", attempt + 1)
         response = VoiceResponse()
         g = gather(
@@ -225,7 +225,9 @@ class TransferDesk:
             if failures >= MAX_PIN_FAILURES_PER_CALL:
                 self._record_failure(call_sid, staff_id, from_number, "call_ended")
                 log.warning("desk: call ended after %s wrong PINs call=%s", failures, call_sid)
-                return self._end("Too many wrong PINs. This attempt has been recorded. Goodbye.")
+                return self.end_call(
+                    "Too many wrong PINs. This attempt has been recorded. Goodbye."
+                )
             return self._ask_staff_id("That staff ID and PIN do not match.", 0)
         log.info("desk: signed in call=%s staff=%s", call_sid, staff.staff_id)
         state = DeskState(staff_id=staff.staff_id, answers={})
@@ -315,7 +317,7 @@ class TransferDesk:
             return self.question(state, 0, call_sid=call_sid)
         if key not in ("1", "2"):
             if attempt + 1 >= MAX_TRIES:
-                return self._end("No answer was given, so no transfer was made. Goodbye.")
+                return self.end_call("No answer was given, so no transfer was made. Goodbye.")
             return self.question(
                 state, attempt + 1, preface="Please press 1 for yes or 2 for no.", call_sid=call_sid
             )
@@ -441,10 +443,10 @@ class TransferDesk:
         key = (digits or "").strip()[:1]
         types = self.available_types(state)
         if key == "0":
-            return self._end("No transfer was made. Goodbye.")
+            return self.end_call("No transfer was made. Goodbye.")
         if not key.isdigit() or not 1 <= int(key) <= len(types):
             if attempt + 1 >= MAX_TRIES:
-                return self._end("No helper was chosen, so no transfer was made. Goodbye.")
+                return self.end_call("No helper was chosen, so no transfer was made. Goodbye.")
             return self.offer(
                 state, attempt + 1, preface="That is not one of the choices.", call_sid=call_sid
             )
@@ -521,7 +523,7 @@ class TransferDesk:
             )
         except handoffs.HandoffError as exc:
             log.error("desk: handoff not started call=%s error=%s", call_sid, exc)
-            return self._end(
+            return self.end_call(
                 "The transfer could not be started, so no one was dialed. "
                 "Please transfer the caller by phone. Goodbye."
             )
@@ -588,7 +590,8 @@ class TransferDesk:
                 out.append(f"{names.pop(e.attempt)} {REASON_TEXT[ReasonCode.NO_ANSWER.value]}.")
         return out
 
-    def _end(self, text: str) -> str:
+    def end_call(self, text: str) -> str:
+        """Say `text` and hang up."""
         response = VoiceResponse()
         say(response, text, "en")
         response.hangup()
@@ -652,7 +655,7 @@ class TransferDesk:
             or handoff.status not in handoffs.PENDING
             or handoff.status is HandoffStatus.FALLING_BACK
         ):
-            return self._end("Thank you. This call is no longer waiting for you. Goodbye.")
+            return self.end_call("Thank you. This call is no longer waiting for you. Goodbye.")
         response = VoiceResponse()
         g = gather(
             response,
@@ -713,7 +716,7 @@ class TransferDesk:
         }.get(key, HandoffEvent.NO_RESPONSE)
         handoff = handoffs.get_handoff(self.engine, handoff_id)
         if handoff is None:
-            return self._end("Thank you. Goodbye.")
+            return self.end_call("Thank you. Goodbye.")
         handoffs.apply_event(
             self.engine,
             self.queues,
@@ -731,9 +734,9 @@ class TransferDesk:
             else None,
         )
         if event is HandoffEvent.DECLINED:
-            return self._end("Thank you. We will try someone else. Goodbye.")
+            return self.end_call("Thank you. We will try someone else. Goodbye.")
         if event is HandoffEvent.NO_RESPONSE:
-            return self._end("No answer was given. We will try someone else. Goodbye.")
+            return self.end_call("No answer was given. We will try someone else. Goodbye.")
         after = handoffs.get_handoff(self.engine, handoff_id)
         if (
             after is None
@@ -744,7 +747,7 @@ class TransferDesk:
                 HandoffStatus.CONNECTED,
             )
         ):
-            return self._end("Sorry, the caller is no longer waiting. Goodbye.")
+            return self.end_call("Sorry, the caller is no longer waiting. Goodbye.")
         live = handoffs.get_live_call(self.engine, after.live_call_id)
         assert live is not None
         response = VoiceResponse()

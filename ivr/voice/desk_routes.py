@@ -92,7 +92,7 @@ def desk_database_down(exc: Exception) -> Response:
     """The desk cannot record: it says so plainly (no one was dialed) instead of failing."""
     log.error("desk: database unavailable path=%s error=%s", request.path, type(exc).__name__)
     return twiml(
-        desk()._end(
+        desk().end_call(
             "The transfer desk cannot record transfers right now, so no one was dialed. "
             "Please transfer the caller by phone. Goodbye."
         )
@@ -103,7 +103,7 @@ def desk_database_down(exc: Exception) -> Response:
 def handoff_failed(exc: Exception) -> Response:
     """A helper's leg never gets the caller-side fallback: it is told and released."""
     log.error("handoff route failed: path=%s error=%s", request.path, type(exc).__name__)
-    return twiml(desk()._end("Sorry, this handoff cannot be completed right now. Goodbye."))
+    return twiml(desk().end_call("Sorry, this handoff cannot be completed right now. Goodbye."))
 
 
 # ---------------------------------------------------------------------- transfer desk
