@@ -117,7 +117,9 @@ def test_the_app_spools_outside_tests(env: dict[str, str], tmp_path: Path) -> No
     app = create_app({**env, "BRIDGELINE_SPOOL_DIR": str(tmp_path / "s")})
     engine = app.extensions["bridgeline"].engine
     assert events.spool_of(engine) is not None
+    events.record_event(engine, call_sid="CA1", event="x", detail=None, language="en", key="k")
     events.stop_spool(engine)
+    assert list((tmp_path / "s").iterdir()) == []  # flushed, and no empty file left behind
     off = create_app({**env, "BRIDGELINE_SPOOL_DIR": "off"})
     assert events.spool_of(off.extensions["bridgeline"].engine) is None
     engine.dispose()

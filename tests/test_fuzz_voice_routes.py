@@ -150,6 +150,7 @@ def _rules_at_collection() -> list[tuple[str, list[str], tuple[str, ...]]]:
         "DATABASE_URL": "sqlite:///" + str(Path(os.environ.get("TMPDIR", "/tmp")) / "unused.db"),
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "BRIDGELINE_CONFIG": str(repo / "config"),
+        "BRIDGELINE_SPOOL_DIR": "off",
     }
     return voice_rules(create_app(env))
 

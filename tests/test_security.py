@@ -140,7 +140,9 @@ def test_a_public_url_configured_with_its_port_accepts_twilio_signing_without_it
 ) -> None:
     from ivr import create_app
 
-    app = create_app({**env, "PUBLIC_BASE_URL": "https://bridgeline.example.org:443"})
+    app = create_app(
+        {**env, "PUBLIC_BASE_URL": "https://bridgeline.example.org:443", "TESTING": True}
+    )
     path = "/voice/self-service"
     signature = compute_signature(AUTH_TOKEN, PUBLIC_BASE + path, [("CallSid", "CA1")])
     response = app.test_client().post(

@@ -13,6 +13,7 @@ makes the spool wait. Without a spool (tests, tools) the row is inserted directl
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -163,6 +164,10 @@ class EventSpool:
         if self._fd >= 0 and self._pid == os.getpid():
             os.close(self._fd)
             self._fd = -1
+            current = self.folder / f"{self._stem}.jsonl"
+            with contextlib.suppress(OSError):
+                if current.stat().st_size == 0:
+                    current.unlink()  # nothing left to replay: leave no empty file behind
 
 
 def _iso(value: object) -> str:
