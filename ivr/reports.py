@@ -1001,6 +1001,46 @@ def _ints(hist: Mapping[str, int]) -> dict[int, int]:
     return {int(k): v for k, v in hist.items()}
 
 
+def _fold_hour(
+    f: dict[str, Any],
+    helper_type: str,
+    hour: int,
+    weekday: int,
+    requested: dict[str, int],
+    connected: dict[str, int],
+    no_helper: dict[str, int],
+    outcomes: dict[str, int],
+    outcomes_by_type: dict[tuple[str, str], int],
+    answers: dict[str, dict[str, int]],
+    durations: dict[str, dict[str, int]],
+    by_hour: dict[int, dict[str, int]],
+    by_weekday: dict[int, dict[str, int]],
+    answer_by_hour: dict[int, dict[str, int]],
+) -> None:
+    """Add one helper type's figures of one hour to the totals."""
+    reasons = f["r"]
+    no_help = sum(reasons.values()) if reasons else 0
+    requested[helper_type] += f["n"]
+    connected[helper_type] += f["c"]
+    if reasons:
+        _add(no_helper, reasons)
+    if f["o"]:
+        _add(outcomes, f["o"])
+        for outcome, count in f["o"].items():
+            outcomes_by_type[(helper_type, outcome)] += count
+    if f["a"]:
+        _add(answers[helper_type], f["a"])
+        _add(answer_by_hour[hour], f["a"])
+    if f["u"]:
+        _add(durations[helper_type], f["u"])
+    for bucket in (by_hour[hour], by_weekday[weekday]):
+        bucket["handoffs"] += f["n"]
+        if f["c"]:
+            bucket["connected"] += f["c"]
+        if no_help:
+            bucket["no_helper"] += no_help
+
+
 def _handoff_figures_from_rollups(
     engine: sa.Engine, program: ProgramConfig, filters: Filters
 ) -> HandoffFigures:
@@ -1017,40 +1057,39 @@ def _handoff_figures_from_rollups(
     by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     answer_by_hour: dict[int, dict[str, int]] = defaultdict(dict)
     diverted = 0
-    for start, helper_type, f in rollups.read(
-        engine, rollups.HANDOFFS, filters.start, filters.end, filters.helper_type
-    ):
+    only = filters.helper_type
+    for start, types in rollups.read(engine, rollups.HANDOFFS, filters.start, filters.end):
         where = local(start)
         if where is None:
             continue
         hour, weekday = where
-        if helper_type == rollups.ALL_TYPES:
-            if not filters.helper_type:
-                diverted += f["d"]
-            continue
-        if filters.helper_type:
+        if only:
+            f = types.get(only)
+            if f is None:
+                continue
             diverted += f["d"]
-        reasons = f["r"]
-        no_help = sum(reasons.values()) if reasons else 0
-        requested[helper_type] += f["n"]
-        connected[helper_type] += f["c"]
-        if reasons:
-            _add(no_helper, reasons)
-        if f["o"]:
-            _add(outcomes, f["o"])
-            for outcome, count in f["o"].items():
-                outcomes_by_type[(helper_type, outcome)] += count
-        if f["a"]:
-            _add(answers[helper_type], f["a"])
-            _add(answer_by_hour[hour], f["a"])
-        if f["u"]:
-            _add(durations[helper_type], f["u"])
-        for bucket in (by_hour[hour], by_weekday[weekday]):
-            bucket["handoffs"] += f["n"]
-            if f["c"]:
-                bucket["connected"] += f["c"]
-            if no_help:
-                bucket["no_helper"] += no_help
+            pairs = [(only, f)]
+        else:
+            everything = types.get(rollups.ALL_TYPES)
+            diverted += everything["d"] if everything else 0
+            pairs = [(t, f) for t, f in types.items() if t != rollups.ALL_TYPES]
+        for helper_type, f in pairs:
+            _fold_hour(
+                f,
+                helper_type,
+                hour,
+                weekday,
+                requested,
+                connected,
+                no_helper,
+                outcomes,
+                outcomes_by_type,
+                answers,
+                durations,
+                by_hour,
+                by_weekday,
+                answer_by_hour,
+            )
     return HandoffFigures(
         requested={k: v for k, v in requested.items() if v},
         connected={k: v for k, v in connected.items() if v},
@@ -1079,7 +1118,7 @@ def _self_service_from_rollups(
     transfers: dict[str, int] = defaultdict(int)
     crisis: dict[str, int] = defaultdict(int)
     languages: dict[str, int] = defaultdict(int)
-    for start, _, f in rollups.read(engine, rollups.SELF_SERVICE, filters.start, filters.end):
+    for start, f in rollups.read(engine, rollups.SELF_SERVICE, filters.start, filters.end):
         where = local(start)
         if where is None:
             continue

@@ -243,9 +243,12 @@ def _handoff_rows(
         .group_by(this_bucket)
     ):
         figures[(b, ALL_TYPES)]["d"] += count
+    per_hour: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (b, t), f in figures.items():
+        per_hour[b][t] = f
     return [
-        {"kind": HANDOFFS, "bucket": b, "helper_type": t, "data": json.dumps(f)}
-        for (b, t), f in figures.items()
+        {"kind": HANDOFFS, "bucket": b, "helper_type": "", "data": json.dumps(types)}
+        for b, types in per_hour.items()
     ]
 
 
@@ -326,23 +329,14 @@ def _self_service_rows(
 
 
 def read(
-    engine: sa.Engine,
-    kind: str,
-    start: datetime,
-    end: datetime,
-    helper_type: str | None = None,
-) -> list[tuple[datetime, str, dict[str, Any]]]:
-    """(hour start, helper type, figures) of every stored hour in [start, end)."""
+    engine: sa.Engine, kind: str, start: datetime, end: datetime
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """(hour start, figures) of every stored hour in [start, end), one row per hour.
+
+    Handoff figures are keyed by helper type (and ALL_TYPES); self-service figures are flat.
+    """
     rb = report_buckets.c
     where = [rb.kind == kind, rb.bucket >= bucket_of(start), rb.bucket < bucket_of(end)]
-    if helper_type is not None:
-        where.append(rb.helper_type == helper_type)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(rb.bucket, rb.helper_type, rb.data).where(*where)).all()
-    starts: dict[str, datetime] = {}
-    out = []
-    for b, t, d in rows:
-        if b not in starts:
-            starts[b] = bucket_start(b)
-        out.append((starts[b], t, json.loads(d)))
-    return out
+        rows = conn.execute(sa.select(rb.bucket, rb.data).where(*where)).all()
+    return [(bucket_start(b), json.loads(d)) for b, d in rows]

@@ -13,7 +13,7 @@ report_buckets = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),
     # The UTC hour, 'YYYY-MM-DD HH' (sorts as time).
     sa.Column("bucket", sa.String(13), primary_key=True),
-    # A helper type, '*' for figures over all types, '' for the self-service line.
+    # '' for now: an hour's figures for every helper type are in one row's data.
     sa.Column("helper_type", sa.String(64), primary_key=True),
     # The hour's figures as JSON (counts and histograms; see ivr.rollups).
     sa.Column("data", sa.Text, nullable=False),
