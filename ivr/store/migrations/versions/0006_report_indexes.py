@@ -31,7 +31,9 @@ def upgrade() -> None:
     op.create_index("ix_handoffs_report", "handoffs", HANDOFF_COLUMNS)
     op.drop_index("ix_self_service_events_at_event", table_name="self_service_events")
     op.create_index(
-        "ix_self_service_events_report", "self_service_events", ["at", "event", "detail", "call_sid"]
+        "ix_self_service_events_report",
+        "self_service_events",
+        ["at", "event", "detail", "call_sid"],
     )
 
 
