@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -183,20 +182,29 @@ def test_cli_refuses_a_weak_pin_and_an_unknown_account(
     assert status == 1 and "no staff member with ID 9998" in capsys.readouterr().err
 
 
-def test_verifying_a_pin_takes_about_as_long_for_an_unknown_id(
-    engine: sa.Engine, make_staff: MakeStaff
+def test_an_unknown_id_costs_one_argon2_verify_like_a_wrong_pin(
+    engine: sa.Engine, make_staff: MakeStaff, monkeypatch
 ) -> None:
+    """Timing does not reveal whether a staff ID exists: every miss runs exactly one verify."""
+    import ivr.accounts as accounts_module
+
     make_staff("call_taker", staff_id="4108")
-    verify_desk_pin(engine, "0000", "0000")  # build the dummy hash outside the timing
+    real = accounts_module._hasher
+    verifies: list[str] = []
 
-    def timed(staff_id: str) -> float:
-        start = time.perf_counter()
-        verify_desk_pin(engine, staff_id, "0000")
-        return time.perf_counter() - start
+    class CountingHasher:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
 
-    known = min(timed("4108") for _ in range(3))
-    unknown = min(timed("5999") for _ in range(3))
-    assert unknown > known * 0.5
+        def verify(self, stored: str, secret: str) -> bool:
+            verifies.append(secret)
+            return real.verify(stored, secret)
+
+    monkeypatch.setattr(accounts_module, "_hasher", CountingHasher())
+    for staff_id in ("4108", "5999", "not-an-id"):
+        verifies.clear()
+        assert verify_desk_pin(engine, staff_id, "0000") is None
+        assert len(verifies) == 1, staff_id
 
 
 def test_python_dash_m_ivr_accounts_runs_as_operators_type_it(tmp_path: Path) -> None:
@@ -215,3 +223,34 @@ def test_python_dash_m_ivr_accounts_runs_as_operators_type_it(tmp_path: Path) ->
     assert added.stdout == "added 4500 (supervisor)\n" and added.stderr == ""
     listed = subprocess.run([*command, "list"], capture_output=True, text=True, env=env, check=True)
     assert listed.stdout.startswith("4500\tLee Park\tsupervisor\t-\tactive\tpassword\tpin")
+
+
+def test_a_right_pin_signed_in_again_skips_argon2_until_the_pin_changes(
+    engine: sa.Engine, make_staff: MakeStaff, monkeypatch
+) -> None:
+    import ivr.accounts as accounts_module
+    from ivr.accounts import set_pin
+    from tests.console_fixtures import PIN
+
+    make_staff("call_taker", staff_id="4109")
+    real = accounts_module._hasher
+    verifies: list[str] = []
+
+    class CountingHasher:
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+        def verify(self, stored: str, secret: str) -> bool:
+            verifies.append(secret)
+            return real.verify(stored, secret)
+
+    monkeypatch.setattr(accounts_module, "_hasher", CountingHasher())
+    assert verify_desk_pin(engine, "4109", PIN) is not None
+    assert verify_desk_pin(engine, "4109", PIN) is not None
+    assert len(verifies) == 1
+    assert verify_desk_pin(engine, "4109", "999999") is None  # a wrong PIN always pays
+    assert len(verifies) == 2
+    set_pin(engine, "4109", "246810")
+    assert verify_desk_pin(engine, "4109", PIN) is None
+    assert verify_desk_pin(engine, "4109", "246810") is not None
+    assert len(verifies) == 4
