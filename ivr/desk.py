@@ -881,7 +881,7 @@ class TransferDesk:
                 if kind == "participant-join"
                 else HandoffEvent.HELPER_LEFT
             )
-            handoffs.apply_event(
+            recorded = handoffs.apply_event(
                 self.engine,
                 self.queues,
                 handoff_id,
@@ -890,6 +890,14 @@ class TransferDesk:
                 attempt=attempt,
                 **common,
             )
+            if event is HandoffEvent.HELPER_LEFT and recorded is not None and recorded.new:
+                # Never leave the caller alone on hold music once their helper hung up.
+                self.queues.enqueue(
+                    "urgent",
+                    "workers.handoffs.end_if_caller_alone",
+                    live_id,
+                    job_id=f"alone-{live_id}-{(call_sid or 'x')[:40]}",
+                )
             return
         if label == CALL_TAKER_LABEL:
             if kind == "participant-join":

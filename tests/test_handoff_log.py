@@ -854,3 +854,68 @@ def test_a_call_taker_who_leaves_before_a_helper_has_the_caller_is_replaced(
     waiting = handoffs.get_live_call(engine, live.id)
     assert waiting is not None and waiting.status is handoffs.LiveCallStatus.WAITING
     assert waiting.call_taker_attempt == 2
+
+
+def test_when_the_helper_hangs_up_after_the_call_taker_left_the_caller_is_not_left_on_hold_music(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    c = _desk_to_conference(call, "3")  # navigator
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    hid = handoff.id
+    _expect_helper_dial(twilio_api, HELPER_1)
+    assert run_jobs() == 1
+    _conference(twilio_post, live, "conference-start", 1, 1)
+    _conference(twilio_post, live, "participant-join", 2, 1, label="caller", sid=c.call_sid)
+    _status(twilio_post, hid, 1, HELPER_1, "in-progress", 2, 4)
+    helper = call(f"/voice/handoff/whisper?h={hid}&at=1", from_number=CALLER_ID, call_sid=HELPER_1)
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=8)
+    helper.press("1")
+    _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
+    twilio_api.add(
+        responses.POST,
+        participant_url(CONFERENCE_SID, "caller"),
+        json={"call_sid": c.call_sid, "conference_sid": CONFERENCE_SID, "label": "caller"},
+    )
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
+    assert run_jobs() == 1  # "connected, you may hang up" to the desk leg
+
+    # The helper says goodbye and hangs up; only the caller's leg is left in the conference.
+    conference_url = (
+        f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Conferences/{CONFERENCE_SID}"
+    )
+    twilio_api.add(
+        responses.GET,
+        f"{conference_url}/Participants.json",
+        json={
+            "participants": [
+                {"call_sid": c.call_sid, "conference_sid": CONFERENCE_SID, "label": "caller"}
+            ],
+            "meta": {"page": 0, "page_size": 20, "next_page_url": None, "key": "participants"},
+        },
+    )
+    ended = twilio_api.add(
+        responses.POST,
+        f"{conference_url}.json",
+        json={"sid": CONFERENCE_SID, "status": "completed"},
+    )
+    _conference(
+        twilio_post, live, "participant-leave", 4, 400, label=f"helper-{hid}-1", sid=HELPER_1
+    )
+    assert run_jobs() == 1
+    assert ended.call_count == 1
+    assert form_of(ended.calls[0].request) == {"Status": ["completed"]}
+    # Twilio sends the same leave again: it is news no more, nothing is ended twice.
+    _conference(
+        twilio_post, live, "participant-leave", 4, 400, label=f"helper-{hid}-1", sid=HELPER_1
+    )
+    assert run_jobs() == 0
+    assert ended.call_count == 1

@@ -318,6 +318,38 @@ def hang_up_helper(handoff_id: int) -> str:
     return "hung-up"
 
 
+def end_if_caller_alone(live_call_id: int) -> str:
+    """A helper left the conference: if only the caller is still in it, end the call.
+
+    Otherwise a caller whose helper said goodbye would sit alone on hold music. A call-taker
+    still on the line, or another handoff under way, keeps the conference going.
+    """
+    ctx = context.current()
+    live = handoffs.get_live_call(ctx.engine, live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED or not live.conference_sid:
+        return "skipped"
+    if handoffs.active_handoffs(ctx.engine, live_call_id):
+        return "handoff-under-way"  # another helper is on, or being dialed
+    conference = ctx.twilio.conferences(live.conference_sid)
+    try:
+        participants = twilio_rest.with_retries(
+            lambda: conference.participants.list(limit=20), what="list participants", sleep=_sleep
+        )
+        if any((p.label or "") != CALLER_LABEL for p in participants):
+            return "not-alone"
+        twilio_rest.with_retries(
+            lambda: conference.update(status="completed"), what="end conference", sleep=_sleep
+        )
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return "already-ended"
+        raise
+    log.info(
+        "handoff: caller was alone after the helper left; conference ended live=%s", live_call_id
+    )
+    return "ended"
+
+
 def remove_call_taker(live_call_id: int) -> str:
     """The console's 'leave call': take the call-taker out; the conference goes on."""
     ctx = context.current()
