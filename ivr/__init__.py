@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
 
 from ivr import auth, console, health, logs, metrics, queueing, store
+from ivr.callback_rules import times_for
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
 from ivr.queueing import Queues
@@ -77,8 +79,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(fallback.bp)
     app.register_blueprint(health.bp)
     metrics.init_app(app)  # /metrics and per-route latency
-    callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
+    callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
+    callback_rules = callback_routes.line_of(app).config
+    app.extensions[voice_common.APP_KEY].self_service.callback_times = partial(
+        times_for, callback_rules
+    )
     init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
     auth.init_app(app)  # sessions, CSRF, /login
     app.register_blueprint(console.bp)

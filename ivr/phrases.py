@@ -6,6 +6,9 @@ sentences around them, which an operator does not need to change.
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 LANG_CODES = {"en": "en-US", "es": "es-US"}
 """Twilio `language` attribute for each caller language (Say and speech recognition)."""
 
@@ -175,8 +178,8 @@ _PHRASES: dict[str, dict[str, str]] = {
         "es": "Le devolveremos la llamada con una llamada automática de la ciudad. ¿Está de acuerdo en recibir esta llamada? Para aceptar, oprima 1. Si no está de acuerdo, oprima 2.",
     },
     "callback_saved": {
-        "en": "Thank you. Your call back request is saved. We will call you within {hours} hours.",
-        "es": "Gracias. Su solicitud quedó guardada. Le llamaremos dentro de {hours} horas.",
+        "en": "Thank you. Your call back request is saved. We will call you back by {when}.",
+        "es": "Gracias. Su solicitud quedó guardada. Le llamaremos a más tardar {when}.",
     },
     "callback_declined": {
         "en": "We will not call you back. ",
@@ -210,3 +213,37 @@ def spoken_phone(digits: str) -> str:
 
 def all_phrase_names() -> list[str]:
     return sorted(_PHRASES)
+
+
+_WEEKDAYS = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "es": (
+        "el lunes",
+        "el martes",
+        "el miércoles",
+        "el jueves",
+        "el viernes",
+        "el sábado",
+        "el domingo",
+    ),
+}
+
+
+def spoken_deadline(deadline: datetime, now: datetime, zone: ZoneInfo, lang: str) -> str:
+    """'5 p.m. today', 'las 5 p.m. de mañana', 'Monday at 5 p.m.' in the program's time zone."""
+    local, today = deadline.astimezone(zone), now.astimezone(zone).date()
+    hour = local.hour % 12 or 12
+    clock = f"{hour}:{local.minute:02d}" if local.minute else f"{hour}"
+    clock += " a.m." if local.hour < 12 else " p.m."
+    days = (local.date() - today).days
+    if lang == "es":
+        if days <= 0:
+            return f"hoy a las {clock}"
+        if days == 1:
+            return f"mañana a las {clock}"
+        return f"{_WEEKDAYS['es'][local.weekday()]} a las {clock}"
+    if days <= 0:
+        return f"{clock} today"
+    if days == 1:
+        return f"{clock} tomorrow"
+    return f"{_WEEKDAYS['en'][local.weekday()]} at {clock}"

@@ -12,7 +12,8 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -43,7 +44,7 @@ from ivr.menu_logic import (
     yes_no,
 )
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, national_digits
-from ivr.phrases import phrase, spoken_digits, spoken_phone
+from ivr.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone
 from ivr.queueing import Queues
 from ivr.store import callbacks, events, outbox, service_requests
 from ivr.store.callbacks import CallbackSource
@@ -90,6 +91,15 @@ class SelfServiceLine:
         self.engine = engine
         self.queues = queues
         self.crisis = CrisisMatcher(config.menus.crisis)
+        self.zone = ZoneInfo(config.lines.timezone)
+        # (due, deadline) of a callback from a source; callbacks.yaml's rules once they are
+        # loaded (create_app), until then menus.yaml's callback_deadline_hours.
+        self.callback_times: Callable[[str, datetime], tuple[datetime, datetime]] = (
+            lambda _source, now: (
+                now,
+                now + timedelta(hours=self.settings.callback_deadline_hours),
+            )
+        )
         self._cache: dict[tuple[str, ...], str] = {}
 
     # ----------------------------------------------------------------- entry and language
@@ -818,11 +828,14 @@ class SelfServiceLine:
         if answer is False:
             self._note(turn, "callback_declined", None)
             return self.to_person(turn, preface=phrase("callback_declined", turn.lang))
+        now = datetime.now(UTC)
+        due_at, deadline_at = self.callback_times(_source(src).value, now)
         try:
             saved = callbacks.confirm(
                 self.engine,
                 key=callbacks.menu_key(turn.call_sid)[:128],
-                deadline=timedelta(hours=self.settings.callback_deadline_hours),
+                due_at=due_at,
+                deadline_at=deadline_at,
             )
         except sa.exc.SQLAlchemyError as exc:
             log.error("callback not saved: call=%s error=%s", turn.call_sid, type(exc).__name__)
@@ -830,7 +843,8 @@ class SelfServiceLine:
         if saved is None or saved.status is callbacks.CallbackStatus.DRAFT:
             return self.to_person(turn, preface=phrase("callback_not_saved", turn.lang))
         self._note(turn, "callback_requested", src)
-        text = phrase("callback_saved", turn.lang, hours=self.settings.callback_deadline_hours)
+        when = spoken_deadline(deadline_at, now, self.zone, turn.lang)
+        text = phrase("callback_saved", turn.lang, when=when)
         return self._with_choices(VoiceResponse(), turn, text)
 
     # ----------------------------------------------------------------- bookkeeping

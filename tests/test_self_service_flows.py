@@ -219,7 +219,9 @@ def test_resident_checks_a_report_by_its_reference_number(call: Place, engine: s
     assert f"Report {' '.join(reference)}, for noise, has been received" in heard
 
 
-def test_resident_enters_an_unknown_reference_hears_it_plainly_and_is_asked_again(call: Place) -> None:
+def test_resident_enters_an_unknown_reference_hears_it_plainly_and_is_asked_again(
+    call: Place,
+) -> None:
     c = call()
     c.press("1")
     c.press("2")
@@ -233,7 +235,16 @@ def test_resident_enters_an_unknown_reference_hears_it_plainly_and_is_asked_agai
     assert "connect you to a person" in c.heard_since_last()
 
 
-def test_resident_presses_5_enters_a_bad_number_and_is_asked_again(call: Place, engine: sa.Engine) -> None:
+def _utc(moment):
+    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_resident_presses_5_enters_a_bad_number_and_is_asked_again(
+    call: Place, engine: sa.Engine, app
+) -> None:
     c = call()
     c.press("1")
     c.press("5")
@@ -249,11 +260,20 @@ def test_resident_presses_5_enters_a_bad_number_and_is_asked_again(call: Place, 
     assert "You entered 5 2 0, 5 5 5, 0 1 8 8" in c.heard_since_last()
     c.press("1")
     c.press("1")
-    assert "Your call back request is saved" in c.heard_since_last()
+    assert "Your call back request is saved. We will call you back by " in c.heard_since_last()
     with engine.connect() as conn:
         row = conn.execute(sa.select(callbacks)).one()
+    # The promise follows callbacks.yaml's rule for resident requests (end of the business day).
+    from ivr.callback_rules import times_for
+    from ivr.voice.callback_routes import line_of
+
+    rules = line_of(app).config
+    assert _utc(row.deadline_at) == times_for(rules, "resident_menu", _utc(row.consent_at))[1]
     assert (row.phone_number, row.status, row.consent, row.source) == (
-        "+15205550188", "pending", True, "resident_menu"
+        "+15205550188",
+        "pending",
+        True,
+        "resident_menu",
     )
     assert row.deadline_at is not None and row.consent_at is not None
 

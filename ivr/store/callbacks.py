@@ -152,8 +152,10 @@ def save_draft(
     return found
 
 
-def confirm(engine: sa.Engine, *, key: str, deadline: timedelta) -> Callback | None:
-    """Turn a draft into an open callback with the caller's consent, due now. Idempotent."""
+def confirm(
+    engine: sa.Engine, *, key: str, due_at: datetime, deadline_at: datetime
+) -> Callback | None:
+    """Turn a draft into an open callback with the caller's consent. Idempotent."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
@@ -164,8 +166,8 @@ def confirm(engine: sa.Engine, *, key: str, deadline: timedelta) -> Callback | N
                 status=CallbackStatus.PENDING.value,
                 consent=True,
                 consent_at=now,
-                due_at=now,
-                deadline_at=now + deadline,
+                due_at=due_at,
+                deadline_at=deadline_at,
                 updated_at=now,
             )
         )

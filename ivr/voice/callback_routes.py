@@ -134,6 +134,11 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+def line_of(app: Flask) -> CallbackLine:
+    """The CallbackLine built for `app` at startup."""
+    return app.extensions[EXTENSION_KEY]
+
+
 def line() -> CallbackLine:
     """The CallbackLine of the current app."""
     return current_app.extensions[EXTENSION_KEY]
