@@ -59,6 +59,7 @@ def test_the_shipped_roster_loads_with_every_address_dialable(roster: Roster) ->
         helper_type="embedded_clinician",
         address="+15205550151",
         kind="number",
+        staff_id="5101",
     )
     assert roster.member("clin-okafor").kind == "sip"  # type: ignore[union-attr]
     assert roster.member("nurse-night").address == "client:nurse_night"  # type: ignore[union-attr]
