@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr import auth, console, health, logs, metrics, queueing, store
 from ivr.callback_rules import times_for
@@ -51,6 +52,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     config = load_config(settings.config_dir)
 
     app = Flask(__name__)
+    if settings.trusted_proxies:
+        # Client addresses (login limits) come from X-Forwarded-For set by our own proxies only.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
     app.config.update({k: v for k, v in overrides.items() if k in ("TESTING", "DEBUG")})
     logs.install_redaction()

@@ -36,6 +36,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     redis_timeout_seconds: float = 0.5
     queue_prefix: str = "bridgeline"
+    trusted_proxies: int = 0
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests)."""
@@ -100,7 +101,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_key=env.get("SECRET_KEY", "").strip() or token,
         redis_timeout_seconds=_float(env, "REDIS_TIMEOUT_SECONDS", 0.5),
         queue_prefix=env.get("BRIDGELINE_QUEUE_PREFIX", "").strip() or "bridgeline",
+        trusted_proxies=_count(env, "TRUSTED_PROXIES"),
     )
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 5:
+        raise SettingsError(f"{name} must be a whole number from 0 to 5, got {raw!r}")
+    return int(raw)
 
 
 def normalise_database_url(url: str) -> str:

@@ -58,3 +58,30 @@ def test_health_endpoints(client) -> None:
         "redis": "ok",
         "database": "ok",
     }
+
+
+def test_behind_trusted_proxies_the_client_address_comes_from_x_forwarded_for(
+    env, _table_names
+) -> None:
+    from flask import request
+
+    app = create_app({**env, "TRUSTED_PROXIES": "1"})
+    seen: list[str | None] = []
+
+    @app.get("/probe-address")
+    def probe() -> str:
+        seen.append(request.remote_addr)
+        return "ok"
+
+    app.test_client().get("/probe-address", headers={"X-Forwarded-For": "203.0.113.9"})
+    untrusted = create_app(env)
+    untrusted.add_url_rule("/probe-address", view_func=probe)
+    untrusted.test_client().get("/probe-address", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert seen == ["203.0.113.9", "127.0.0.1"]
+    app.extensions["bridgeline"].engine.dispose()
+    untrusted.extensions["bridgeline"].engine.dispose()
+
+
+def test_trusted_proxies_must_be_a_small_whole_number(env) -> None:
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
+        load_settings({**env, "TRUSTED_PROXIES": "all"})
