@@ -478,6 +478,17 @@ def test_no_recorded_consent_means_no_automated_call(world: CallbackWorld) -> No
     assert after.last_outcome == "no_consent"
 
 
+def test_a_caller_dropped_during_a_handoff_is_called_back_without_prior_consent(
+    world: CallbackWorld,
+) -> None:
+    callback = world.new_callback(
+        source=CallbackSource.DROPPED_HANDOFF, helper_type="navigator", consent=False
+    )
+    _place_one(world, callback.id)
+    assert world.create_requests()[-1]["To"] == [RESIDENT]
+    assert store.get(world.engine, callback.id).last_outcome != "no_consent"  # type: ignore[union-attr]
+
+
 def test_nobody_on_duty_waits_for_the_next_shift(world: CallbackWorld) -> None:
     world.clock.set(local(6, 18, 0))  # the navigator's shift ended at 5 p.m.
     callback = world.new_callback()

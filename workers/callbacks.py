@@ -160,7 +160,7 @@ def place_callback_attempt(attempt_id: int) -> str:
     if not rules.in_window(now, window, line.config.zone):
         later = rules.next_allowed(now, window, line.config.zone)
         return _wait(line, attempt, later, Outcome.QUIET_HOURS, now)
-    if not callback.consent:
+    if not callback.consent and not rule.emergency_purpose:
         return _refuse(line, attempt, Outcome.NO_CONSENT, "no recorded consent", now)
     try:
         to_number = callback_number(callback.phone_number or "")

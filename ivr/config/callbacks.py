@@ -123,6 +123,9 @@ class SourceRule(_Frozen):
     due_after: Duration = timedelta(0)
     deadline: Deadline
     window: Literal["standard", "crisis"] = "standard"
+    emergency_purpose: bool = False
+    """A call back to someone whose emergency call dropped: the TCPA's emergency-purpose
+    exemption, placed without prior consent (an opt-out by keypad is still honored)."""
 
 
 class Attempts(_Frozen):
