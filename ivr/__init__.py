@@ -23,7 +23,7 @@ from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
 from ivr.store import events as store_events
-from ivr.voice import callback_routes, desk_routes, fallback, self_service_routes
+from ivr.voice import agent_routes, callback_routes, desk_routes, fallback, self_service_routes
 from ivr.voice import common as voice_common
 
 ROSTER_KEY = "bridgeline_roster"
@@ -86,6 +86,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     metrics.init_app(app)  # /metrics and per-route latency
     desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
+    agent_routes.init_app(app)  # /voice/agent-line: 311 agents take the self-service queue
     callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     callback_rules = callback_routes.line_of(app).config
     app.extensions[voice_common.APP_KEY].self_service.callback_times = partial(

@@ -170,20 +170,30 @@ class TransferDesk:
 
     # ------------------------------------------------------------------ sign-in
 
-    def entry(self, call_sid: str, from_number: str) -> str:
-        """Greeting: a locked calling number is refused, else the staff ID is asked for."""
+    def entry(
+        self,
+        call_sid: str,
+        from_number: str,
+        base: str = DESK,
+        greeting: str = "Bridgeline transfer desk.",
+    ) -> str:
+        """Greeting: a locked calling number is refused, else the staff ID is asked for.
+
+        `base` is the line signing in: the transfer desk, or the 311 agent line, which shares
+        the staff IDs, PINs and lockouts.
+        """
         if self._caller_locked(from_number):
             self._record_failure(call_sid, "", from_number, "locked_caller")
             return self.end_call(
                 "This line is locked after too many wrong PINs. Use the console or ask your supervisor."
             )
-        return self._ask_staff_id("Bridgeline transfer desk.", 0)
+        return self._ask_staff_id(greeting, 0, base)
 
-    def _ask_staff_id(self, preface: str | None, attempt: int) -> str:
+    def _ask_staff_id(self, preface: str | None, attempt: int, base: str = DESK) -> str:
         response = VoiceResponse()
         g = gather(
             response,
-            self.url(f"{DESK}/id", t=attempt),
+            self.url(f"{base}/id", t=attempt),
             "en",
             timeout=10,
             finish_on_key="#",
@@ -194,17 +204,19 @@ class TransferDesk:
         say(g, "Enter your staff ID, then press pound.", "en")
         return to_xml(response)
 
-    def staff_id_entered(self, call_sid: str, digits: str | None, attempt: int) -> str:
+    def staff_id_entered(
+        self, call_sid: str, digits: str | None, attempt: int, base: str = DESK
+    ) -> str:
         """The staff ID: then the PIN (whether or not the ID exists: nothing is revealed)."""
         staff_id = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         if not staff_id:
             if attempt + 1 >= MAX_TRIES:
                 return self.end_call("No staff ID was entered. Goodbye.")
-            return self._ask_staff_id("I did not get a staff ID.", attempt + 1)
+            return self._ask_staff_id("I did not get a staff ID.", attempt + 1, base)
         response = VoiceResponse()
         g = gather(
             response,
-            self.url(f"{DESK}/pin", s=staff_id),
+            self.url(f"{base}/pin", s=staff_id),
             "en",
             timeout=10,
             finish_on_key="#",
@@ -213,10 +225,13 @@ class TransferDesk:
         say(g, "Enter your PIN, then press pound.", "en")
         return to_xml(response)
 
-    def pin_entered(
-        self, call_sid: str, from_number: str, staff_id: str, digits: str | None
-    ) -> str:
-        """Check the PIN; the third wrong one in a call ends it, and lockouts are per number and ID."""
+    def sign_in(
+        self, call_sid: str, from_number: str, staff_id: str, digits: str | None, base: str = DESK
+    ) -> accounts.Staff | str:
+        """The signed-in staff member, or the TwiML that asks again or ends the call.
+
+        The third wrong PIN in a call ends it; lockouts are per calling number and per staff ID.
+        """
         pin = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         staff_id = "".join(ch for ch in staff_id if ch.isdigit())[:12]
         staff = None
@@ -233,10 +248,19 @@ class TransferDesk:
                 return self.end_call(
                     "Too many wrong PINs. This attempt has been recorded. Goodbye."
                 )
-            return self._ask_staff_id("That staff ID and PIN do not match.", 0)
-        log.info("desk: signed in call=%s staff=%s", call_sid, staff.staff_id)
-        state = DeskState(staff_id=staff.staff_id, answers={})
-        return self.question(state, 0, preface=f"Signed in, {staff.name}.", call_sid=call_sid)
+            return self._ask_staff_id("That staff ID and PIN do not match.", 0, base)
+        log.info("desk: signed in call=%s staff=%s line=%s", call_sid, staff.staff_id, base)
+        return staff
+
+    def pin_entered(
+        self, call_sid: str, from_number: str, staff_id: str, digits: str | None
+    ) -> str:
+        """Check the PIN, then walk the decision tree."""
+        signed_in = self.sign_in(call_sid, from_number, staff_id, digits)
+        if isinstance(signed_in, str):
+            return signed_in
+        state = DeskState(staff_id=signed_in.staff_id, answers={})
+        return self.question(state, 0, preface=f"Signed in, {signed_in.name}.", call_sid=call_sid)
 
     def _record_failure(self, call_sid: str, staff_id: str, from_number: str, kind: str) -> None:
         with self.engine.begin() as conn:
