@@ -445,6 +445,36 @@ def record_outcome(handoff_id: int) -> Any:
     return redirect(page), 303
 
 
+@bp.get("/callbacks")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def open_callbacks() -> str:
+    """Every promise to call someone back that is not kept yet: age, deadline, attempts, outcome."""
+    from ivr.store import callbacks as callback_store
+
+    now = _now()
+    rows = callback_store.open_callbacks_with_age(_engine(), now)
+    return render_template(
+        "console/callbacks.html", callbacks=rows, now=now, overdue=sum(r.overdue for r in rows)
+    )
+
+
+@bp.post("/callbacks/<int:callback_id>/done")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def close_callback(callback_id: int) -> Any:
+    """Mark a callback done by hand (the person was reached another way), with a note."""
+    from ivr.store import callbacks as callback_store
+
+    note = (request.form.get("note") or "").strip()[:NOTE_MAX_LENGTH]
+    if not note:
+        flash("Write a note saying how the person was reached.", "error")
+        return redirect(url_for("console.open_callbacks")), 303
+    if not callback_store.mark_done_by_hand(_engine(), callback_id, note, _me().staff_id, _now()):
+        flash("That callback is already closed.", "error")
+    else:
+        flash(f"Callback #{callback_id} marked done.", "ok")
+    return redirect(url_for("console.open_callbacks")), 303
+
+
 @api.get("/handoffs/<int:handoff_id>/eido")
 @require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
 def eido(handoff_id: int) -> Response:
