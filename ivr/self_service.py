@@ -13,10 +13,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.config import BridgelineConfig
 from ivr.config.models import (
@@ -231,18 +232,25 @@ class SelfServiceLine:
             return self.to_person(turn)
         return ask_again(replace(turn, attempt=next_attempt))
 
-    def _with_choices(self, response: VoiceResponse, turn: Turn, text: str) -> str:
-        """Say `text`, then offer the main menu (8) or an emergency (9); silence says goodbye."""
-        g = gather(
-            response,
-            self.url(f"{ROOT}/after", lang=turn.lang),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
-        )
-        say(g, text, turn.lang)
-        say(g, phrase("anything_else", turn.lang), turn.lang)
+    def _ask(
+        self, turn: Turn, action: str, *texts: str, preface: str | None = None, **options: Any
+    ) -> str:
+        """One prompt: a Gather posting to `action` that says `preface` (if any), then `texts`.
+
+        One key and the menu timeout unless `options` (gather's keywords) say otherwise.
+        """
+        response = VoiceResponse()
+        settings = {"timeout": self.settings.gather_timeout_seconds, "num_digits": 1, **options}
+        g = gather(response, action, turn.lang, **settings)
+        for text in (preface, *texts):
+            if text:
+                say(g, text, turn.lang)
         return to_xml(response)
+
+    def _with_choices(self, turn: Turn, text: str) -> str:
+        """Say `text`, then offer the main menu (8) or an emergency (9); silence says goodbye."""
+        after = self.url(f"{ROOT}/after", lang=turn.lang)
+        return self._ask(turn, after, text, phrase("anything_else", turn.lang))
 
     def after(self, turn: Turn) -> str:
         """After a task is done: 8 main menu, 9 emergency, silence goodbye."""
@@ -376,24 +384,19 @@ class SelfServiceLine:
     # ----------------------------------------------------------------- reports
 
     def report_category_prompt(self, turn: Turn, preface: str | None = None) -> str:
-        response = VoiceResponse()
-        g = gather(
-            response,
-            self.url(f"{ROOT}/report/category", lang=turn.lang, attempt=turn.attempt),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
-            hints=[c.label.get(turn.lang) for c in self.menus.report_categories],
-        )
-        if preface:
-            say(g, preface, turn.lang)
+        categories = self.menus.report_categories
         lines = [phrase("report_category", turn.lang)]
         lines += [
             phrase("category_choice", turn.lang, label=c.label.get(turn.lang), key=c.key)
-            for c in self.menus.report_categories
+            for c in categories
         ]
-        say(g, " ".join(lines), turn.lang)
-        return to_xml(response)
+        return self._ask(
+            turn,
+            self.url(f"{ROOT}/report/category", lang=turn.lang, attempt=turn.attempt),
+            " ".join(lines),
+            preface=preface,
+            hints=[c.label.get(turn.lang) for c in categories],
+        )
 
     def report_category(self, turn: Turn) -> str:
         rule = self.crisis.match(turn.speech)
@@ -484,18 +487,13 @@ class SelfServiceLine:
         return self.report_readback(turn, request.reference)
 
     def report_readback(self, turn: Turn, reference: str) -> str:
-        response = VoiceResponse()
-        g = gather(
-            response,
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/report/after", lang=turn.lang, ref=reference),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
+            phrase("report_saved", turn.lang, digits=spoken_digits(reference)),
+            phrase("report_hear_again", turn.lang),
+            phrase("anything_else", turn.lang),
         )
-        say(g, phrase("report_saved", turn.lang, digits=spoken_digits(reference)), turn.lang)
-        say(g, phrase("report_hear_again", turn.lang), turn.lang)
-        say(g, phrase("anything_else", turn.lang), turn.lang)
-        return to_xml(response)
 
     def report_after(self, turn: Turn, reference: str) -> str:
         if first_key(turn.digits) == "1" and reference.isdigit() and len(reference) <= 10:
@@ -520,20 +518,16 @@ class SelfServiceLine:
     # ----------------------------------------------------------------- report status
 
     def status_prompt(self, turn: Turn, preface: str | None = None) -> str:
-        response = VoiceResponse()
         count = self.settings.reference_digits
-        g = gather(
-            response,
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/status/check", lang=turn.lang, attempt=turn.attempt),
-            turn.lang,
+            phrase("status_ask", turn.lang, count=count),
+            preface=preface,
             timeout=10,
             num_digits=count,
             finish_on_key="#",
         )
-        if preface:
-            say(g, preface, turn.lang)
-        say(g, phrase("status_ask", turn.lang, count=count), turn.lang)
-        return to_xml(response)
 
     def status_check(self, turn: Turn) -> str:
         rule = self.crisis.match(turn.speech)
@@ -572,7 +566,7 @@ class SelfServiceLine:
             status=phrase(f"status_{request.status.value}", turn.lang),
         )
         self._note(turn, "status_checked", None)
-        return self._with_choices(VoiceResponse(), turn, text)
+        return self._with_choices(turn, text)
 
     # ----------------------------------------------------------------- information
 
@@ -580,19 +574,13 @@ class SelfServiceLine:
         topic = self.menus.info_topics.get(topic_id)
         if topic is None:
             return self.menu(replace(turn, attempt=0), MAIN_MENU)
-        response = VoiceResponse()
-        g = gather(
-            response,
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/info/{topic_id}/choose", lang=turn.lang, attempt=turn.attempt),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
+            topic.text.get(turn.lang),
+            phrase("info_options", turn.lang),
+            preface=preface,
         )
-        if preface:
-            say(g, preface, turn.lang)
-        say(g, topic.text.get(turn.lang), turn.lang)
-        say(g, phrase("info_options", turn.lang), turn.lang)
-        return to_xml(response)
 
     def info_choice(self, turn: Turn, topic_id: str) -> str:
         rule = self.crisis.match(turn.speech)
@@ -626,7 +614,7 @@ class SelfServiceLine:
     def _send_info_sms(self, turn: Turn, topic_id: str, body: str) -> str:
         number = _usable_number(turn.from_number)
         if number is None:
-            return self._with_choices(VoiceResponse(), turn, phrase("sms_no_number", turn.lang))
+            return self._with_choices(turn, phrase("sms_no_number", turn.lang))
         try:
             sms_id = outbox.queue_sms(
                 self.engine,
@@ -637,11 +625,11 @@ class SelfServiceLine:
             )
         except sa.exc.SQLAlchemyError as exc:
             log.error("text not recorded: call=%s error=%s", turn.call_sid, type(exc).__name__)
-            return self._with_choices(VoiceResponse(), turn, phrase("sms_failed", turn.lang))
+            return self._with_choices(turn, phrase("sms_failed", turn.lang))
         # Recorded: if Redis is down now, the sweep sends it when Redis is back.
         self.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}")
         self._note(turn, "info_sms", topic_id)
-        return self._with_choices(VoiceResponse(), turn, phrase("sms_queued", turn.lang))
+        return self._with_choices(turn, phrase("sms_queued", turn.lang))
 
     # ----------------------------------------------------------------- callbacks
 
@@ -653,48 +641,31 @@ class SelfServiceLine:
     ) -> str:
         """Offer the caller's own number, or ask for one when it cannot be called back."""
         number = _usable_number(turn.from_number)
-        response = VoiceResponse()
         src = source.value
         if number is None:
-            g = self._number_gather(response, turn, src)
-            if preface:
-                say(g, preface, turn.lang)
-            say(g, phrase("callback_caller_id_unusable", turn.lang), turn.lang)
-            say(g, phrase("callback_enter", turn.lang), turn.lang)
-            return to_xml(response)
-        g = gather(
-            response,
+            unusable = phrase("callback_caller_id_unusable", turn.lang)
+            return self.callback_enter_prompt(turn, src, preface=preface, before=unusable)
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/callback/caller-id", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
-        )
-        if preface:
-            say(g, preface, turn.lang)
-        say(
-            g,
             phrase("callback_caller_id", turn.lang, digits=spoken_phone(national_digits(number))),
-            turn.lang,
+            preface=preface,
         )
-        return to_xml(response)
 
-    def _number_gather(self, response: VoiceResponse, turn: Turn, src: str) -> Gather:
-        return gather(
-            response,
+    def callback_enter_prompt(
+        self, turn: Turn, src: str, preface: str | None = None, before: str | None = None
+    ) -> str:
+        """Ask for a 10-digit number (11 keys allowed, for a leading 1), ended by pound."""
+        texts = [t for t in (before, phrase("callback_enter", turn.lang)) if t]
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/callback/entered", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang,
+            *texts,
+            preface=preface,
             timeout=10,
             num_digits=11,
             finish_on_key="#",
         )
-
-    def callback_enter_prompt(self, turn: Turn, src: str, preface: str | None = None) -> str:
-        response = VoiceResponse()
-        g = self._number_gather(response, turn, src)
-        if preface:
-            say(g, preface, turn.lang)
-        say(g, phrase("callback_enter", turn.lang), turn.lang)
-        return to_xml(response)
 
     def callback_caller_id(self, turn: Turn, src: str) -> str:
         """1: use the number they are calling from; 2: key in another."""
@@ -757,20 +728,11 @@ class SelfServiceLine:
         return self.callback_consent_prompt(replace(turn, attempt=0), src)
 
     def callback_readback(self, turn: Turn, number: str, src: str) -> str:
-        response = VoiceResponse()
-        g = gather(
-            response,
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/callback/confirm", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
-        )
-        say(
-            g,
             phrase("callback_readback", turn.lang, digits=spoken_phone(national_digits(number))),
-            turn.lang,
         )
-        return to_xml(response)
 
     def callback_confirm(self, turn: Turn, src: str) -> str:
         rule = self.crisis.match(turn.speech)
@@ -799,18 +761,12 @@ class SelfServiceLine:
         return found.phone_number if found else None
 
     def callback_consent_prompt(self, turn: Turn, src: str, preface: str | None = None) -> str:
-        response = VoiceResponse()
-        g = gather(
-            response,
+        return self._ask(
+            turn,
             self.url(f"{ROOT}/callback/consent", lang=turn.lang, attempt=turn.attempt, src=src),
-            turn.lang,
-            timeout=self.settings.gather_timeout_seconds,
-            num_digits=1,
+            phrase("callback_consent", turn.lang),
+            preface=preface,
         )
-        if preface:
-            say(g, preface, turn.lang)
-        say(g, phrase("callback_consent", turn.lang), turn.lang)
-        return to_xml(response)
 
     def callback_consent(self, turn: Turn, src: str) -> str:
         """Consent given: the callback becomes an open request, saved before we say so."""
@@ -845,7 +801,7 @@ class SelfServiceLine:
         self._note(turn, "callback_requested", src)
         when = spoken_deadline(deadline_at, now, self.zone, turn.lang)
         text = phrase("callback_saved", turn.lang, when=when)
-        return self._with_choices(VoiceResponse(), turn, text)
+        return self._with_choices(turn, text)
 
     # ----------------------------------------------------------------- bookkeeping
 
