@@ -182,25 +182,31 @@ def test_cli_refuses_a_weak_pin_and_an_unknown_account(
     assert status == 1 and "no staff member with ID 9998" in capsys.readouterr().err
 
 
-def test_an_unknown_id_costs_one_argon2_verify_like_a_wrong_pin(
-    engine: sa.Engine, make_staff: MakeStaff, monkeypatch
-) -> None:
-    """Timing does not reveal whether a staff ID exists: every miss runs exactly one verify."""
+@pytest.fixture
+def verifies(monkeypatch) -> list[str]:
+    """The secrets argon2 was asked to verify, in order (the real hasher still runs)."""
     import ivr.accounts as accounts_module
 
-    make_staff("call_taker", staff_id="4108")
     real = accounts_module._hasher
-    verifies: list[str] = []
+    seen: list[str] = []
 
     class CountingHasher:
         def __getattr__(self, name: str):
             return getattr(real, name)
 
         def verify(self, stored: str, secret: str) -> bool:
-            verifies.append(secret)
+            seen.append(secret)
             return real.verify(stored, secret)
 
     monkeypatch.setattr(accounts_module, "_hasher", CountingHasher())
+    return seen
+
+
+def test_an_unknown_id_costs_one_argon2_verify_like_a_wrong_pin(
+    engine: sa.Engine, make_staff: MakeStaff, verifies: list[str]
+) -> None:
+    """Timing does not reveal whether a staff ID exists: every miss runs exactly one verify."""
+    make_staff("call_taker", staff_id="4108")
     for staff_id in ("4108", "5999", "not-an-id"):
         verifies.clear()
         assert verify_desk_pin(engine, staff_id, "0000") is None
@@ -226,25 +232,12 @@ def test_python_dash_m_ivr_accounts_runs_as_operators_type_it(tmp_path: Path) ->
 
 
 def test_a_right_pin_signed_in_again_skips_argon2_until_the_pin_changes(
-    engine: sa.Engine, make_staff: MakeStaff, monkeypatch
+    engine: sa.Engine, make_staff: MakeStaff, verifies: list[str]
 ) -> None:
-    import ivr.accounts as accounts_module
     from ivr.accounts import set_pin
     from tests.console_fixtures import PIN
 
     make_staff("call_taker", staff_id="4109")
-    real = accounts_module._hasher
-    verifies: list[str] = []
-
-    class CountingHasher:
-        def __getattr__(self, name: str):
-            return getattr(real, name)
-
-        def verify(self, stored: str, secret: str) -> bool:
-            verifies.append(secret)
-            return real.verify(stored, secret)
-
-    monkeypatch.setattr(accounts_module, "_hasher", CountingHasher())
     assert verify_desk_pin(engine, "4109", PIN) is not None
     assert verify_desk_pin(engine, "4109", PIN) is not None
     assert len(verifies) == 1
