@@ -17,10 +17,11 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -285,25 +286,47 @@ def set_active(engine: sa.Engine, staff_id: str, active: bool) -> None:
     _update(engine, staff_id, **values)
 
 
+# The sign-in's hot path: the account and its roles in one round trip (one row per role),
+# built once at import so a sign-in pays no statement building or cache-key generation.
+_STAFF_WITH_ROLES = (
+    sa.select(
+        staff_table.c.id,
+        staff_table.c.staff_id,
+        staff_table.c.display_name,
+        staff_table.c.helper_type,
+        staff_table.c.password_hash,
+        staff_table.c.pin_hash,
+        staff_table.c.active,
+        staff_roles.c.role,
+    )
+    .select_from(staff_table.outerjoin(staff_roles, staff_roles.c.staff_pk == staff_table.c.id))
+    .where(staff_table.c.staff_id == sa.bindparam("staff_id"))
+)
+
+
 def _verify_secret(engine: sa.Engine, staff_id: str, secret: str, column: str) -> Staff | None:
     """Check `secret` against the hash in `column`; always exactly one argon2 verify."""
-    with engine.connect() as conn:
-        row = _row_by_staff_id(conn, staff_id) if STAFF_ID_PATTERN.match(staff_id.strip()) else None
-        stored = getattr(row, column) if row is not None else None
-        if row is None or stored is None or not row.active or len(secret) > MAX_PASSWORD_LENGTH:
-            _burn_one_verify()
+    staff_id = staff_id.strip()
+    rows: Sequence[Any] = ()
+    if STAFF_ID_PATTERN.match(staff_id):
+        with engine.connect() as conn:
+            rows = conn.execute(_STAFF_WITH_ROLES, {"staff_id": staff_id}).all()
+    row = rows[0] if rows else None
+    stored = getattr(row, column) if row is not None else None
+    if row is None or stored is None or not row.active or len(secret) > MAX_PASSWORD_LENGTH:
+        _burn_one_verify()
+        return None
+    tag = _verified_tag(stored, secret)
+    if not _recently_verified(tag):
+        try:
+            _hasher.verify(stored, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
-        tag = _verified_tag(stored, secret)
-        if not _recently_verified(tag):
-            try:
-                _hasher.verify(stored, secret)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                return None
-            _remember_verified(tag)
-        record = _record(conn, row)
+        _remember_verified(tag)
     if _hasher.check_needs_rehash(stored):
         _update(engine, staff_id, **{column: _hasher.hash(secret)})
-    return record.staff
+    roles = frozenset(r.role for r in rows if r.role is not None)
+    return Staff(row.id, row.staff_id, row.display_name, roles, row.helper_type)
 
 
 def _verified_tag(stored: str, secret: str) -> bytes:
