@@ -67,6 +67,9 @@ CONFERENCE_EVENTS = "start end join leave"
 
 ANSWER_CODES = {True: "y", False: "n"}
 
+QUESTION_CACHE_SIZE = 4096
+"""At most this many built question answers are kept per process (then the cache restarts)."""
+
 
 @dataclass(frozen=True)
 class DeskState:
@@ -75,6 +78,8 @@ class DeskState:
     staff_id: str
     answers: dict[str, bool]
     round: int = 1
+    # From the calling PSAP line on each request (program.yaml), not carried in the URL.
+    jurisdiction: str | None = None
 
     def params(self, tree: DecisionTree) -> dict[str, object]:
         """URL parameters for this state."""
@@ -167,6 +172,9 @@ class TransferDesk:
         self.queues = queues
         self.hold_music_url = hold_music_url
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # A question's TwiML depends only on the tree (fixed), the question, the attempt, the
+        # preface and the URL state, so each is built once per process (the PIN step's cost).
+        self._question_twiml: dict[tuple[object, ...], str] = {}
 
     # ------------------------------------------------------------------ sign-in
 
@@ -322,12 +330,17 @@ class TransferDesk:
         question_id = next_question(self.tree, state.answers)
         if question_id is None:
             return self.decided(state, preface, call_sid)
+        params = state.params(self.tree)
+        key = (question_id, attempt, preface, tuple(params.items()))
+        cached = self._question_twiml.get(key)
+        if cached is not None:
+            return cached
         question = self.tree.question(question_id)
         assert question is not None
         response = VoiceResponse()
         g = gather(
             response,
-            self.url(f"{DESK}/answer", q=question_id, t=attempt, **state.params(self.tree)),
+            self.url(f"{DESK}/answer", q=question_id, t=attempt, **params),
             "en",
             timeout=8,
             num_digits=1,
@@ -336,7 +349,11 @@ class TransferDesk:
         if preface:
             say(g, preface, "en")
         say(g, f"{question.prompt} Press 1 for yes, 2 for no.", "en")
-        return to_xml(response)
+        xml = to_xml(response)
+        if len(self._question_twiml) >= QUESTION_CACHE_SIZE:
+            self._question_twiml.clear()  # rare: the next questions are built afresh
+        self._question_twiml[key] = xml
+        return xml
 
     def answer(
         self, call_sid: str, state: DeskState, question_id: str, digits: str | None, attempt: int
@@ -395,6 +412,7 @@ class TransferDesk:
             call_taker_staff_id=state.staff_id,
             now=self.clock(),
             round_=state.round,
+            jurisdiction=state.jurisdiction,
         )
         handoffs.start_handoff(
             self.engine,
@@ -535,6 +553,7 @@ class TransferDesk:
             call_taker_staff_id=state.staff_id,
             now=now,
             round_=state.round,
+            jurisdiction=state.jurisdiction,
         )
         try:
             handoff = handoffs.start_handoff(
@@ -629,7 +648,7 @@ class TransferDesk:
 
     # ------------------------------------------------------------------ intake line
 
-    def intake(self, call_sid: str, from_number: str) -> str:
+    def intake(self, call_sid: str, from_number: str, jurisdiction: str | None = None) -> str:
         """A caller to the intake number waits in a conference while a call-taker is dialed."""
         number = _usable(from_number)
         now = self.clock()
@@ -640,6 +659,7 @@ class TransferDesk:
             callback_number=number,
             call_taker_staff_id=None,
             now=now,
+            jurisdiction=jurisdiction,
         )
         if live.status is LiveCallStatus.WAITING:
             self.queues.enqueue(
@@ -879,7 +899,7 @@ class TransferDesk:
     def conference_event(self, live_id: int, form: Mapping[str, str], token: str | None) -> None:
         """Conference start/end and participant join/leave, applied to the call's handoffs."""
         kind = (form.get("StatusCallbackEvent") or "").lower()
-        live = handoffs.get_live_call(self.engine, live_id)
+        live = handoffs.get_live_call_only(self.engine, live_id)
         if live is None:
             return
         name = form.get("FriendlyName")

@@ -249,6 +249,7 @@ class LiveCall:
     created_at: datetime
     ended_at: datetime | None
     handoffs: tuple[Handoff, ...] = field(default=())
+    jurisdiction: str | None = None
 
 
 # --------------------------------------------------------------------------- the state machine
@@ -406,6 +407,7 @@ def _live_call(row: Any, items: tuple[Handoff, ...] = ()) -> LiveCall:
         created_at=_utc(row.created_at),
         ended_at=_opt_utc(row.ended_at),
         handoffs=items,
+        jurisdiction=row.jurisdiction,
     )
 
 
@@ -440,6 +442,7 @@ def open_live_call(
     call_taker_staff_id: str | None,
     now: datetime,
     round_: int = 1,
+    jurisdiction: str | None = None,
 ) -> LiveCall:
     """Record a call held in a conference (idempotent on CallSid); later values fill gaps.
 
@@ -455,6 +458,7 @@ def open_live_call(
         "call_taker_staff_id": call_taker_staff_id,
         "status": LiveCallStatus.WAITING.value,
         "call_taker_attempt": 0,
+        "jurisdiction": jurisdiction,
         "created_at": now,
         "updated_at": now,
     }
@@ -468,6 +472,8 @@ def open_live_call(
         if call_taker_staff_id:
             updates["call_taker_staff_id"] = call_taker_staff_id
         existing = live_call_by_sid(engine, call_sid)
+        if jurisdiction and existing is not None and existing.jurisdiction is None:
+            updates["jurisdiction"] = jurisdiction
         if existing is not None and existing.status is LiveCallStatus.ENDED and round_ > 1:
             updates.update(
                 status=LiveCallStatus.WAITING.value,
@@ -506,6 +512,17 @@ def get_live_call(engine: sa.Engine, live_call_id: int) -> LiveCall | None:
             .order_by(handoffs.c.id.desc())
         ).all()
     return _live_call(row, tuple(_handoff(r) for r in rows))
+
+
+_LIVE_CALL_BY_ID = sa.select(live_calls).where(live_calls.c.id == sa.bindparam("live_call_id"))
+"""Built once: the conference status callback reads its live call on every request."""
+
+
+def get_live_call_only(engine: sa.Engine, live_call_id: int) -> LiveCall | None:
+    """A live call by id without its handoffs (one round trip, for the conference callbacks)."""
+    with engine.connect() as conn:
+        row = conn.execute(_LIVE_CALL_BY_ID, {"live_call_id": live_call_id}).first()
+    return _live_call(row) if row is not None else None
 
 
 def list_live_calls(engine: sa.Engine) -> list[LiveCall]:
@@ -647,6 +664,7 @@ def start_handoff(
                     chain=json.dumps([m.member_id for m in chain]),
                     reason=(reason or None) and reason[:200],
                     callback_number=number,
+                    jurisdiction=live.jurisdiction,
                     status=HandoffStatus.REQUESTED.value,
                     attempt=0,
                     created_at=now,
@@ -884,11 +902,15 @@ def record_event(
             detail=detail,
             received_at=now,
         )
-        after = _rederive(conn, handoff_id, now) if new else None
-    if after is None:
-        handoff = get_handoff(engine, handoff_id)
-        assert handoff is not None
-        after = derive(handoff_events(engine, handoff_id))
+        if new:
+            after = _rederive(conn, handoff_id, now)
+        else:  # a duplicate: the status as it stands, read in the same transaction
+            after = derive(
+                _event(r)
+                for r in conn.execute(
+                    sa.select(events_table).where(events_table.c.handoff_id == handoff_id)
+                )
+            )
     return Recorded(new=new, before=before, after=after)
 
 

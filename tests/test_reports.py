@@ -368,7 +368,7 @@ def test_dashboard_summary_savings_and_answer_targets(
     assert board.table("outcomes").lookup("all", "resolved_by_phone") == 2
 
 
-def test_handoff_filters_by_helper_type_and_unrecorded_jurisdiction(
+def test_handoff_filters_by_helper_type_and_jurisdiction(
     engine: sa.Engine, program: ProgramConfig
 ) -> None:
     _seed_handoffs(engine)
@@ -377,8 +377,9 @@ def test_handoff_filters_by_helper_type_and_unrecorded_jurisdiction(
     )
     assert nurse.requested == {"telehealth_nurse": 2}
     assert nurse.no_helper == {"caller_hung_up": 1}
+    # The seeded calls record no jurisdiction (as before migration 0009): none is counted.
     county = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "county"))
-    assert county.requested == {} and county.jurisdiction_missing
+    assert county.requested == {} and not county.jurisdiction_missing
 
 
 def test_handoff_log_has_no_notes_unless_asked(engine: sa.Engine, program: ProgramConfig) -> None:
@@ -456,6 +457,31 @@ def test_rollups_follow_later_changes_to_handoffs_and_calls(
     later = reports.self_service_figures(engine, program, NOV)
     assert later.resolved_without_person == ss.resolved_without_person - 1
     assert later == reports.self_service_figures(engine, program, NOV, direct=True)
+
+
+def test_the_clock_job_folds_new_records_into_the_rollups_before_anyone_looks(
+    engine: sa.Engine, program: ProgramConfig, run_jobs, queues
+) -> None:
+    from ivr import rollups
+
+    _seed_handoffs(engine)
+    assert rollups.read(engine, rollups.HANDOFFS, NOV.start, NOV.end) == []
+    queues.enqueue("default", "workers.reports.refresh_rollups")
+    assert run_jobs() == 1
+    stored = rollups.read(engine, rollups.HANDOFFS, NOV.start, NOV.end)
+    requested: dict[str, int] = {}
+    for _, types in stored:
+        for helper_type, f in types.items():
+            if helper_type != rollups.ALL_TYPES:
+                requested[helper_type] = requested.get(helper_type, 0) + f["n"]
+    # by hand, as in the figures test above: 3 + 2 + 1 + 1 + 2 November handoffs
+    assert requested == {
+        "embedded_clinician": 3,
+        "telehealth_nurse": 2,
+        "telehealth_doctor": 1,
+        "crisis_988": 1,
+        "navigator": 2,
+    }
 
 
 def test_a_zone_with_half_hour_offsets_uses_the_direct_queries(engine: sa.Engine) -> None:

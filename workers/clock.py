@@ -9,6 +9,7 @@ from ivr.settings import load_settings
 from workers import context
 from workers.callbacks import sweep_callbacks
 from workers.handoffs import sweep_handoffs
+from workers.reports import ROLLUP_INTERVAL_SECONDS, refresh_rollups
 from workers.retention import load_retention, purge_expired
 from workers.sms import sweep_sms
 
@@ -44,6 +45,11 @@ def main() -> int:
         purge_expired,
         queue_name=ctx.queues.queue("default").name,
         interval=RETENTION_INTERVAL_SECONDS,
+    )
+    cron.register(
+        refresh_rollups,
+        queue_name=ctx.queues.queue("default").name,
+        interval=ROLLUP_INTERVAL_SECONDS,
     )
     cron.start()
     return 0

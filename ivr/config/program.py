@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ivr.config.yaml_source import Location, read_yaml
+from ivr.config.yaml_source import Location, SourceFile, read_yaml
+from ivr.phones import PhoneNumberError, parse_e164
 
 PROGRAM_FILE = "program.yaml"
 """Reporting settings of the program (jurisdictions, savings, targets, QA sample)."""
@@ -57,6 +58,25 @@ NENA_TARGETS = (
 """NENA's call answering standard, the default target."""
 
 
+class NumberJurisdiction(_Frozen):
+    """Calls on this number belong to this jurisdiction."""
+
+    number: str = Field(min_length=3, max_length=32)
+    jurisdiction: str = Field(min_length=1, max_length=64)
+
+
+class CallJurisdictions(_Frozen):
+    """Which jurisdiction a live call is recorded under when it is created.
+
+    A desk call: the PSAP line the call-taker calls the desk from (Twilio's From). An intake
+    call: the intake number that was called (To). Anything else: `default`.
+    """
+
+    default: str | None = None
+    desk_callers: tuple[NumberJurisdiction, ...] = ()
+    intake_numbers: tuple[NumberJurisdiction, ...] = ()
+
+
 class ProgramConfig(_Frozen):
     """Validated config/program.yaml."""
 
@@ -67,6 +87,7 @@ class ProgramConfig(_Frozen):
     savings: Savings = Savings()
     answer_targets: tuple[AnswerTarget, ...] = NENA_TARGETS
     qa: QASettings = QASettings()
+    call_jurisdictions: CallJurisdictions = CallJurisdictions()
 
     @field_validator("answer_targets")
     @classmethod
@@ -83,6 +104,27 @@ class ProgramConfig(_Frozen):
     def jurisdiction(self, jurisdiction_id: str) -> Jurisdiction | None:
         """The jurisdiction with this id, if configured."""
         return next((j for j in self.jurisdictions if j.id == jurisdiction_id), None)
+
+    def desk_jurisdiction(self, from_number: str) -> str | None:
+        """The jurisdiction of a desk call made from `from_number` (else the default)."""
+        return _by_number(self.call_jurisdictions.desk_callers, from_number, self)
+
+    def intake_jurisdiction(self, to_number: str) -> str | None:
+        """The jurisdiction of an intake call to `to_number` (else the default)."""
+        return _by_number(self.call_jurisdictions.intake_numbers, to_number, self)
+
+
+def _by_number(
+    mapping: tuple[NumberJurisdiction, ...], raw: str, program: ProgramConfig
+) -> str | None:
+    try:
+        number = parse_e164(raw) if raw else ""
+    except PhoneNumberError:
+        number = ""
+    for item in mapping:
+        if number and parse_e164(item.number) == number:
+            return item.jurisdiction
+    return program.call_jurisdictions.default
 
 
 def load_program(folder: Path, default_timezone: str = "UTC") -> ProgramConfig:
@@ -121,4 +163,33 @@ def load_program(folder: Path, default_timezone: str = "UTC") -> ProgramConfig:
         raise source.error(
             ("self_service_jurisdiction",), f"unknown jurisdiction {own!r} (not in jurisdictions)"
         )
+    _check_call_jurisdictions(program, source, set(seen))
     return program
+
+
+def _check_call_jurisdictions(program: ProgramConfig, source: SourceFile, known: set[str]) -> None:
+    """Every mapped number parses, appears once per list, and names a configured jurisdiction."""
+    calls = program.call_jurisdictions
+    if calls.default is not None and calls.default not in known:
+        raise source.error(
+            ("call_jurisdictions", "default"),
+            f"unknown jurisdiction {calls.default!r} (not in jurisdictions)",
+        )
+    for name in ("desk_callers", "intake_numbers"):
+        numbers: dict[str, int] = {}
+        for index, item in enumerate(getattr(calls, name)):
+            loc: Location = ("call_jurisdictions", name, index)
+            try:
+                number = parse_e164(item.number)
+            except PhoneNumberError:
+                raise source.error((*loc, "number"), "not a valid phone number") from None
+            if number in numbers:
+                raise source.error(
+                    (*loc, "number"), f"number listed twice (also {name}[{numbers[number]}])"
+                )
+            numbers[number] = index
+            if item.jurisdiction not in known:
+                raise source.error(
+                    (*loc, "jurisdiction"),
+                    f"unknown jurisdiction {item.jurisdiction!r} (not in jurisdictions)",
+                )

@@ -21,6 +21,8 @@ live_calls = sa.Table(
     sa.Column("call_taker_call_sid", sa.String(64)),
     # Which intake call-taker (1-based, roster order; past the last: the fallback line) is dialed.
     sa.Column("call_taker_attempt", sa.Integer, nullable=False, default=0),
+    # config/program.yaml call_jurisdictions, set when the call starts (migration 0009).
+    sa.Column("jurisdiction", sa.String(64)),
     sa.Column("status", sa.String(24), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
@@ -59,11 +61,14 @@ handoffs = sa.Table(
     sa.Column("outcome_by", sa.String(32)),
     sa.Column("outcome_at", Timestamp),
     sa.Column("callback_id", sa.Integer),
+    # Copied from the live call when the handoff is recorded (migration 0009).
+    sa.Column("jurisdiction", sa.String(64)),
     sa.Column("created_at", Timestamp, nullable=False, index=True),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("accepted_at", Timestamp),
     sa.Column("connected_at", Timestamp),
     sa.Column("ended_at", Timestamp),
+    sa.Index("ix_handoffs_jurisdiction_created_at", "jurisdiction", "created_at"),
 )
 
 handoff_events = sa.Table(

@@ -8,6 +8,7 @@ import logging
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 
+from ivr.config.program import ProgramConfig
 from ivr.desk import DESK, HANDOFF, INTAKE, DeskState, TransferDesk, decode_answers
 from ivr.voice.common import APP_KEY, state, twiml, voice_blueprint
 
@@ -74,7 +75,16 @@ def _state() -> DeskState:
         staff_id=staff_id,
         answers=decode_answers(desk().tree, _arg("a", 16)),
         round=max(1, _num("n")),
+        jurisdiction=_program().desk_jurisdiction(_field("From", 32)),
     )
+
+
+def _program() -> ProgramConfig:
+    """config/program.yaml (loaded by the dashboard), or its defaults when absent."""
+    from ivr.dashboard.routes import PROGRAM_KEY
+
+    program = current_app.extensions.get(PROGRAM_KEY)
+    return program if program is not None else ProgramConfig()
 
 
 def _token() -> str | None:
@@ -166,7 +176,8 @@ def intake() -> Response:
     call_sid = _call_sid()
     if not call_sid:
         return twiml(desk().intake_unanswered(state().config.numbers.get("operator")))
-    return twiml(desk().intake(call_sid, _field("From")))
+    jurisdiction = _program().intake_jurisdiction(_field("To", 32))
+    return twiml(desk().intake(call_sid, _field("From"), jurisdiction))
 
 
 @intake_bp.route("/call-taker-status", methods=METHODS)

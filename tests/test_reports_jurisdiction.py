@@ -1,0 +1,165 @@
+# ruff: noqa: F811 (fixtures imported from tests.desk_fixtures are test parameters)
+"""Each live call and handoff records its jurisdiction when it starts (program.yaml
+call_jurisdictions), and the dashboard's jurisdiction filter counts handoffs by it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ivr import handoffs, reports
+from ivr.accounts import Staff
+from ivr.config.errors import ConfigError
+from ivr.config.program import ProgramConfig, load_program
+from ivr.desk import TransferDesk
+from ivr.reports import Filters
+from ivr.simulator import Call
+from ivr.store.handoff_tables import handoffs as handoffs_table
+from tests.dashboard_fixtures import _forget_handoffs, program, utc
+from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
+    CALL_TAKER_ID,
+    CALL_TAKER_PIN,
+    PSAP_LINE,
+    WEDNESDAY_11AM,
+    call_taker,
+    desk,
+)
+
+FIXTURES = (program, _forget_handoffs)
+"""Fixtures this module uses from tests/dashboard_fixtures.py (pytest finds them here)."""
+
+COUNTY_PSAP_LINE = "+15205550172"
+"""config/program.yaml: the county PSAP calls the desk from this line."""
+
+SOUTH_SIDE_INTAKE = "+15205550180"
+"""config/program.yaml: the intake number of the south side neighborhoods."""
+
+NOV = Filters(start=utc(2026, 11, 1), end=utc(2026, 12, 1))
+
+
+def _hand_to_navigator(c: Call) -> None:
+    """Sign in, answer the tree (no danger, consent), choose the navigator, give a callback."""
+    assert "Enter your staff ID" in c.heard_since_last()
+    c.press(CALL_TAKER_ID + "#")
+    c.press(CALL_TAKER_PIN + "#")
+    for digit in (
+        "2",
+        "2",
+        "2",
+        "1",
+        "2",
+        "2",
+    ):  # weapon, danger, violence, consent, medical, health
+        c.press(digit)
+    assert "For a community navigator, press 3." in c.heard_since_last()
+    c.press("3")
+    c.press("5205550123#")
+    assert "Calling a community navigator now." in c.heard_since_last()
+
+
+def test_a_desk_call_from_the_county_psap_line_is_reported_under_the_county(
+    call: Callable[..., Call],
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    program: ProgramConfig,
+) -> None:
+    county_call = call("/voice/transfer-desk", from_number=COUNTY_PSAP_LINE)
+    _hand_to_navigator(county_call)
+    city_call = call("/voice/transfer-desk", from_number=PSAP_LINE)  # not mapped: the default
+    _hand_to_navigator(city_call)
+    county_live = handoffs.live_call_by_sid(engine, county_call.call_sid)
+    city_live = handoffs.live_call_by_sid(engine, city_call.call_sid)
+    assert county_live is not None and county_live.jurisdiction == "county"
+    assert city_live is not None and city_live.jurisdiction == "city"
+    # The county navigator answers after 12 s and talks 5 minutes; the city one never answers.
+    with engine.begin() as conn:
+        conn.execute(
+            handoffs_table.update()
+            .where(handoffs_table.c.live_call_id == county_live.id)
+            .values(
+                accepted_at=WEDNESDAY_11AM + timedelta(seconds=12),
+                connected_at=WEDNESDAY_11AM + timedelta(seconds=12),
+                ended_at=WEDNESDAY_11AM + timedelta(seconds=312),
+            )
+        )
+    county = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "county"))
+    # by hand: one navigator handoff, reached, answered in 12 s, 300 s long; 11:00 Wednesday.
+    assert county.requested == {"navigator": 1}
+    assert county.connected == {"navigator": 1}
+    assert county.diverted_calls == 1
+    assert county.all_answers() == {12: 1}
+    assert county.all_durations() == {300: 1}
+    assert county.by_hour == {11: {"handoffs": 1, "connected": 1}}
+    assert not county.jurisdiction_missing
+    city = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "city"))
+    assert city.requested == {"navigator": 1} and city.connected == {}
+    assert city.diverted_calls == 0 and city.all_answers() == {}
+    south = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "south_side"))
+    assert south.requested == {}
+    everyone = reports.handoff_figures(engine, program, NOV)
+    assert everyone.requested == {"navigator": 2} and everyone.diverted_calls == 1
+    board = reports.build_dashboard(
+        engine, program, Filters(NOV.start, NOV.end, "county"), WEDNESDAY_11AM + timedelta(hours=1)
+    )
+    assert board.savings == 250  # one diverted dispatch at $250
+
+
+def test_an_intake_call_counts_under_the_number_it_dialed(
+    signed_post: Callable[..., object], engine: sa.Engine
+) -> None:
+    signed_post("/voice/intake", {"CallSid": "CA" + "1" * 32, "To": SOUTH_SIDE_INTAKE})
+    signed_post("/voice/intake", {"CallSid": "CA" + "2" * 32, "To": "+15205550100"})
+    south = handoffs.live_call_by_sid(engine, "CA" + "1" * 32)
+    other = handoffs.live_call_by_sid(engine, "CA" + "2" * 32)
+    assert south is not None and south.jurisdiction == "south_side"
+    assert other is not None and other.jurisdiction == "city"  # the configured default
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "field", "message"),
+    [
+        (
+            "call_jurisdictions:\n  default: atlantis\n",
+            2,
+            "call_jurisdictions.default",
+            "unknown jurisdiction 'atlantis'",
+        ),
+        (
+            "call_jurisdictions:\n  desk_callers:\n"
+            "    - {number: '+1 520 555 0172', jurisdiction: city}\n"
+            "    - {number: '555-12', jurisdiction: city}\n",
+            4,
+            "call_jurisdictions.desk_callers[1].number",
+            "not a valid phone number",
+        ),
+        (
+            "call_jurisdictions:\n  intake_numbers:\n"
+            "    - {number: '+1 520 555 0180', jurisdiction: city}\n"
+            "    - {number: '(520) 555-0180', jurisdiction: city}\n",
+            4,
+            "call_jurisdictions.intake_numbers[1].number",
+            "listed twice",
+        ),
+        (
+            "call_jurisdictions:\n  desk_callers:\n"
+            "    - {number: '+1 520 555 0172', jurisdiction: atlantis}\n",
+            3,
+            "call_jurisdictions.desk_callers[0].jurisdiction",
+            "unknown jurisdiction 'atlantis'",
+        ),
+    ],
+)
+def test_call_jurisdictions_are_checked_with_file_line_and_field(
+    tmp_path: Path, body: str, line: int, field: str, message: str
+) -> None:
+    known = "jurisdictions:\n  - {id: city, name: City, kind: agency}\n"
+    (tmp_path / "program.yaml").write_text(body + known, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_program(tmp_path)
+    assert err.value.line == line and err.value.field == field
+    assert "program.yaml" in str(err.value)
