@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -369,7 +369,7 @@ class TransferDesk:
                 state, attempt + 1, preface="Please press 1 for yes or 2 for no.", call_sid=call_sid
             )
         answers = {**state.answers, question_id: key == "1"}
-        return self.question(DeskState(state.staff_id, answers, state.round), 0, call_sid=call_sid)
+        return self.question(replace(state, answers=answers), 0, call_sid=call_sid)
 
     def decided(self, state: DeskState, preface: str | None, call_sid: str) -> str:
         """The tree has decided: no diversion (said and recorded), or the offer of helpers."""
@@ -578,7 +578,7 @@ class TransferDesk:
             )
         if handoff.status is HandoffStatus.NOT_STARTED:
             why = REASON_TEXT.get(handoff.reason_code or "", "it could not start")
-            next_state = DeskState(state.staff_id, state.answers, state.round + 1)
+            next_state = replace(state, round=state.round + 1)
             return self.offer(
                 next_state, 0, preface=f"That transfer could not start: {why}.", call_sid=call_sid
             )
@@ -621,7 +621,7 @@ class TransferDesk:
             for step in self.attempt_summary(handoff_id):
                 lines.append(step)
         lines.append("The caller is still with you.")
-        next_state = DeskState(state.staff_id, state.answers, state.round + 1)
+        next_state = replace(state, round=state.round + 1)
         return self.offer(next_state, 0, preface=" ".join(lines), call_sid=call_sid)
 
     def attempt_summary(self, handoff_id: int) -> list[str]:

@@ -109,6 +109,26 @@ def test_a_desk_call_from_the_county_psap_line_is_reported_under_the_county(
     assert board.savings == 250  # one diverted dispatch at $250
 
 
+def test_a_county_call_refused_for_a_weapon_is_counted_under_the_county(
+    call: Callable[..., Call],
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    program: ProgramConfig,
+) -> None:
+    c = call("/voice/transfer-desk", from_number=COUNTY_PSAP_LINE)
+    c.press(CALL_TAKER_ID + "#")
+    c.press(CALL_TAKER_PIN + "#")
+    c.press("1")  # weapon: yes, so no helper can be offered
+    assert c.ended
+    county = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "county"))
+    # by hand: one handoff, no helper reached, reason: a weapon
+    assert county.requested == {"none": 1}  # the desk records it with helper type "none"
+    assert county.no_helper == {"not_eligible_weapon": 1}
+    city = reports.handoff_figures(engine, program, Filters(NOV.start, NOV.end, "city"))
+    assert city.requested == {} and city.no_helper == {}
+
+
 def test_an_intake_call_counts_under_the_number_it_dialed(
     signed_post: Callable[..., object], engine: sa.Engine
 ) -> None:
