@@ -18,6 +18,12 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/bridgeline.sqlite3"
 DEFAULT_CONFIG_DIR = "config"
 """Folder holding menus.yaml and lines.yaml when BRIDGELINE_CONFIG is not set."""
 
+DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
+"""Where workers send Twilio REST requests when TWILIO_API_BASE_URL is not set."""
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts a plain-http TWILIO_API_BASE_URL may name (the auth token never leaves the machine)."""
+
 
 class SettingsError(ValueError):
     """An environment variable is missing or malformed."""
@@ -37,6 +43,7 @@ class Settings:
     redis_timeout_seconds: float = 0.5
     queue_prefix: str = "bridgeline"
     trusted_proxies: int = 0
+    twilio_api_base_url: str = DEFAULT_TWILIO_API_BASE_URL
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests)."""
@@ -102,7 +109,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_timeout_seconds=_float(env, "REDIS_TIMEOUT_SECONDS", 0.5),
         queue_prefix=env.get("BRIDGELINE_QUEUE_PREFIX", "").strip() or "bridgeline",
         trusted_proxies=_count(env, "TRUSTED_PROXIES"),
+        twilio_api_base_url=_twilio_api_base_url(env),
     )
+
+
+def _twilio_api_base_url(env: Mapping[str, str]) -> str:
+    """TWILIO_API_BASE_URL: a stand-in for api.twilio.com (a local fake in tests and benchmarks).
+
+    https anywhere, or plain http on this machine only: REST requests carry the auth token.
+    """
+    raw = env.get("TWILIO_API_BASE_URL", "").strip()
+    if not raw:
+        return DEFAULT_TWILIO_API_BASE_URL
+    parts = urlsplit(raw)
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    )
+    if not parts.netloc or not secure:
+        raise SettingsError(
+            "TWILIO_API_BASE_URL must be an https URL, or http://127.0.0.1:PORT for a local "
+            f"stand-in, got {raw!r}"
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise SettingsError("TWILIO_API_BASE_URL must be a scheme and host only, without a path")
+    return raw.rstrip("/")
 
 
 def _count(env: Mapping[str, str], name: str) -> int:

@@ -22,6 +22,10 @@ How to use `create_call` from a job (callbacks, handoffs):
      asked; let the job fail (RQ retries it later with `check_first=True`).
   Only one attempt per (to, from) may be in flight at a time: the check matches on them.
 
+`make_client(settings)` builds the client workers use; TWILIO_API_BASE_URL (ivr/settings.py)
+sends its requests to a stand-in for api.twilio.com instead (tests and benchmarks run a local
+fake there, so a subprocess worker never reaches the network).
+
 Exceptions:
     TwilioException (twilio's)   - a refusal that retrying will not fix (e.g. 400, 404)
     RetriesExhausted             - still 429/5xx/timeouts after every attempt
@@ -40,7 +44,11 @@ from typing import Any, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
+
+from ivr.settings import DEFAULT_TWILIO_API_BASE_URL, Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,29 @@ class Backoff:
 
 
 DEFAULT_BACKOFF = Backoff()
+
+
+class RebasedHttpClient(TwilioHttpClient):
+    """twilio's HTTP client, sending what it addresses to api.twilio.com to `base_url`."""
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if url.startswith(DEFAULT_TWILIO_API_BASE_URL + "/"):
+            url = self.base_url + url[len(DEFAULT_TWILIO_API_BASE_URL) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_client(settings: Settings, *, timeout: float) -> Client:
+    """The REST client for the account in `settings`, at its TWILIO_API_BASE_URL."""
+    http_client = (
+        TwilioHttpClient(timeout=timeout)
+        if settings.twilio_api_base_url == DEFAULT_TWILIO_API_BASE_URL
+        else RebasedHttpClient(settings.twilio_api_base_url, timeout=timeout)
+    )
+    return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
 
 
 def _status(exc: BaseException) -> int | None:

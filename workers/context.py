@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import redis
 import sqlalchemy as sa
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ivr import twilio_rest
 from ivr.config import BridgelineConfig, Roster, load_config, load_roster
 from ivr.queueing import Queues
 from ivr.settings import Settings, load_settings
@@ -49,11 +49,7 @@ def build(settings: Settings) -> WorkerContext:
         settings=settings,
         config=config,
         engine=engine,
-        twilio=Client(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            http_client=TwilioHttpClient(timeout=TWILIO_TIMEOUT_SECONDS),
-        ),
+        twilio=twilio_rest.make_client(settings, timeout=TWILIO_TIMEOUT_SECONDS),
         queues=queues,
         roster=roster,
         callbacks=build_line(settings, config, engine, queues, roster),
