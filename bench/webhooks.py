@@ -115,7 +115,7 @@ def signed(path: str, form: dict[str, str]) -> Request:
     )
 
 
-def scenarios(rules: set[str], live_call_id: int | None = None) -> list[Scenario]:
+def scenarios(rules: set[str], seed: Seed | None = None) -> list[Scenario]:
     """What to load; routes that do not exist yet are reported as skipped."""
     fixed_sid = "CA" + "1" * 32
     found = [
@@ -153,65 +153,138 @@ def scenarios(rules: set[str], live_call_id: int | None = None) -> list[Scenario
             )
         )
     else:
-        found.append(Scenario("transfer-desk PIN step", "skip", lambda i: Request("", "", None)))
-    if "/voice/handoff/conference-status" in rules and live_call_id is not None:
+        found.append(Scenario("transfer-desk PIN step", "skip", _skipped))
+    if "/voice/handoff/conference-status" in rules and seed is not None:
         found.append(
             Scenario(
-                "conference status callback",
+                "conference callback: caller joins",
                 "app",
                 lambda i: signed(
-                    f"/voice/handoff/conference-status?live={live_call_id}",
-                    {
-                        **twilio_form(f"CA{i:032x}"),
-                        "ConferenceSid": "CF" + "c" * 32,
-                        "FriendlyName": "bench",
-                        "StatusCallbackEvent": "participant-join",
-                        "SequenceNumber": str(i),
-                        "ParticipantLabel": "caller",
-                    },
+                    f"/voice/handoff/conference-status?live={seed.caller_live_id}",
+                    conference_form(seed.caller_conference, f"CA{i:032x}", "caller", i),
                 ),
                 unique=60_000,
-                note="participant-join of the caller on a recorded live call, a new event each time",
+                note="participant-join of the caller on a recorded live call: read, nothing new",
+            )
+        )
+        found.append(
+            Scenario(
+                "conference callback: helper joins",
+                "app",
+                lambda i: helper_joins(seed, i),
+                unique=60_000,
+                note=(
+                    f"participant-join of the helper, spread over {len(seed.handoffs):,} accepted "
+                    "handoffs: an event recorded and the status re-derived in one transaction; "
+                    "the first join of each handoff also makes it connected and queues the "
+                    "announcement (an RQ job)"
+                ),
             )
         )
     else:
-        found.append(
-            Scenario("conference status callback", "skip", lambda i: Request("", "", None))
-        )
+        found.append(Scenario("conference callback: caller joins", "skip", _skipped))
+        found.append(Scenario("conference callback: helper joins", "skip", _skipped))
     return found
 
 
-def prepare_database(database_url: str) -> int | None:
-    """A call-taker with a desk PIN and a live call, when those parts of Bridgeline exist."""
+HANDOFFS_SEEDED = 20_000
+"""Accepted handoffs the helper-join scenario spreads over: each collects a handful of events
+across the whole run, as a real handoff does (~5-10), so re-deriving reads a real history."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """What prepare_database recorded for the conference scenarios."""
+
+    caller_live_id: int
+    caller_conference: str
+    handoffs: list[tuple[int, str, int]]  # (live call id, conference name, handoff id)
+
+
+def conference_form(conference: str, call_sid: str, label: str, sequence: int) -> dict[str, str]:
+    """Twilio's conference status callback for a participant joining."""
+    return {
+        **twilio_form(call_sid),
+        "ConferenceSid": "CF" + "c" * 32,
+        "FriendlyName": conference,
+        "StatusCallbackEvent": "participant-join",
+        "SequenceNumber": str(sequence),
+        "ParticipantLabel": label,
+    }
+
+
+def helper_joins(seed: Seed, i: int) -> Request:
+    from ivr.desk import helper_label
+
+    live_id, conference, handoff_id = seed.handoffs[i % len(seed.handoffs)]
+    return signed(
+        f"/voice/handoff/conference-status?live={live_id}",
+        conference_form(conference, f"CA{i:032x}", helper_label(handoff_id, 1), i),
+    )
+
+
+def _skipped(i: int) -> Request:
+    return Request("", "", None)
+
+
+def prepare_database(database_url: str) -> Seed:
+    """A call-taker with a desk PIN, a live call, and HANDOFFS_SEEDED accepted handoffs."""
     from datetime import UTC, datetime
 
+    import sqlalchemy as sa
+
+    from ivr import accounts, handoffs
     from ivr.store.db import make_engine
+    from ivr.store.handoff_tables import handoff_events, live_calls
+    from ivr.store.handoff_tables import handoffs as handoff_rows
 
     engine = make_engine(database_url)
-    live_call_id = None
+    now = datetime.now(UTC)
     try:
-        try:
-            from ivr import accounts
-
-            accounts.create_staff(
-                engine, staff_id=DESK_STAFF_ID, name="Bench Call-Taker", roles=["call_taker"],
-                pin=DESK_PIN,
+        accounts.create_staff(
+            engine, staff_id=DESK_STAFF_ID, name="Bench Call-Taker", roles=["call_taker"],
+            pin=DESK_PIN,
+        )  # fmt: skip
+        live = handoffs.open_live_call(
+            engine, call_sid="CA" + "e" * 32, origin=handoffs.Origin.DESK,
+            callback_number=None, call_taker_staff_id=DESK_STAFF_ID, now=now,
+        )  # fmt: skip
+        first = live.id + 1
+        calls, items, events, seeded = [], [], [], []
+        for k in range(HANDOFFS_SEEDED):
+            live_id = handoff_id = first + k
+            sid = f"CB{k:032x}"
+            conference = handoffs.conference_name_for(sid)
+            seeded.append((live_id, conference, handoff_id))
+            calls.append(
+                {"id": live_id, "conference_name": conference, "origin": "desk", "call_sid": sid,
+                 "call_taker_staff_id": DESK_STAFF_ID, "status": "with_call_taker",
+                 "call_taker_attempt": 0, "created_at": now, "updated_at": now}
             )  # fmt: skip
-        except ImportError:
-            pass
-        try:
-            from ivr import handoffs
-
-            live = handoffs.open_live_call(
-                engine, call_sid="CA" + "e" * 32, origin=handoffs.Origin.DESK,
-                callback_number=None, call_taker_staff_id=DESK_STAFF_ID, now=datetime.now(UTC),
+            items.append(
+                {"id": handoff_id, "idempotency_key": f"bench-{k}", "live_call_id": live_id,
+                 "origin": "desk", "call_taker_staff_id": DESK_STAFF_ID,
+                 "helper_type": "embedded_clinician", "answers": "{}", "chain": '["m1"]',
+                 "status": "accepted", "attempt": 1, "member_id": "m1",
+                 "helper_call_sid": f"CH{k:032x}", "created_at": now, "updated_at": now,
+                 "accepted_at": now}
             )  # fmt: skip
-            live_call_id = live.id
-        except ImportError:
-            pass
+            for n, event in enumerate(("requested", "dialing", "answered", "accepted")):
+                events.append(
+                    {"handoff_id": handoff_id, "dedupe_key": f"bench-{k}-{event}",
+                     "event": event, "source": "bridgeline", "attempt": None if n == 0 else 1,
+                     "member_id": "m1", "call_sid": None if n == 0 else f"CH{k:032x}",
+                     "occurred_at": now, "received_at": now}
+                )  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(sa.insert(live_calls), calls)
+            conn.execute(sa.insert(handoff_rows), items)
+            conn.execute(sa.insert(handoff_events), events)
+        check = handoffs.get_handoff(engine, first)
+        assert check is not None and check.status is handoffs.HandoffStatus.ACCEPTED, check
     finally:
         engine.dispose()
-    return live_call_id
+    return Seed(live.id, live.conference_name, seeded)
 
 
 def free_port() -> int:
@@ -413,8 +486,8 @@ def main() -> int:
         "BRIDGELINE_QUEUE_PREFIX": "bench",
     }
     rules = {r.rule for r in create_app(env).url_map.iter_rules()}
-    live_call_id = prepare_database(database_url)
-    plan = [s for s in scenarios(rules, live_call_id) if args.only in s.name or s.server == "floor"]
+    seed = prepare_database(database_url)
+    plan = [s for s in scenarios(rules, seed) if args.only in s.name or s.server == "floor"]
     # Requests that write (a menu choice) carry a new CallSid each, as real traffic does; a
     # run can use at most this many before it starts repeating (a Twilio retry, one effect).
     per_run = 7000 * args.duration

@@ -85,7 +85,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(fallback.bp)
     app.register_blueprint(health.bp)
     metrics.init_app(app)  # /metrics and per-route latency
-    desk_routes.init_app(app)  # /voice/transfer-desk, /voice/intake, /voice/handoff
+    desk_routes.init_app(app, env.get("BRIDGELINE_SPOOL_DIR", ""))  # desk, intake, handoff
     agent_routes.init_app(app)  # /voice/agent-line: 311 agents take the self-service queue
     callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     callback_rules = callback_routes.line_of(app).config

@@ -896,8 +896,17 @@ class TransferDesk:
             retry_intervals=(2, 5, 15),
         )
 
-    def conference_event(self, live_id: int, form: Mapping[str, str], token: str | None) -> None:
-        """Conference start/end and participant join/leave, applied to the call's handoffs."""
+    def conference_event(
+        self,
+        live_id: int,
+        form: Mapping[str, str],
+        token: str | None,
+        received_at: datetime | None = None,
+    ) -> None:
+        """Conference start/end and participant join/leave, applied to the call's handoffs.
+
+        `received_at`: when the webhook took the callback in (ivr.conference_inbox), if earlier.
+        """
         kind = (form.get("StatusCallbackEvent") or "").lower()
         live = handoffs.get_live_call_only(self.engine, live_id)
         if live is None:
@@ -905,7 +914,7 @@ class TransferDesk:
         name = form.get("FriendlyName")
         if name and name != live.conference_name:
             return  # an earlier conference of a desk call that has moved on to a new round
-        now = self.clock()
+        now = received_at or self.clock()
         conference_sid = (form.get("ConferenceSid") or "")[:64]
         if conference_sid and live.conference_sid != conference_sid:
             handoffs.update_live_call(self.engine, live_id, now, conference_sid=conference_sid)

@@ -21,6 +21,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ivr.routing import ReasonCode, eligibility, fallback_chain
 from ivr.store import callbacks as callback_store
@@ -779,6 +781,28 @@ def handoffs_for_call(engine: sa.Engine, live_call_id: int) -> list[Handoff]:
 # --------------------------------------------------------------------------- recording events
 
 
+_NEW_EVENT = {
+    dialect: insert(events_table).on_conflict_do_nothing().returning(events_table.c.id)
+    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+"""Append an event unless its dedupe key or Twilio token is already there (either unique
+index): one statement, built once, and a retry racing the original cannot raise."""
+
+_EVENTS_OF = sa.select(events_table).where(events_table.c.handoff_id == sa.bindparam("h_id"))
+
+_LOCK_HANDOFF = (
+    handoffs.update()
+    .where(handoffs.c.id == sa.bindparam("h_id"))
+    .values(updated_at=sa.bindparam("h_now"))
+    .returning(handoffs.c.status)
+)
+"""Touch the handoff row and read its status: takes the row lock (PostgreSQL) or the write
+lock (SQLite) first, so two callbacks at once cannot derive from stale histories."""
+
+_SET_DERIVED = handoffs.update().where(handoffs.c.id == sa.bindparam("h_id"))
+"""Executed with the derived columns as parameters (built once, cached by SQLAlchemy)."""
+
+
 def _insert_event(
     conn: sa.Connection,
     handoff_id: int,
@@ -797,55 +821,47 @@ def _insert_event(
     received_at: datetime | None = None,
 ) -> bool:
     """Append one event unless its key (or Twilio token) was seen; True when it was new."""
-    seen = conn.execute(
-        sa.select(events_table.c.id).where(
-            sa.or_(
-                events_table.c.dedupe_key == dedupe_key[:200],
-                events_table.c.idempotency_token == token[:128] if token else sa.false(),
-            )
-        )
+    inserted = conn.execute(
+        _NEW_EVENT[conn.dialect.name],
+        {
+            "handoff_id": handoff_id,
+            "dedupe_key": dedupe_key[:200],
+            "idempotency_token": token[:128] if token else None,
+            "event": event.value,
+            "source": source.value,
+            "attempt": attempt,
+            "member_id": member_id,
+            "call_sid": call_sid,
+            "sequence": sequence,
+            "occurred_at": _utc(occurred_at),
+            "received_at": _utc(received_at or occurred_at),
+            "reason": reason,
+            "detail": (detail or None) and detail[:200],
+        },
     ).first()
-    if seen is not None:
-        return False
-    conn.execute(
-        events_table.insert().values(
-            handoff_id=handoff_id,
-            dedupe_key=dedupe_key[:200],
-            idempotency_token=token[:128] if token else None,
-            event=event.value,
-            source=source.value,
-            attempt=attempt,
-            member_id=member_id,
-            call_sid=call_sid,
-            sequence=sequence,
-            occurred_at=_utc(occurred_at),
-            received_at=_utc(received_at or occurred_at),
-            reason=reason,
-            detail=(detail or None) and detail[:200],
-        )
-    )
-    return True
+    return inserted is not None
+
+
+def _derive_in(conn: sa.Connection, handoff_id: int) -> Derived:
+    return derive(_event(r) for r in conn.execute(_EVENTS_OF, {"h_id": handoff_id}))
 
 
 def _rederive(conn: sa.Connection, handoff_id: int, now: datetime) -> Derived:
-    rows = conn.execute(
-        sa.select(events_table).where(events_table.c.handoff_id == handoff_id)
-    ).all()
-    d = derive(_event(r) for r in rows)
+    d = _derive_in(conn, handoff_id)
     conn.execute(
-        handoffs.update()
-        .where(handoffs.c.id == handoff_id)
-        .values(
-            status=d.status.value,
-            reason_code=d.reason_code,
-            attempt=d.attempt,
-            member_id=d.member_id,
-            helper_call_sid=d.helper_call_sid,
-            accepted_at=d.accepted_at,
-            connected_at=d.connected_at,
-            ended_at=d.ended_at,
-            updated_at=now,
-        )
+        _SET_DERIVED,
+        {
+            "h_id": handoff_id,
+            "status": d.status.value,
+            "reason_code": d.reason_code,
+            "attempt": d.attempt,
+            "member_id": d.member_id,
+            "helper_call_sid": d.helper_call_sid,
+            "accepted_at": d.accepted_at,
+            "connected_at": d.connected_at,
+            "ended_at": d.ended_at,
+            "updated_at": now,
+        },
     )
     return d
 
@@ -879,10 +895,7 @@ def record_event(
     """Append an event (deduplicated) and re-derive the status in the same transaction."""
     now = _utc(now or datetime.now(UTC))
     with engine.begin() as conn:
-        # Lock the handoff row so two callbacks at once cannot derive from stale histories.
-        row = conn.execute(
-            sa.select(handoffs.c.status).where(handoffs.c.id == handoff_id).with_for_update()
-        ).first()
+        row = conn.execute(_LOCK_HANDOFF, {"h_id": handoff_id, "h_now": now}).first()
         if row is None:
             return None
         before = HandoffStatus(row.status)
@@ -902,15 +915,8 @@ def record_event(
             detail=detail,
             received_at=now,
         )
-        if new:
-            after = _rederive(conn, handoff_id, now)
-        else:  # a duplicate: the status as it stands, read in the same transaction
-            after = derive(
-                _event(r)
-                for r in conn.execute(
-                    sa.select(events_table).where(events_table.c.handoff_id == handoff_id)
-                )
-            )
+        # A duplicate: the status as it stands, read in the same transaction.
+        after = _rederive(conn, handoff_id, now) if new else _derive_in(conn, handoff_id)
     return Recorded(new=new, before=before, after=after)
 
 

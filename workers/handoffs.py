@@ -15,10 +15,10 @@ from pathlib import Path
 
 from twilio.base.exceptions import TwilioRestException
 
-from ivr import handoffs, twilio_rest
+from ivr import conference_inbox, handoffs, twilio_rest
 from ivr.config.decision_tree import DecisionTree, load_decision_tree
 from ivr.config.roster import Roster, load_roster
-from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, encode_answers
+from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
 from ivr.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
@@ -418,12 +418,39 @@ def dial_call_taker(live_call_id: int, attempt: int) -> str:
     return "dialing"
 
 
+def _desk() -> TransferDesk:
+    """The transfer desk as the web processes build it, for applying their callbacks here."""
+    ctx = context.current()
+    roster, tree = _config(str(ctx.settings.config_dir))
+    return TransferDesk(
+        roster=roster,
+        tree=tree,
+        base_url=ctx.settings.public_base_url,
+        engine=ctx.engine,
+        queues=ctx.queues,
+        hold_music_url=ctx.config.menus.settings.hold_music_url,
+        clock=lambda: _now(),
+    )
+
+
+def apply_conference_inbox() -> int:
+    """Apply the conference status callbacks the web processes took in, oldest first."""
+    ctx = context.current()
+    applied = conference_inbox.apply_pending(ctx.engine, _desk().conference_event, lambda: _now())
+    if applied:
+        log.info("conference callbacks applied: count=%s", applied)
+    return applied
+
+
 def sweep_handoffs() -> int:
     """Queue lost dial jobs and settle dials Twilio never reported on. Returns how many."""
     ctx = context.current()
     roster = _roster()
     now = _now()
     settled = 0
+    if conference_inbox.pending(ctx.engine):
+        # Callbacks taken in while Redis was down (their apply job was never queued).
+        settled += apply_conference_inbox()
     for live in handoffs.list_live_calls(ctx.engine):
         for handoff in live.handoffs:
             quiet = now - handoff.updated_at

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,13 +60,38 @@ def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]])
                 pass
 
 
-class EventSpool:
-    """An append-only file per process, drained into SQL by a background thread."""
+Sink = Callable[[sa.Engine, list[dict[str, Any]]], None]
+"""What a spool does with the rows of one spool file; raising leaves the file for next time."""
 
-    def __init__(self, engine: sa.Engine, folder: Path, interval: float = FLUSH_INTERVAL_SECONDS):
+
+def _insert_self_service_events(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        _insert_ignoring_duplicates(conn, rows)
+
+
+class EventSpool:
+    """An append-only file per process, drained by a background thread (into SQL by default).
+
+    `prefix` names the files (one spool per prefix and folder); `sink` receives the rows of
+    one file at a time. Rows are JSON objects with an "at" datetime.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        folder: Path,
+        interval: float = FLUSH_INTERVAL_SECONDS,
+        *,
+        prefix: str = "events",
+        sink: Sink | None = None,
+    ):
+        if not prefix.isalpha():
+            raise ValueError("a spool prefix is letters only (it names the spool's files)")
         self.engine = engine
         self.folder = folder
         self.interval = interval
+        self.prefix = prefix
+        self.sink: Sink = sink or _insert_self_service_events
         self._lock = threading.Lock()
         self._pid = -1
         self._fd = -1
@@ -81,14 +107,14 @@ class EventSpool:
         """(Re)open this process's file; also after a fork, so a child never shares a parent's."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._pid = os.getpid()
-        self._stem = f"events-{self._pid}-{secrets.token_hex(4)}"
+        self._stem = f"{self.prefix}-{self._pid}-{secrets.token_hex(4)}"
         self._fd = os.open(
             self.folder / f"{self._stem}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
         self._seq = 0
         self._pending = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="event-spool", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.prefix}-spool", daemon=True)
         self._thread.start()
 
     def append(self, row: dict[str, Any]) -> None:
@@ -116,7 +142,7 @@ class EventSpool:
 
     def _adopt_orphans(self) -> None:
         """Claim spool files of processes that are gone (crashed or stopped before a flush)."""
-        for path in self.folder.glob("events-*"):
+        for path in self.folder.glob(f"{self.prefix}-*"):
             try:
                 pid = int(path.name.split("-")[1])
             except (IndexError, ValueError):
@@ -139,8 +165,7 @@ class EventSpool:
         for path in sorted(self.folder.glob(f"{self._stem}.*.flushing")):
             rows = list(_read(path))
             if rows:
-                with self.engine.begin() as conn:
-                    _insert_ignoring_duplicates(conn, rows)
+                self.sink(self.engine, rows)
             path.unlink()
             handled += len(rows)
         return handled
@@ -150,7 +175,9 @@ class EventSpool:
             try:
                 self.flush()
             except Exception as exc:  # the database may be down: the spool waits, nothing lost
-                log.warning("event spool not flushed, will retry: error=%s", type(exc).__name__)
+                log.warning(
+                    "%s spool not flushed, will retry: error=%s", self.prefix, type(exc).__name__
+                )
 
     def close(self) -> None:
         """Stop the thread and flush what is left (at exit, or when a test is done)."""
@@ -181,7 +208,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         try:
             row = json.loads(line)
-            row["at"] = datetime.fromisoformat(row["at"])
+            row["at"] = datetime.fromisoformat(row["at"])  # every spooled row carries its time
         except (ValueError, KeyError, TypeError):
             log.error("event spool: unreadable line skipped: file=%s line=%s", path.name, number)
             continue

@@ -110,3 +110,23 @@ desk_sign_in_failures = sa.Table(
     sa.Index("ix_desk_sign_in_failures_staff_id_at", "staff_id", "at"),
     sa.Index("ix_desk_sign_in_failures_caller_tag_at", "caller_tag", "at"),
 )
+
+conference_inbox = sa.Table(
+    "conference_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # Twilio's idempotency token, else conference + participant + event + sequence: a callback
+    # Twilio sends twice is kept once (migration 0011_conference_inbox).
+    sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("live_call_id", sa.Integer, nullable=False),
+    # JSON of the callback's fields that ivr.desk.TransferDesk.conference_event reads.
+    sa.Column("form", sa.Text, nullable=False),
+    sa.Column("token", sa.String(128)),
+    sa.Column("received_at", Timestamp, nullable=False),
+    # Which apply job holds the row, since when; a claim older than a few minutes is retaken.
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_at", Timestamp, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+"""Conference status callbacks received but not yet applied to their live call and handoffs
+(ivr.conference_inbox); a row is deleted once applied."""

@@ -3,11 +3,14 @@ fields and our URL state, call TransferDesk, answer TwiML. Every route is signat
 
 from __future__ import annotations
 
+import atexit
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 
+from ivr.conference_inbox import ConferenceInbox
 from ivr.config.program import ProgramConfig
 from ivr.desk import DESK, HANDOFF, INTAKE, DeskState, TransferDesk, decode_answers
 from ivr.voice.common import APP_KEY, state, twiml, voice_blueprint
@@ -16,6 +19,9 @@ log = logging.getLogger(__name__)
 
 DESK_KEY = "bridgeline_desk"
 """app.extensions key of the TransferDesk."""
+
+INBOX_KEY = "bridgeline_conference_inbox"
+"""app.extensions key of the ConferenceInbox."""
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 """Header Twilio sets on webhook retries; the same token means the same event."""
@@ -28,12 +34,16 @@ intake_bp = voice_blueprint("intake", __name__, INTAKE)
 handoff_bp = voice_blueprint("handoff", __name__, HANDOFF)
 
 
-def init_app(app: Flask) -> None:
-    """Build the desk from the app's roster, tree and connections; register the blueprints."""
+def init_app(app: Flask, spool_folder: str = "") -> None:
+    """Build the desk from the app's roster, tree and connections; register the blueprints.
+
+    Conference callbacks are spooled in `spool_folder` (BRIDGELINE_SPOOL_DIR, default
+    instance/spool) and applied by a worker; when testing, or with 'off', they apply at once.
+    """
     from ivr import DECISION_TREE_KEY, ROSTER_KEY
 
     core = app.extensions[APP_KEY]
-    app.extensions[DESK_KEY] = TransferDesk(
+    transfer_desk = TransferDesk(
         roster=app.extensions[ROSTER_KEY],
         tree=app.extensions[DECISION_TREE_KEY],
         base_url=core.settings.public_base_url,
@@ -41,6 +51,12 @@ def init_app(app: Flask) -> None:
         queues=core.queues,
         hold_music_url=core.config.menus.settings.hold_music_url,
     )
+    app.extensions[DESK_KEY] = transfer_desk
+    inbox = ConferenceInbox(core.engine, core.queues, transfer_desk.conference_event)
+    app.extensions[INBOX_KEY] = inbox
+    folder = spool_folder.strip() or "instance/spool"
+    if not app.testing and folder != "off":
+        atexit.register(inbox.use_spool(Path(folder)).close)
     app.register_blueprint(desk_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(handoff_bp)
@@ -219,5 +235,5 @@ def helper_status() -> Response:
 
 @handoff_bp.route("/conference-status", methods=METHODS)
 def conference_status() -> Response:
-    desk().conference_event(_num("live"), request.values, _token())
+    current_app.extensions[INBOX_KEY].receive(_num("live"), request.values, _token())
     return twiml(EMPTY)

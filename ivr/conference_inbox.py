@@ -1,0 +1,228 @@
+"""Conference status callbacks: taken in with one write, applied by a worker.
+
+Twilio posts a conference status callback for every participant that joins or leaves and for
+the conference's start and end: several per handoff, at the busiest moments. Applying one
+(the live call read, a handoff event appended, the status re-derived, perhaps a job queued)
+costs about three times a whole self-service webhook, and Twilio ignores the answer anyway.
+So the webhook only takes the callback in:
+
+1. the route appends the callback to this process's spool (`ivr.store.events.EventSpool`, one
+   `write()` to an O_APPEND file, durable as a SQLite WAL commit with synchronous=NORMAL);
+2. the spool's thread moves what arrived into the `conference_inbox` table every quarter of a
+   second (one transaction, duplicates skipped on Twilio's token or the event's identity) and
+   queues one apply job;
+3. a worker claims inbox rows in the order they arrived, applies each through
+   `TransferDesk.conference_event` (which deduplicates again, in the handoff log) and deletes
+   it. Two workers never apply the same row; a claim left by a killed worker is retaken.
+
+The database being down only makes the spool wait; Redis being down only delays the apply job
+(the next callback, or the handoff sweep, queues it again). Without a spool (tests, tools) the
+callback is applied during the request, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ivr.queueing import Queues
+from ivr.store.events import EventSpool
+from ivr.store.handoff_tables import conference_inbox as inbox
+
+log = logging.getLogger(__name__)
+
+FIELDS = (
+    "StatusCallbackEvent",
+    "FriendlyName",
+    "ConferenceSid",
+    "ParticipantLabel",
+    "CallSid",
+    "SequenceNumber",
+    "Timestamp",
+)
+"""The fields of Twilio's callback that applying it reads (no phone numbers among them)."""
+
+FLUSH_INTERVAL_SECONDS = 0.25
+"""How long a callback may wait in a web process's spool before it is in the inbox table."""
+
+APPLY_QUEUE = "urgent"
+APPLY_JOB = "workers.handoffs.apply_conference_inbox"
+
+CLAIM_BATCH = 200
+"""Rows one claim takes; an apply job claims again until the inbox is empty."""
+
+CLAIM_EXPIRES = timedelta(minutes=2)
+"""A claim this old belongs to a worker that died mid-batch: the rows are taken again."""
+
+MAX_ATTEMPTS = 5
+"""A row that failed this often is left in the table (and logged) instead of retried forever."""
+
+Apply = Callable[[int, Mapping[str, str], str | None, datetime], None]
+"""Apply one callback: live call id, its fields, Twilio's idempotency token, when received."""
+
+
+def callback_row(
+    live_call_id: int, form: Mapping[str, str], token: str | None, now: datetime
+) -> dict[str, Any]:
+    """What is kept of one callback, with the key that makes a retried callback a duplicate."""
+    fields = {name: (form.get(name) or "")[:200] for name in FIELDS if form.get(name)}
+    identity = ":".join(
+        fields.get(name, "")
+        for name in ("ConferenceSid", "CallSid", "ParticipantLabel", "StatusCallbackEvent")
+    )
+    when = fields.get("SequenceNumber") or fields.get("Timestamp") or now.isoformat()
+    key = f"t:{token}" if token else f"{live_call_id}:{identity}:{when}"
+    return {
+        "dedupe_key": key[:200],
+        "live_call_id": live_call_id,
+        "form": fields,
+        "token": token[:128] if token else None,
+        "at": now,
+    }
+
+
+class ConferenceInbox:
+    """Takes conference callbacks in (spooled, or applied at once when there is no spool)."""
+
+    def __init__(self, engine: sa.Engine, queues: Queues, apply: Apply) -> None:
+        self.engine = engine
+        self.queues = queues
+        self.apply = apply
+        self.spool: EventSpool | None = None
+
+    def use_spool(self, folder: Path) -> EventSpool:
+        """From now on callbacks are spooled in `folder` and applied by a worker."""
+        self.spool = EventSpool(
+            self.engine,
+            folder,
+            FLUSH_INTERVAL_SECONDS,
+            prefix="conference",
+            sink=self._to_inbox,
+        )
+        return self.spool
+
+    def receive(self, live_call_id: int, form: Mapping[str, str], token: str | None) -> None:
+        """Keep one callback; applied within about a second (at once without a spool)."""
+        if live_call_id <= 0:
+            return  # not one of ours: nothing to apply it to
+        row = callback_row(live_call_id, form, token, datetime.now(UTC))
+        if self.spool is not None:
+            try:
+                self.spool.append(row)
+                return
+            except OSError as exc:  # disk full or folder gone: apply it now instead
+                log.warning(
+                    "conference spool unwritable, applying now: error=%s", type(exc).__name__
+                )
+        self.apply(live_call_id, row["form"], row["token"], row["at"])
+
+    def _to_inbox(self, engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+        """Spool sink: the rows into the inbox table (duplicates skipped), then wake a worker."""
+        with engine.begin() as conn:
+            add_to_inbox(conn, rows)
+        wake_worker(self.queues)
+
+
+def add_to_inbox(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert callbacks into the inbox, skipping any whose key is already there."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    conn.execute(
+        insert(inbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+        [
+            {
+                "dedupe_key": row["dedupe_key"],
+                "live_call_id": row["live_call_id"],
+                "form": json.dumps(row["form"], separators=(",", ":")),
+                "token": row["token"],
+                "received_at": row["at"],
+                "attempts": 0,
+            }
+            for row in rows
+        ],
+    )
+
+
+def wake_worker(queues: Queues) -> bool:
+    """Queue an apply job; False when Redis is down (the next callback or the sweep retries)."""
+    return queues.enqueue(APPLY_QUEUE, APPLY_JOB, retry_intervals=(1, 5, 30))
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        sa.or_(inbox.c.claimed_at.is_(None), inbox.c.claimed_at < now - CLAIM_EXPIRES),
+        inbox.c.attempts < MAX_ATTEMPTS,
+    )
+
+
+def claim(engine: sa.Engine, holder: str, now: datetime, limit: int = CLAIM_BATCH) -> list[Any]:
+    """Take up to `limit` unclaimed rows, oldest first, for `holder`; returns them in order."""
+    oldest = sa.select(inbox.c.id).where(_claimable(now)).order_by(inbox.c.id).limit(limit)
+    with engine.begin() as conn:
+        conn.execute(
+            inbox.update()
+            .where(inbox.c.id.in_(oldest.scalar_subquery()))
+            .where(_claimable(now))  # re-checked on each row: a rival's claim wins, not both
+            .values(claimed_by=holder, claimed_at=now)
+        )
+        return list(
+            conn.execute(
+                sa.select(inbox).where(inbox.c.claimed_by == holder).order_by(inbox.c.id)
+            ).all()
+        )
+
+
+def apply_pending(engine: sa.Engine, apply: Apply, now: Callable[[], datetime]) -> int:
+    """Apply every claimable callback in the inbox, oldest first; returns how many were applied.
+
+    A row that fails is released with one more attempt counted (and retried by a later job),
+    up to MAX_ATTEMPTS; the others go on.
+    """
+    holder = f"{os.getpid()}-{secrets.token_hex(6)}"
+    applied = 0
+    while rows := claim(engine, holder, now()):
+        for row in rows:
+            received = row.received_at
+            if received.tzinfo is None:
+                received = received.replace(tzinfo=UTC)
+            try:
+                apply(row.live_call_id, json.loads(row.form), row.token, received)
+            except Exception as exc:
+                _release_failed(engine, row.id, row.attempts + 1, exc)
+                continue
+            with engine.begin() as conn:
+                conn.execute(inbox.delete().where(inbox.c.id == row.id))
+            applied += 1
+    return applied
+
+
+def _release_failed(engine: sa.Engine, row_id: int, attempts: int, exc: Exception) -> None:
+    level = logging.ERROR if attempts >= MAX_ATTEMPTS else logging.WARNING
+    log.log(
+        level,
+        "conference callback not applied: inbox_id=%s attempt=%s error=%s",
+        row_id,
+        attempts,
+        type(exc).__name__,
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            inbox.update()
+            .where(inbox.c.id == row_id)
+            .values(claimed_by=None, claimed_at=None, attempts=attempts)
+        )
+
+
+def pending(engine: sa.Engine) -> int:
+    """Callbacks received and not applied yet (for the sweep and /metrics)."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one())

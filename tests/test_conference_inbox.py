@@ -1,0 +1,252 @@
+# ruff: noqa: F811 (fixtures imported from tests.desk_fixtures are test parameters)
+"""Conference status callbacks taken in with one write and applied by a worker: the way the
+web processes run in production (tests otherwise apply them during the request)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import sqlalchemy as sa
+from flask import Flask
+
+from ivr import conference_inbox, handoffs
+from ivr.accounts import Staff
+from ivr.conference_inbox import ConferenceInbox
+from ivr.desk import TransferDesk
+from ivr.handoffs import HandoffStatus
+from ivr.store.events import EventSpool
+from ivr.store.handoff_tables import conference_inbox as inbox_table
+from ivr.voice.desk_routes import INBOX_KEY
+from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
+    WEDNESDAY_11AM,
+    call_taker,
+    desk,
+    participant_url,
+    twilio_post,
+    worker_clock,
+)
+from tests.test_handoff_log import (
+    CALLER_ID,
+    CONFERENCE_SID,
+    HELPER_1,
+    Place,
+    _conference,
+    _desk_to_conference,
+    _expect_helper_dial,
+    _log,
+    _status,
+)
+
+
+@pytest.fixture
+def spool(app: Flask, tmp_path: Path) -> Iterator[EventSpool]:
+    """The app's conference callbacks go through a spool, as under gunicorn."""
+    inbox: ConferenceInbox = app.extensions[INBOX_KEY]
+    spool = inbox.use_spool(tmp_path / "spool")
+    spool.interval = 3600  # flushed by the test, not by the thread
+    yield spool
+    spool.close()
+    inbox.spool = None
+
+
+def _inbox_rows(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(inbox_table).order_by(inbox_table.c.id)).all())
+
+
+def _accepted_handoff(
+    call: Place,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+) -> tuple[handoffs.LiveCall, int, str]:
+    """A desk call handed to the embedded clinician, who pressed 1 at the whisper."""
+    c = _desk_to_conference(call, "1")
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    _expect_helper_dial(twilio_api, HELPER_1)
+    assert run_jobs() == 1
+    _status(twilio_post, handoff.id, 1, HELPER_1, "in-progress", 2, 4)
+    helper = call(
+        f"/voice/handoff/whisper?h={handoff.id}&at=1", from_number=CALLER_ID, call_sid=HELPER_1
+    )
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=8)
+    helper.press("1")
+    assert handoffs.get_handoff(engine, handoff.id).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
+    return live, handoff.id, c.call_sid
+
+
+def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_announces_it(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+    spool: EventSpool,
+) -> None:
+    live, hid, caller_sid = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    # Twilio sends the helper's join twice (a retry) and the caller's join once.
+    _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
+    _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
+    _conference(twilio_post, live, "participant-join", 2, 1, label="caller", sid=caller_sid)
+    # Answered at once: nothing applied yet, nothing in SQL yet, all of it in the spool.
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
+    assert _inbox_rows(engine) == []
+
+    assert spool.flush() == 3
+    rows = _inbox_rows(engine)
+    assert len(rows) == 2  # the retried join is kept once
+    assert "+1520" not in " ".join(r.form for r in rows)  # no phone number is kept
+
+    twilio_api.add(
+        responses.POST,
+        participant_url(CONFERENCE_SID, "caller"),
+        json={"call_sid": caller_sid, "conference_sid": CONFERENCE_SID, "label": "caller"},
+    )
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
+    assert run_jobs() == 2  # the apply job, then the announcement it queued
+    assert _inbox_rows(engine) == []
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.CONNECTED
+    assert [e for e in _log(engine, hid) if e[0] == "helper_joined"] == [
+        ("helper_joined", 1, None, None)
+    ]
+    assert "AnnounceUrl" in twilio_api.calls[-1].request.body
+    live_now = handoffs.get_live_call(engine, live.id)
+    assert live_now is not None and live_now.conference_sid == CONFERENCE_SID
+
+
+def test_with_the_database_down_callbacks_wait_in_the_spool_and_apply_when_it_is_back(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+    spool: EventSpool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    live, hid, caller_sid = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    _conference(twilio_post, live, "participant-leave", 5, 30, label="caller", sid=caller_sid)
+
+    real = conference_inbox.add_to_inbox
+
+    def database_down(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(conference_inbox, "add_to_inbox", database_down)
+    with pytest.raises(sa.exc.OperationalError):
+        spool.flush()
+    assert _inbox_rows(engine) == []
+    assert list(spool.folder.glob("conference-*.flushing"))  # kept for the next flush
+
+    monkeypatch.setattr(conference_inbox, "add_to_inbox", real)
+    assert spool.flush() == 1
+    assert not list(spool.folder.glob("conference-*.flushing"))
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=31))
+    run_jobs()
+    dropped = handoffs.get_handoff(engine, hid)
+    # Accepted but not yet in the conference: the caller left first, a callback is recorded.
+    assert dropped is not None and dropped.status is HandoffStatus.CALLER_DROPPED
+    assert dropped.callback_id is not None
+
+
+def test_with_redis_down_the_handoff_sweep_applies_what_was_taken_in(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+    spool: EventSpool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import workers.handoffs
+
+    live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
+    monkeypatch.setattr(conference_inbox, "wake_worker", lambda queues: False)
+    assert spool.flush() == 1
+    assert run_jobs() == 0  # no apply job was queued
+    assert len(_inbox_rows(engine)) == 1
+
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
+    workers.handoffs.sweep_handoffs()
+    assert _inbox_rows(engine) == []
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.CONNECTED
+
+
+def _add(engine: sa.Engine, count: int, now: datetime) -> None:
+    rows = [
+        conference_inbox.callback_row(
+            7, {"StatusCallbackEvent": "participant-join", "SequenceNumber": str(i)}, None, now
+        )
+        for i in range(count)
+    ]
+    with engine.begin() as conn:
+        conference_inbox.add_to_inbox(conn, rows)
+
+
+def test_two_workers_never_claim_the_same_callback_and_a_dead_workers_claim_is_retaken(
+    engine: sa.Engine,
+) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    _add(engine, 5, now)
+    first = conference_inbox.claim(engine, "worker-a", now, limit=3)
+    second = conference_inbox.claim(engine, "worker-b", now, limit=3)
+    assert [r.id for r in first] == sorted(r.id for r in first)  # oldest first
+    assert len(first) == 3 and len(second) == 2
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert conference_inbox.claim(engine, "worker-c", now) == []
+    # worker-a died: after CLAIM_EXPIRES its rows are taken again, worker-b's too.
+    later = now + conference_inbox.CLAIM_EXPIRES + timedelta(seconds=1)
+    assert len(conference_inbox.claim(engine, "worker-c", later)) == 5
+
+
+def test_a_callback_that_keeps_failing_is_left_after_five_attempts_and_the_rest_apply(
+    engine: sa.Engine,
+) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    _add(engine, 3, now)
+    applied: list[str] = []
+
+    def apply(live: int, form: Any, token: str | None, at: datetime) -> None:
+        if form["SequenceNumber"] == "1":
+            raise RuntimeError("a bug")
+        assert at == now
+        applied.append(form["SequenceNumber"])
+
+    for _ in range(conference_inbox.MAX_ATTEMPTS + 2):
+        conference_inbox.apply_pending(engine, apply, lambda: now)
+    assert applied == ["0", "2"]
+    (left,) = _inbox_rows(engine)
+    assert left.attempts == conference_inbox.MAX_ATTEMPTS
+    assert conference_inbox.pending(engine) == 1
+
+
+def test_a_callback_for_no_live_call_is_answered_and_kept_nowhere(
+    engine: sa.Engine, twilio_post: Callable[..., Any], spool: EventSpool
+) -> None:
+    answer = twilio_post(
+        "/voice/handoff/conference-status?live=abc",
+        {"StatusCallbackEvent": "participant-join", "ConferenceSid": CONFERENCE_SID},
+    )
+    assert answer.status_code == 200
+    assert spool.flush() == 0
+    assert _inbox_rows(engine) == []
