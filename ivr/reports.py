@@ -8,7 +8,7 @@ time (config/program.yaml `timezone`), computed inside the query on SQLite and P
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -141,14 +141,16 @@ def _offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datet
     while day < end:
         nxt = min(day + timedelta(days=1), end)
         if _offset_at(zone, nxt) != out[-1][1]:
-            low, high = day, nxt  # the change lies in (low, high]: bisect to the second
-            while high - low > timedelta(seconds=1):
-                mid = low + (high - low) / 2
-                if _offset_at(zone, mid) == out[-1][1]:
+            # the change lies in (low, high]; zones change on whole seconds: find that second
+            low, high = math.floor(day.timestamp()), math.ceil(nxt.timestamp())
+            while high - low > 1:
+                mid = (low + high) // 2
+                if _offset_at(zone, datetime.fromtimestamp(mid, UTC)) == out[-1][1]:
                     low = mid
                 else:
                     high = mid
-            out.append((high, _offset_at(zone, high)))
+            changed = datetime.fromtimestamp(high, UTC)
+            out.append((changed, _offset_at(zone, changed)))
         day = nxt
     return out
 
@@ -547,7 +549,7 @@ def handoff_figures(
     """
     from ivr.store.handoff_tables import handoffs
 
-    if not direct and filters.jurisdiction is None and rollups_exact(program, filters):
+    if not direct and rollups_exact(program, filters):
         return _handoff_figures_from_rollups(engine, program, filters)
 
     h = handoffs.c
@@ -964,183 +966,209 @@ def _fact(value: Any) -> Any:
 
 
 def rollups_exact(program: ProgramConfig, filters: Filters) -> bool:
-    """True when whole UTC hours map exactly onto the range and onto local hours and days."""
+    """True when whole UTC hours map exactly onto the range and onto local hours and days:
+    the range starts and ends on a whole hour, and over it the zone's offsets are whole hours
+    that change on whole hours."""
     for edge in (filters.start, filters.end):
         if edge.astimezone(UTC).replace(minute=0, second=0, microsecond=0) != edge:
             return False
-    return all(
-        offset % 3600 == 0 for _, offset in _offsets(program.zone, filters.start, filters.end)
+    offsets = _offsets(program.zone, filters.start, filters.end)
+    return all(offset % 3600 == 0 for _, offset in offsets) and all(
+        at.timestamp() % 3600 == 0 for at, _ in offsets[1:]
     )
 
 
-def _local_keeper(program: ProgramConfig, filters: Filters) -> Any:
-    zone = program.zone
-    cache: dict[datetime, tuple[int, int] | None] = {}
+class RollupClock:
+    """SQL expressions for the local hour and weekday of a rollup hour (UTC hours since 1970).
 
-    def local(start: datetime) -> tuple[int, int] | None:
-        """(local hour, weekday) of an hour bucket, or None when the filters leave it out."""
-        if start not in cache:
-            at = start.astimezone(zone)
-            hour, weekday = at.hour, at.weekday()
-            keep = (not filters.hours or hour in filters.hours) and (
-                not filters.weekdays or weekday in filters.weekdays
-            )
-            cache[start] = (hour, weekday) if keep else None
-        return cache[start]
+    The offsets in force over the range (DST changes included) become a CASE over the hour
+    number; the rest is integer arithmetic both databases do alike. Only for `rollups_exact`.
+    """
 
-    return local
+    def __init__(self, zone: ZoneInfo, start: datetime, end: datetime) -> None:
+        self.steps = [
+            (rollups.hour_of(at), offset // 3600) for at, offset in _offsets(zone, start, end)
+        ]
+
+    def local(self, col: ColumnElement[int]) -> ColumnElement[int]:
+        """Local hours since 1970-01-01 00:00 local."""
+        if len(self.steps) == 1:
+            return col + self.steps[0][1]
+        whens = [
+            (col < next_hour, offset)
+            for (_, offset), (next_hour, _) in zip(self.steps, self.steps[1:], strict=False)
+        ]
+        return col + sa.case(*whens, else_=self.steps[-1][1])
+
+    def hour(self, col: ColumnElement[int]) -> ColumnElement[int]:
+        """Local hour of day, 0-23."""
+        return self.local(col) % 24
+
+    def weekday(self, col: ColumnElement[int]) -> ColumnElement[int]:
+        """Local day of week, Monday = 0 (1970-01-01 was a Thursday)."""
+        return (self.local(col) // 24 + 3) % 7
+
+    def conditions(self, col: ColumnElement[int], filters: Filters) -> list[ColumnElement[bool]]:
+        """Range, hour and weekday conditions on a rollup's hour column."""
+        out: list[ColumnElement[bool]] = [
+            col >= rollups.hour_of(filters.start),
+            col < rollups.hour_of(filters.end),
+        ]
+        if filters.hours:
+            out.append(self.hour(col).in_(sorted(filters.hours)))
+        if filters.weekdays:
+            out.append(self.weekday(col).in_(sorted(filters.weekdays)))
+        return out
 
 
-def _add(target: dict[str, int], source: Mapping[str, int]) -> None:
-    get = target.get
-    for key, count in source.items():
-        target[key] = get(key, 0) + count
+def _joined(engine: sa.Engine, col: ColumnElement[Any]) -> ColumnElement[str]:
+    """The non-null values of a text column in a group, comma-separated (in any order)."""
+    if engine.dialect.name == "postgresql":
+        return sa.func.string_agg(col, sa.literal(",", sa.Text))
+    return sa.func.group_concat(col, ",")
 
 
-def _ints(hist: Mapping[str, int]) -> dict[int, int]:
-    return {int(k): v for k, v in hist.items()}
-
-
-def _fold_hour(
-    f: dict[str, Any],
-    helper_type: str,
-    hour: int,
-    weekday: int,
-    requested: dict[str, int],
-    connected: dict[str, int],
-    no_helper: dict[str, int],
-    outcomes: dict[str, int],
-    outcomes_by_type: dict[tuple[str, str], int],
-    answers: dict[str, dict[str, int]],
-    durations: dict[str, dict[str, int]],
-    by_hour: dict[int, dict[str, int]],
-    by_weekday: dict[int, dict[str, int]],
-    answer_by_hour: dict[int, dict[str, int]],
-) -> None:
-    """Add one helper type's figures of one hour to the totals."""
-    reasons = f["r"]
-    no_help = sum(reasons.values()) if reasons else 0
-    requested[helper_type] += f["n"]
-    connected[helper_type] += f["c"]
-    if reasons:
-        _add(no_helper, reasons)
-    if f["o"]:
-        _add(outcomes, f["o"])
-        for outcome, count in f["o"].items():
-            outcomes_by_type[(helper_type, outcome)] += count
-    if f["a"]:
-        _add(answers[helper_type], f["a"])
-        _add(answer_by_hour[hour], f["a"])
-    if f["u"]:
-        _add(durations[helper_type], f["u"])
-    for bucket in (by_hour[hour], by_weekday[weekday]):
-        bucket["handoffs"] += f["n"]
-        if f["c"]:
-            bucket["connected"] += f["c"]
-        if no_help:
-            bucket["no_helper"] += no_help
+def _seconds(joined: Iterable[str | None]) -> dict[int, int]:
+    """A {seconds: count} histogram of stored lists of whole seconds."""
+    return {int(value): count for value, count in rollups.tally(joined).items()}
 
 
 def _handoff_figures_from_rollups(
     engine: sa.Engine, program: ProgramConfig, filters: Filters
 ) -> HandoffFigures:
+    from ivr.store.report_tables import report_handoff_hours as rh
+
     rollups.refresh(engine)
-    local = _local_keeper(program, filters)
-    requested: dict[str, int] = defaultdict(int)
-    connected: dict[str, int] = defaultdict(int)
-    no_helper: dict[str, int] = {}
-    outcomes: dict[str, int] = {}
-    outcomes_by_type: dict[tuple[str, str], int] = defaultdict(int)
-    answers: dict[str, dict[str, int]] = defaultdict(dict)
-    durations: dict[str, dict[str, int]] = defaultdict(dict)
-    by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    answer_by_hour: dict[int, dict[str, int]] = defaultdict(dict)
-    diverted = 0
-    only = filters.helper_type
-    for start, types in rollups.read(engine, rollups.HANDOFFS, filters.start, filters.end):
-        where = local(start)
-        if where is None:
-            continue
-        hour, weekday = where
-        if only:
-            f = types.get(only)
-            if f is None:
-                continue
-            diverted += f["d"]
-            pairs = [(only, f)]
-        else:
-            everything = types.get(rollups.ALL_TYPES)
-            diverted += everything["d"] if everything else 0
-            pairs = [(t, f) for t, f in types.items() if t != rollups.ALL_TYPES]
-        for helper_type, f in pairs:
-            _fold_hour(
-                f,
-                helper_type,
+    clock = RollupClock(program.zone, filters.start, filters.end)
+    where = [
+        rh.c.jurisdiction == (filters.jurisdiction or rollups.ALL_JURISDICTIONS),
+        *clock.conditions(rh.c.hour, filters),
+    ]
+    if filters.helper_type:
+        where.append(rh.c.helper_type == filters.helper_type)
+    hour = clock.hour(rh.c.hour).label("local_hour")
+    weekday = clock.weekday(rh.c.hour).label("local_weekday")
+    # one scan, grouped as the tables need (at most helper types x 24 x 7 groups)
+    with engine.connect() as conn:
+        groups = conn.execute(
+            sa.select(
+                rh.c.helper_type,
                 hour,
                 weekday,
-                requested,
-                connected,
-                no_helper,
-                outcomes,
-                outcomes_by_type,
-                answers,
-                durations,
-                by_hour,
-                by_weekday,
-                answer_by_hour,
+                sa.func.sum(rh.c.requested),
+                sa.func.sum(rh.c.connected),
+                sa.func.sum(rh.c.no_helper),
+                sa.func.sum(rh.c.diverted_type if filters.helper_type else rh.c.diverted_call),
+                _joined(engine, rh.c.answers),
+                _joined(engine, rh.c.durations),
+                _joined(engine, rh.c.reasons),
+                _joined(engine, rh.c.outcomes),
             )
+            .where(*where)
+            .group_by(rh.c.helper_type, hour, weekday)
+        ).all()
+    requested: dict[str, int] = defaultdict(int)
+    connected: dict[str, int] = defaultdict(int)
+    by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    answers_by_type: dict[str, list[str | None]] = defaultdict(list)
+    answers_by_hour: dict[int, list[str | None]] = defaultdict(list)
+    durations_by_type: dict[str, list[str | None]] = defaultdict(list)
+    outcomes_by_type: dict[str, list[str | None]] = defaultdict(list)
+    reasons: list[str | None] = []
+    diverted = 0
+    for helper_type, hr, wd, n, c, x, d, answers, durations, why, outcomes in groups:
+        n, c, x = int(n or 0), int(c or 0), int(x or 0)
+        requested[helper_type] += n
+        if c:
+            connected[helper_type] += c
+        for bucket in (by_hour[int(hr)], by_weekday[int(wd)]):
+            bucket["handoffs"] += n
+            if c:
+                bucket["connected"] += c
+            if x:
+                bucket["no_helper"] += x
+        diverted += int(d or 0)
+        answers_by_type[helper_type].append(answers)
+        answers_by_hour[int(hr)].append(answers)
+        durations_by_type[helper_type].append(durations)
+        outcomes_by_type[helper_type].append(outcomes)
+        reasons.append(why)
+    by_type_outcomes = {t: rollups.tally(joined) for t, joined in outcomes_by_type.items()}
+    outcomes_total: Counter[str] = Counter()
+    for counts in by_type_outcomes.values():
+        outcomes_total.update(counts)
+    answer_seconds = {t: _seconds(joined) for t, joined in answers_by_type.items()}
+    duration_seconds = {t: _seconds(joined) for t, joined in durations_by_type.items()}
+    answer_by_hour = {h: _seconds(joined) for h, joined in answers_by_hour.items()}
     return HandoffFigures(
         requested={k: v for k, v in requested.items() if v},
-        connected={k: v for k, v in connected.items() if v},
-        no_helper=no_helper,
-        outcomes=outcomes,
-        outcomes_by_type=dict(outcomes_by_type),
+        connected=dict(connected),
+        no_helper=dict(rollups.tally(reasons)),
+        outcomes=dict(outcomes_total),
+        outcomes_by_type={
+            (t, outcome): count
+            for t, counts in by_type_outcomes.items()
+            for outcome, count in counts.items()
+        },
         diverted_calls=diverted,
-        answer_seconds={k: _ints(v) for k, v in answers.items() if v},
-        duration_seconds={k: _ints(v) for k, v in durations.items() if v},
+        answer_seconds={k: v for k, v in answer_seconds.items() if v},
+        duration_seconds={k: v for k, v in duration_seconds.items() if v},
         by_hour={k: dict(v) for k, v in by_hour.items()},
         by_weekday={k: dict(v) for k, v in by_weekday.items()},
-        answer_by_hour={k: _ints(v) for k, v in answer_by_hour.items() if v},
+        answer_by_hour={k: v for k, v in answer_by_hour.items() if v},
     )
 
 
 def _self_service_from_rollups(
     engine: sa.Engine, program: ProgramConfig, filters: Filters
 ) -> SelfServiceFigures:
+    from ivr.store.report_tables import report_self_service_events as se
+    from ivr.store.report_tables import report_self_service_hours as sh
+
     rollups.refresh(engine)
-    local = _local_keeper(program, filters)
+    clock = RollupClock(program.zone, filters.start, filters.end)
+    hour = clock.hour(sh.c.hour).label("local_hour")
+    weekday = clock.weekday(sh.c.hour).label("local_weekday")
+    with engine.connect() as conn:
+        call_rows = conn.execute(
+            sa.select(hour, weekday, sa.func.sum(sh.c.calls), sa.func.sum(sh.c.resolved))
+            .where(*clock.conditions(sh.c.hour, filters))
+            .group_by(hour, weekday)
+        ).all()
+        event_rows = conn.execute(
+            sa.select(se.c.event, se.c.detail, sa.func.sum(se.c.count))
+            .where(*clock.conditions(se.c.hour, filters))
+            .group_by(se.c.event, se.c.detail)
+        ).all()
     calls = resolved = 0
     by_hour: dict[int, int] = defaultdict(int)
     by_weekday: dict[int, int] = defaultdict(int)
+    for hr, wd, n, r in call_rows:
+        n, r = int(n or 0), int(r or 0)
+        calls += n
+        resolved += r
+        if n:
+            by_hour[int(hr)] += n
+            by_weekday[int(wd)] += n
     events: dict[str, int] = defaultdict(int)
     items: dict[str, int] = defaultdict(int)
     transfers: dict[str, int] = defaultdict(int)
     crisis: dict[str, int] = defaultdict(int)
     languages: dict[str, int] = defaultdict(int)
-    for start, f in rollups.read(engine, rollups.SELF_SERVICE, filters.start, filters.end):
-        where = local(start)
-        if where is None:
+    for event, detail, count in event_rows:
+        count = int(count)
+        events[event] += count
+        if not detail:
             continue
-        hour, weekday = where
-        calls += f["calls"]
-        resolved += f["resolved"]
-        if f["calls"]:
-            by_hour[hour] += f["calls"]
-            by_weekday[weekday] += f["calls"]
-        for key, count in f["ev"].items():
-            event, _, detail = key.partition("\t")
-            events[event] += count
-            if not detail:
-                continue
-            if event == "menu_item":
-                items[detail] += count
-            elif event == "transfer":
-                transfers[detail] += count
-            elif event == "crisis_words":
-                crisis[detail] += count
-            elif event == "language":
-                languages[detail] += count
+        if event == "menu_item":
+            items[detail] += count
+        elif event == "transfer":
+            transfers[detail] += count
+        elif event == "crisis_words":
+            crisis[detail] += count
+        elif event == "language":
+            languages[detail] += count
     return SelfServiceFigures(
         calls=calls,
         resolved_without_person=resolved,

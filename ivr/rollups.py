@@ -1,36 +1,48 @@
-"""Hourly rollups of the dashboard figures, so a year-long view reads ~9,000 rows, not millions.
+"""Hourly rollups of the dashboard figures, so a year-long view sums rows in SQL, not millions.
 
-Each UTC hour holds, per helper type, the handoff counts and histograms the dashboard needs,
-and for the self-service line its calls and event counts. `refresh` recomputes only the hours
-whose records changed since the last view (handoffs by `updated_at`, self-service events by
-`at`, both re-read with a safety margin for transactions that commit late), from the same
-SQL the direct path uses. Hours map to local hours and weekdays in Python, which is exact
-whenever the zone's offsets over the range are whole hours; `ivr.reports` uses the direct
+Each UTC hour holds, per helper type and jurisdiction (and once more over all jurisdictions,
+under '*'), the handoff counts, the no-helper reasons and outcomes as narrow rows, and the
+answer times and call durations as lists of whole seconds; for the self-service line its calls
+and event counts. The dashboard lets the database sum the counts and concatenate the lists
+(`ivr.reports`), so medians and percentiles stay exact. `refresh` recomputes only the hours
+whose records changed since the last refresh (handoffs by `updated_at`, self-service events
+by `at`, both re-read with a safety margin for transactions that commit late), from the same
+SQL the direct path uses. A UTC hour maps to one local hour and weekday whenever the zone's
+offsets over the range are whole hours changing on whole hours; `ivr.reports` uses the direct
 queries otherwise.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr.store.report_tables import report_buckets, report_watermarks
+from ivr.store.report_tables import (
+    report_handoff_hours,
+    report_self_service_events,
+    report_self_service_hours,
+    report_watermarks,
+)
 from ivr.store.tables import self_service_events
 
 HANDOFFS = "handoffs"
-"""Rollup kind of the handoff figures."""
+"""Rollup kind (watermark) of the handoff figures."""
 
 SELF_SERVICE = "self_service"
-"""Rollup kind of the self-service line figures."""
+"""Rollup kind (watermark) of the self-service line figures."""
 
-ALL_TYPES = "*"
-"""helper_type of rows holding figures over all helper types (calls diverted)."""
+ALL_JURISDICTIONS = "*"
+"""jurisdiction of rows holding an hour's figures over every jurisdiction (and none)."""
+
+NO_JURISDICTION = ""
+"""jurisdiction of rows holding handoffs that recorded none."""
 
 SAFETY_MARGIN = timedelta(minutes=15)
 """Records changed this long before the watermark are looked at again (late commits)."""
@@ -40,6 +52,12 @@ PERSON_EVENTS = ("to_person", "transfer", "callback_requested", "queue_callback"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+TABLES = {
+    HANDOFFS: (report_handoff_hours,),
+    SELF_SERVICE: (report_self_service_hours, report_self_service_events),
+}
+"""The rollup tables of each kind (every one keyed by `hour`)."""
+
 
 def bucket_expr(engine: sa.Engine, col: ColumnElement[Any]) -> ColumnElement[str]:
     """The UTC hour of a stored timestamp as 'YYYY-MM-DD HH'."""
@@ -48,27 +66,35 @@ def bucket_expr(engine: sa.Engine, col: ColumnElement[Any]) -> ColumnElement[str
     return sa.func.substr(col, 1, 13)
 
 
-def bucket_of(at: datetime) -> str:
-    """'YYYY-MM-DD HH' of an aware datetime, in UTC."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H")
-
-
 def bucket_start(bucket: str) -> datetime:
-    """The UTC instant an hour bucket starts."""
+    """The UTC instant an 'YYYY-MM-DD HH' bucket starts."""
     return datetime(
         int(bucket[0:4]), int(bucket[5:7]), int(bucket[8:10]), int(bucket[11:13]), tzinfo=UTC
     )
 
 
-def _ranges(buckets: Iterable[str]) -> list[tuple[datetime, datetime]]:
-    """Contiguous [start, end) UTC ranges covering the given hour buckets."""
-    out: list[tuple[datetime, datetime]] = []
-    for bucket in sorted(set(buckets)):
-        start = bucket_start(bucket)
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], start + timedelta(hours=1))
+def hour_of(at: datetime) -> int:
+    """Whole UTC hours from 1970-01-01 to an aware datetime (rounded down)."""
+    return int((at.astimezone(UTC) - EPOCH).total_seconds() // 3600)
+
+
+def hour_start(hour: int) -> datetime:
+    """The UTC instant a rollup hour starts."""
+    return EPOCH + timedelta(hours=hour)
+
+
+def _hour_of_bucket(bucket: str) -> int:
+    return hour_of(bucket_start(bucket))
+
+
+def _ranges(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Contiguous [first, last + 1) runs of the given hours."""
+    out: list[tuple[int, int]] = []
+    for hour in sorted(set(hours)):
+        if out and out[-1][1] == hour:
+            out[-1] = (out[-1][0], hour + 1)
         else:
-            out.append((start, start + timedelta(hours=1)))
+            out.append((hour, hour + 1))
     return out
 
 
@@ -80,9 +106,7 @@ def _watermark(conn: sa.Connection, kind: str) -> datetime | None:
     value = conn.execute(
         sa.select(report_watermarks.c.seen_until).where(report_watermarks.c.kind == kind)
     ).scalar_one_or_none()
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return _utc(value)
 
 
 def _set_watermark(conn: sa.Connection, kind: str, value: datetime) -> None:
@@ -93,32 +117,52 @@ def _set_watermark(conn: sa.Connection, kind: str, value: datetime) -> None:
         conn.execute(report_watermarks.insert().values(kind=kind, seen_until=value))
 
 
+RANGES_PER_QUERY = 100
+"""Runs of changed hours rebuilt by one set of queries (SQLite limits an expression's depth)."""
+
+
 def refresh(engine: sa.Engine) -> None:
     """Fold every changed record into the rollups (idempotent; safe to run concurrently)."""
     for kind, dirty_fn, build_fn in (
-        (HANDOFFS, _dirty_handoff_buckets, _handoff_rows),
-        (SELF_SERVICE, _dirty_self_service_buckets, _self_service_rows),
+        (HANDOFFS, _dirty_handoff_hours, _handoff_rows),
+        (SELF_SERVICE, _dirty_self_service_hours, _self_service_rows),
     ):
         try:
             with engine.begin() as conn:
                 mark = _watermark(conn, kind)
                 dirty, newest = dirty_fn(engine, conn, mark)
-                if dirty:
-                    rows = build_fn(engine, conn, _ranges(dirty))
-                    for chunk in _chunks(sorted(dirty), 500):
-                        conn.execute(
-                            report_buckets.delete().where(
-                                report_buckets.c.kind == kind, report_buckets.c.bucket.in_(chunk)
-                            )
-                        )
-                    if rows:
-                        conn.execute(report_buckets.insert(), rows)
+                if dirty and mark is None:  # the first build: every hour, in one pass
+                    _rebuild(engine, conn, kind, build_fn, [(min(dirty), max(dirty) + 1)], None)
+                elif dirty:
+                    for batch in _chunks(_ranges(dirty), RANGES_PER_QUERY):
+                        hours = [hour for lo, hi in batch for hour in range(lo, hi)]
+                        _rebuild(engine, conn, kind, build_fn, batch, hours)
                 if newest is not None and (mark is None or newest > mark):
                     _set_watermark(conn, kind, newest)
                 elif mark is None:
                     _set_watermark(conn, kind, EPOCH)
         except sa.exc.IntegrityError:
-            continue  # another view refreshed the same hours at the same moment
+            continue  # another refresh rebuilt the same hours at the same moment
+
+
+def _rebuild(
+    engine: sa.Engine,
+    conn: sa.Connection,
+    kind: str,
+    build_fn: Any,
+    runs: list[tuple[int, int]],
+    hours: list[int] | None,
+) -> None:
+    """Replace the rows of the given runs of hours (`hours` None: every row of the kind)."""
+    rows = build_fn(engine, conn, [(hour_start(lo), hour_start(hi)) for lo, hi in runs])
+    for table in TABLES[kind]:
+        if hours is None:
+            conn.execute(table.delete())
+        else:
+            for chunk in _chunks(hours, 500):
+                conn.execute(table.delete().where(table.c.hour.in_(chunk)))
+        if rows[table.name]:
+            conn.execute(table.insert(), rows[table.name])
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -132,12 +176,35 @@ def _utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def stored_list(counts: Counter[int] | Counter[str]) -> str | None:
+    """A {value: count} tally as the comma-separated list stored, each value repeated count
+    times, '%' and ',' in names %-escaped (None when empty)."""
+    if not counts:
+        return None
+    return ",".join(
+        ",".join([_escape(str(value))] * count) for value, count in sorted(counts.items())
+    )
+
+
+def _escape(name: str) -> str:
+    return name.replace("%", "%25").replace(",", "%2C") if "%" in name or "," in name else name
+
+
+def tally(joined: Iterable[str | None]) -> Counter[str]:
+    """{value: count} of stored lists (as concatenated by the database), names unescaped."""
+    counts = Counter(",".join(j for j in joined if j).split(","))
+    counts.pop("", None)
+    if any("%" in key for key in counts):
+        return Counter({unquote(key): count for key, count in counts.items()})
+    return counts
+
+
 # ------------------------------------------------------------------ handoffs
 
 
-def _dirty_handoff_buckets(
+def _dirty_handoff_hours(
     engine: sa.Engine, conn: sa.Connection, mark: datetime | None
-) -> tuple[set[str], datetime | None]:
+) -> tuple[set[int], datetime | None]:
     """Hours holding a handoff of any live call with a handoff changed since the watermark."""
     from ivr.store.handoff_tables import handoffs
 
@@ -145,7 +212,7 @@ def _dirty_handoff_buckets(
     newest = _utc(conn.execute(sa.select(sa.func.max(h.updated_at))).scalar_one())
     bucket = bucket_expr(engine, h.created_at)
     if mark is None:
-        return {str(b) for (b,) in conn.execute(sa.select(bucket).distinct())}, newest
+        return {_hour_of_bucket(b) for (b,) in conn.execute(sa.select(bucket).distinct())}, newest
     # Two steps, each on an index: a semi-join here makes PostgreSQL scan the whole table.
     changed = sorted(
         {
@@ -155,10 +222,10 @@ def _dirty_handoff_buckets(
             )
         }
     )
-    found: set[str] = set()
+    found: set[int] = set()
     for chunk in _chunks(changed, 500):
         found |= {
-            str(b)
+            _hour_of_bucket(b)
             for (b,) in conn.execute(sa.select(bucket).where(h.live_call_id.in_(chunk)).distinct())
         }
     return found, newest
@@ -184,96 +251,136 @@ def first_connected(alias_of: Any, per_type: bool) -> ColumnElement[bool]:
     )
 
 
+@dataclass
+class _HourFigures:
+    """One hour's handoff figures of one helper type in one jurisdiction, while building."""
+
+    requested: int = 0
+    connected: int = 0
+    no_helper: int = 0
+    diverted_type: int = 0
+    diverted_call: int = 0
+    answers: Counter[int] = field(default_factory=Counter)
+    durations: Counter[int] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: _HourFigures) -> None:
+        """Add another cell's figures to these (to build the all-jurisdictions rows)."""
+        self.requested += other.requested
+        self.connected += other.connected
+        self.no_helper += other.no_helper
+        self.diverted_type += other.diverted_type
+        self.diverted_call += other.diverted_call
+        self.answers.update(other.answers)
+        self.durations.update(other.durations)
+        self.reasons.update(other.reasons)
+        self.outcomes.update(other.outcomes)
+
+
 def _handoff_rows(
     engine: sa.Engine, conn: sa.Connection, ranges: list[tuple[datetime, datetime]]
-) -> list[dict[str, Any]]:
+) -> dict[str, list[dict[str, Any]]]:
     from ivr.reports import seconds_between
     from ivr.store.handoff_tables import handoffs
 
     h = handoffs.c
     where = _in_ranges(h.created_at, ranges)
     bucket = bucket_expr(engine, h.created_at).label("bucket")
+    place = sa.func.coalesce(h.jurisdiction, NO_JURISDICTION).label("place")
     connected = sa.case((h.connected_at.is_not(None), 1), else_=0).label("connected")
     answer = seconds_between(engine, h.accepted_at, h.created_at).label("answer")
     duration = seconds_between(engine, h.ended_at, h.connected_at).label("duration")
-    figures: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"n": 0, "c": 0, "d": 0, "r": {}, "o": {}, "a": {}, "u": {}}
-    )
-    for b, helper_type, is_connected, reason, outcome, count in conn.execute(
-        sa.select(bucket, h.helper_type, connected, h.reason_code, h.outcome, sa.func.count())
+    cells: dict[tuple[int, str, str], _HourFigures] = defaultdict(_HourFigures)
+    for b, juris, helper_type, is_connected, reason, outcome, count in conn.execute(
+        sa.select(
+            bucket, place, h.helper_type, connected, h.reason_code, h.outcome, sa.func.count()
+        )
         .where(where)
-        .group_by(bucket, h.helper_type, connected, h.reason_code, h.outcome)
+        .group_by(bucket, place, h.helper_type, connected, h.reason_code, h.outcome)
     ):
-        f = figures[(b, helper_type)]
-        f["n"] += count
+        f = cells[(_hour_of_bucket(b), juris, helper_type)]
+        f.requested += count
         if is_connected:
-            f["c"] += count
+            f.connected += count
         elif reason:
-            f["r"][reason] = f["r"].get(reason, 0) + count
+            f.no_helper += count
+            f.reasons[reason] += count
         if outcome:
-            f["o"][outcome] = f["o"].get(outcome, 0) + count
-    for b, helper_type, seconds, count in conn.execute(
-        sa.select(bucket, h.helper_type, answer, sa.func.count())
+            f.outcomes[outcome] += count
+    for b, juris, helper_type, seconds, count in conn.execute(
+        sa.select(bucket, place, h.helper_type, answer, sa.func.count())
         .where(where, h.accepted_at.is_not(None))
-        .group_by(bucket, h.helper_type, answer)
+        .group_by(bucket, place, h.helper_type, answer)
     ):
-        hist = figures[(b, helper_type)]["a"]
-        key = str(max(int(seconds), 0))
-        hist[key] = hist.get(key, 0) + count
-    for b, helper_type, seconds, count in conn.execute(
-        sa.select(bucket, h.helper_type, duration, sa.func.count())
+        cells[(_hour_of_bucket(b), juris, helper_type)].answers[max(int(seconds), 0)] += count
+    for b, juris, helper_type, seconds, count in conn.execute(
+        sa.select(bucket, place, h.helper_type, duration, sa.func.count())
         .where(where, h.connected_at.is_not(None), h.ended_at.is_not(None))
-        .group_by(bucket, h.helper_type, duration)
+        .group_by(bucket, place, h.helper_type, duration)
     ):
-        hist = figures[(b, helper_type)]["u"]
-        key = str(max(int(seconds), 0))
-        hist[key] = hist.get(key, 0) + count
+        cells[(_hour_of_bucket(b), juris, helper_type)].durations[max(int(seconds), 0)] += count
     this = handoffs.alias("this")
     this_bucket = bucket_expr(engine, this.c.created_at).label("bucket")
+    this_place = sa.func.coalesce(this.c.jurisdiction, NO_JURISDICTION).label("place")
     this_where = _in_ranges(this.c.created_at, ranges)
-    for b, helper_type, count in conn.execute(
-        sa.select(this_bucket, this.c.helper_type, sa.func.count())
-        .where(this_where, first_connected(this, per_type=True))
-        .group_by(this_bucket, this.c.helper_type)
-    ):
-        figures[(b, helper_type)]["d"] += count
-    for b, count in conn.execute(
-        sa.select(this_bucket, sa.func.count())
-        .where(this_where, first_connected(this, per_type=False))
-        .group_by(this_bucket)
-    ):
-        figures[(b, ALL_TYPES)]["d"] += count
-    per_hour: dict[str, dict[str, Any]] = defaultdict(dict)
-    for (b, t), f in figures.items():
-        per_hour[b][t] = f
-    return [
-        {"kind": HANDOFFS, "bucket": b, "helper_type": "", "data": json.dumps(types)}
-        for b, types in per_hour.items()
-    ]
+    for per_type in (True, False):
+        for b, juris, helper_type, count in conn.execute(
+            sa.select(this_bucket, this_place, this.c.helper_type, sa.func.count())
+            .where(this_where, first_connected(this, per_type=per_type))
+            .group_by(this_bucket, this_place, this.c.helper_type)
+        ):
+            f = cells[(_hour_of_bucket(b), juris, helper_type)]
+            if per_type:
+                f.diverted_type += count
+            else:
+                f.diverted_call += count
+    everywhere: dict[tuple[int, str, str], _HourFigures] = defaultdict(_HourFigures)
+    for (hour, _, helper_type), f in cells.items():
+        everywhere[(hour, ALL_JURISDICTIONS, helper_type)].add(f)
+    return {
+        report_handoff_hours.name: [
+            {
+                "jurisdiction": juris,
+                "hour": hour,
+                "helper_type": helper_type,
+                "requested": f.requested,
+                "connected": f.connected,
+                "no_helper": f.no_helper,
+                "diverted_type": f.diverted_type,
+                "diverted_call": f.diverted_call,
+                "answers": stored_list(f.answers),
+                "durations": stored_list(f.durations),
+                "reasons": stored_list(f.reasons),
+                "outcomes": stored_list(f.outcomes),
+            }
+            for (hour, juris, helper_type), f in [*cells.items(), *everywhere.items()]
+        ]
+    }
 
 
 # ------------------------------------------------------------------ self-service line
 
 
-def _dirty_self_service_buckets(
+def _dirty_self_service_hours(
     engine: sa.Engine, conn: sa.Connection, mark: datetime | None
-) -> tuple[set[str], datetime | None]:
+) -> tuple[set[int], datetime | None]:
     """Hours holding an event of any call with an event since the watermark."""
     ev = self_service_events.c
     newest = _utc(conn.execute(sa.select(sa.func.max(ev.at))).scalar_one())
     bucket = bucket_expr(engine, ev.at)
     if mark is None:
-        return {str(b) for (b,) in conn.execute(sa.select(bucket).distinct())}, newest
+        return {_hour_of_bucket(b) for (b,) in conn.execute(sa.select(bucket).distinct())}, newest
     changed = sorted(
         {
             str(c)
             for (c,) in conn.execute(sa.select(ev.call_sid).where(ev.at > mark - SAFETY_MARGIN))
         }
     )
-    found: set[str] = set()
+    found: set[int] = set()
     for chunk in _chunks(changed, 500):
         found |= {
-            str(b)
+            _hour_of_bucket(b)
             for (b,) in conn.execute(sa.select(bucket).where(ev.call_sid.in_(chunk)).distinct())
         }
     return found, newest
@@ -281,17 +388,18 @@ def _dirty_self_service_buckets(
 
 def _self_service_rows(
     engine: sa.Engine, conn: sa.Connection, ranges: list[tuple[datetime, datetime]]
-) -> list[dict[str, Any]]:
+) -> dict[str, list[dict[str, Any]]]:
     ev = self_service_events
-    figures: dict[str, dict[str, Any]] = defaultdict(lambda: {"calls": 0, "resolved": 0, "ev": {}})
     bucket = bucket_expr(engine, ev.c.at).label("bucket")
-    for b, event, detail, count in conn.execute(
-        sa.select(bucket, ev.c.event, ev.c.detail, sa.func.count())
-        .where(_in_ranges(ev.c.at, ranges))
-        .group_by(bucket, ev.c.event, ev.c.detail)
-    ):
-        key = f"{event}\t{detail or ''}"
-        figures[b]["ev"][key] = figures[b]["ev"].get(key, 0) + count
+    detail = sa.func.coalesce(ev.c.detail, "").label("detail")
+    events = [
+        {"hour": _hour_of_bucket(b), "event": event, "detail": d, "count": count}
+        for b, event, d, count in conn.execute(
+            sa.select(bucket, ev.c.event, detail, sa.func.count())
+            .where(_in_ranges(ev.c.at, ranges))
+            .group_by(bucket, ev.c.event, detail)
+        )
+    ]
     # calls count in the hour of their first event; their other events may lie elsewhere
     calls_here = sa.select(ev.c.call_sid).where(_in_ranges(ev.c.at, ranges)).distinct()
     per_call = (
@@ -304,39 +412,20 @@ def _self_service_rows(
         .subquery()
     )
     first_bucket = bucket_expr(engine, per_call.c.first_at).label("bucket")
-    wanted = {
-        bucket_of(lo + timedelta(hours=i))
-        for lo, hi in ranges
-        for i in range(int((hi - lo).total_seconds() // 3600))
-    }
+    wanted = {hour for lo, hi in ranges for hour in range(hour_of(lo), hour_of(hi))}
+    calls: dict[int, dict[str, int]] = defaultdict(lambda: {"calls": 0, "resolved": 0})
     for b, person, count in conn.execute(
         sa.select(first_bucket, per_call.c.person, sa.func.count()).group_by(
             first_bucket, per_call.c.person
         )
     ):
-        if b not in wanted:
+        hour = _hour_of_bucket(b)
+        if hour not in wanted:
             continue  # that hour is not being rebuilt; its own row already counts the call
-        figures[b]["calls"] += count
+        calls[hour]["calls"] += count
         if not person:
-            figures[b]["resolved"] += count
-    return [
-        {"kind": SELF_SERVICE, "bucket": b, "helper_type": "", "data": json.dumps(f)}
-        for b, f in figures.items()
-    ]
-
-
-# ------------------------------------------------------------------ reading
-
-
-def read(
-    engine: sa.Engine, kind: str, start: datetime, end: datetime
-) -> list[tuple[datetime, dict[str, Any]]]:
-    """(hour start, figures) of every stored hour in [start, end), one row per hour.
-
-    Handoff figures are keyed by helper type (and ALL_TYPES); self-service figures are flat.
-    """
-    rb = report_buckets.c
-    where = [rb.kind == kind, rb.bucket >= bucket_of(start), rb.bucket < bucket_of(end)]
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(rb.bucket, rb.data).where(*where)).all()
-    return [(bucket_start(b), json.loads(d)) for b, d in rows]
+            calls[hour]["resolved"] += count
+    return {
+        report_self_service_hours.name: [{"hour": h, **f} for h, f in calls.items()],
+        report_self_service_events.name: events,
+    }

@@ -1,4 +1,11 @@
-"""SQL tables of the dashboard's hourly rollups: figures per UTC hour, refreshed as data changes."""
+"""SQL tables of the dashboard's hourly rollups: figures per UTC hour, refreshed as data changes.
+
+Hours are whole UTC hours since 1970-01-01 (an integer, so SQL maps them to local hours and
+weekdays with integer arithmetic). Counts are columns the database sums; answer times,
+call durations, no-helper reasons and outcomes are lists (one entry per handoff) the database
+concatenates, so a year's view is one scan of tens of thousands of rows, and the medians and
+percentiles stay exact.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,53 @@ import sqlalchemy as sa
 
 from ivr.store.tables import Timestamp, metadata
 
-report_buckets = sa.Table(
-    "report_buckets",
+report_handoff_hours = sa.Table(
+    "report_handoff_hours",
     metadata,
-    # 'handoffs' or 'self_service'
-    sa.Column("kind", sa.String(16), primary_key=True),
-    # The UTC hour, 'YYYY-MM-DD HH' (sorts as time).
-    sa.Column("bucket", sa.String(13), primary_key=True),
-    # '' for now: an hour's figures for every helper type are in one row's data.
+    # config/program.yaml jurisdiction id; '' when the handoff recorded none; '*' = all of them.
+    sa.Column("jurisdiction", sa.String(64), primary_key=True),
+    # UTC hours since 1970-01-01 of the handoffs' created_at.
+    sa.Column("hour", sa.Integer, primary_key=True),
     sa.Column("helper_type", sa.String(64), primary_key=True),
-    # The hour's figures as JSON (counts and histograms; see ivr.rollups).
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("requested", sa.Integer, nullable=False),
+    # handoffs that reached a helper
+    sa.Column("connected", sa.Integer, nullable=False),
+    # handoffs that did not, with a reason code
+    sa.Column("no_helper", sa.Integer, nullable=False),
+    # handoffs that were the first of their call to reach a helper of this type / of any type
+    sa.Column("diverted_type", sa.Integer, nullable=False),
+    sa.Column("diverted_call", sa.Integer, nullable=False),
+    # comma-separated whole seconds, one per accepted handoff (NULL when none)
+    sa.Column("answers", sa.Text),
+    # comma-separated whole seconds, one per ended connected handoff (NULL when none)
+    sa.Column("durations", sa.Text),
+    # comma-separated reason codes, one per no-helper handoff ('%' and ',' %-escaped)
+    sa.Column("reasons", sa.Text),
+    # comma-separated outcomes, one per handoff with one ('%' and ',' %-escaped)
+    sa.Column("outcomes", sa.Text),
+    sa.Index("ix_report_handoff_hours_hour", "hour"),
+    sqlite_with_rowid=False,
+)
+
+report_self_service_hours = sa.Table(
+    "report_self_service_hours",
+    metadata,
+    sa.Column("hour", sa.Integer, primary_key=True),
+    # calls whose first event is in this hour, and those of them no person took
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("resolved", sa.Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+report_self_service_events = sa.Table(
+    "report_self_service_events",
+    metadata,
+    sa.Column("hour", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(64), primary_key=True),
+    # '' when the event has no detail
+    sa.Column("detail", sa.String(128), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 report_watermarks = sa.Table(
