@@ -484,6 +484,7 @@ def main() -> int:
         "REDIS_URL": args.redis_url,
         "BRIDGELINE_CONFIG": str(REPO / "config"),
         "BRIDGELINE_QUEUE_PREFIX": "bench",
+        "BRIDGELINE_SPOOL_DIR": str(folder / "spool"),
     }
     rules = {r.rule for r in create_app(env).url_map.iter_rules()}
     seed = prepare_database(database_url)

@@ -94,10 +94,17 @@ def callback_row(
 class ConferenceInbox:
     """Takes conference callbacks in (spooled, or applied at once when there is no spool)."""
 
-    def __init__(self, engine: sa.Engine, queues: Queues, apply: Apply) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        queues: Queues,
+        apply: Apply,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.engine = engine
         self.queues = queues
         self.apply = apply
+        self.clock = clock  # the desk's: the time a callback counts as received
         self.spool: EventSpool | None = None
 
     def use_spool(self, folder: Path) -> EventSpool:
@@ -115,7 +122,7 @@ class ConferenceInbox:
         """Keep one callback; applied within about a second (at once without a spool)."""
         if live_call_id <= 0:
             return  # not one of ours: nothing to apply it to
-        row = callback_row(live_call_id, form, token, datetime.now(UTC))
+        row = callback_row(live_call_id, form, token, self.clock())
         if self.spool is not None:
             try:
                 self.spool.append(row)

@@ -141,14 +141,35 @@ REASON_TEXT = {
 """How the desk says a reason code out loud."""
 
 
-_LOCK_COUNTS = sa.text(
-    "SELECT"
-    " SUM(CASE WHEN staff_id = :staff_id THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN caller_tag = :tag THEN 1 ELSE 0 END)"
-    " FROM desk_sign_in_failures"
-    " WHERE kind = 'wrong_pin' AND at >= :since AND (staff_id = :staff_id OR caller_tag = :tag)"
-).bindparams(sa.bindparam("since", type_=sa.DateTime(timezone=True)))
-"""Wrong PINs in the lockout window for a staff ID and for a calling number (the sign-in's hot path)."""
+def _wrong_pins_since(who: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+    failures = desk_sign_in_failures
+    return (
+        sa.select(sa.func.count())
+        .where(failures.c.kind == "wrong_pin")
+        .where(failures.c.at >= sa.bindparam("since", type_=sa.DateTime(timezone=True)))
+        .where(who)
+        .scalar_subquery()
+    )
+
+
+_ONE_ROW = sa.select(sa.literal(1).label("one")).subquery("one_row")
+
+_SIGN_IN = sa.select(
+    _wrong_pins_since(desk_sign_in_failures.c.staff_id == sa.bindparam("staff_id")).label(
+        "staff_failures"
+    ),
+    _wrong_pins_since(desk_sign_in_failures.c.caller_tag == sa.bindparam("tag")).label(
+        "caller_failures"
+    ),
+    *accounts.STAFF_SIGN_IN_COLUMNS,
+).select_from(
+    _ONE_ROW.outerjoin(
+        accounts.STAFF_AND_ROLES,
+        accounts.STAFF_AND_ROLES.c.staff_staff_id == sa.bindparam("staff_id"),
+    )
+)
+"""The sign-in's hot path in one round trip: wrong PINs in the lockout window for the staff
+ID and for the calling number, and the account with its roles (a row of NULLs when unknown)."""
 
 
 class TransferDesk:
@@ -243,8 +264,8 @@ class TransferDesk:
         pin = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         staff_id = "".join(ch for ch in staff_id if ch.isdigit())[:12]
         staff = None
-        if staff_id and pin and not self._locked(staff_id, from_number):
-            staff = accounts.verify_desk_pin(self.engine, staff_id, pin)
+        if staff_id and pin:
+            staff = self._verify_unless_locked(staff_id, from_number, pin)
         if staff is not None and not ({"call_taker", "supervisor"} & set(staff.roles)):
             staff = None
         if staff is None:
@@ -308,18 +329,25 @@ class TransferDesk:
             >= LOCKOUT_FAILURES
         )
 
-    def _locked(self, staff_id: str, from_number: str) -> bool:
-        """Is this staff ID, or this calling number, locked out? One query, one round trip."""
+    def _verify_unless_locked(
+        self, staff_id: str, from_number: str, pin: str
+    ) -> accounts.Staff | None:
+        """The staff member if the PIN is theirs and neither the ID nor the calling number is
+        locked out (None otherwise). One query: the lockout counts and the account together."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                _LOCK_COUNTS,
+            rows = conn.execute(
+                _SIGN_IN,
                 {
                     "since": self.clock() - LOCKOUT_WINDOW,
                     "staff_id": staff_id[:32],
                     "tag": fingerprint(from_number or "unknown"),
                 },
-            ).one()
-        return (row[0] or 0) >= LOCKOUT_FAILURES or (row[1] or 0) >= LOCKOUT_FAILURES
+            ).all()
+        first = rows[0]
+        if first.staff_failures >= LOCKOUT_FAILURES or first.caller_failures >= LOCKOUT_FAILURES:
+            return None
+        known = [row for row in rows if row.id is not None]
+        return accounts.verify_rows(self.engine, staff_id, pin, "pin_hash", known)
 
     # ------------------------------------------------------------------ the decision tree
 

@@ -286,20 +286,25 @@ def set_active(engine: sa.Engine, staff_id: str, active: bool) -> None:
     _update(engine, staff_id, **values)
 
 
+STAFF_SIGN_IN_COLUMNS = (
+    staff_table.c.id,
+    staff_table.c.staff_id,
+    staff_table.c.display_name,
+    staff_table.c.helper_type,
+    staff_table.c.password_hash,
+    staff_table.c.pin_hash,
+    staff_table.c.active,
+    staff_roles.c.role,
+)
+"""What checking a secret reads: the account and its roles (one row per role)."""
+
+STAFF_AND_ROLES = staff_table.outerjoin(staff_roles, staff_roles.c.staff_pk == staff_table.c.id)
+
 # The sign-in's hot path: the account and its roles in one round trip (one row per role),
 # built once at import so a sign-in pays no statement building or cache-key generation.
 _STAFF_WITH_ROLES = (
-    sa.select(
-        staff_table.c.id,
-        staff_table.c.staff_id,
-        staff_table.c.display_name,
-        staff_table.c.helper_type,
-        staff_table.c.password_hash,
-        staff_table.c.pin_hash,
-        staff_table.c.active,
-        staff_roles.c.role,
-    )
-    .select_from(staff_table.outerjoin(staff_roles, staff_roles.c.staff_pk == staff_table.c.id))
+    sa.select(*STAFF_SIGN_IN_COLUMNS)
+    .select_from(STAFF_AND_ROLES)
     .where(staff_table.c.staff_id == sa.bindparam("staff_id"))
 )
 
@@ -311,6 +316,14 @@ def _verify_secret(engine: sa.Engine, staff_id: str, secret: str, column: str) -
     if STAFF_ID_PATTERN.match(staff_id):
         with engine.connect() as conn:
             rows = conn.execute(_STAFF_WITH_ROLES, {"staff_id": staff_id}).all()
+    return verify_rows(engine, staff_id, secret, column, rows)
+
+
+def verify_rows(
+    engine: sa.Engine, staff_id: str, secret: str, column: str, rows: Sequence[Any]
+) -> Staff | None:
+    """Check `secret` against the account read as STAFF_SIGN_IN_COLUMNS rows (none: unknown ID);
+    always exactly one argon2 verify, or a remembered one."""
     row = rows[0] if rows else None
     stored = getattr(row, column) if row is not None else None
     if row is None or stored is None or not row.active or len(secret) > MAX_PASSWORD_LENGTH:

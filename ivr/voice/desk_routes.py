@@ -52,7 +52,12 @@ def init_app(app: Flask, spool_folder: str = "") -> None:
         hold_music_url=core.config.menus.settings.hold_music_url,
     )
     app.extensions[DESK_KEY] = transfer_desk
-    inbox = ConferenceInbox(core.engine, core.queues, transfer_desk.conference_event)
+    inbox = ConferenceInbox(
+        core.engine,
+        core.queues,
+        transfer_desk.conference_event,
+        clock=lambda: transfer_desk.clock(),  # tests set the desk's clock
+    )
     app.extensions[INBOX_KEY] = inbox
     folder = spool_folder.strip() or "instance/spool"
     if not app.testing and folder != "off":
