@@ -34,7 +34,10 @@ OPEN_CALLBACK_STATES = ("pending", "dialing")
 
 @dataclass(frozen=True)
 class Filters:
-    """A date range [start, end) in UTC plus optional jurisdiction, helper type, hours, days."""
+    """A date range [start, end) plus optional jurisdiction, helper type, hours, days.
+
+    The range may be given in any zone; it is kept in UTC.
+    """
 
     start: datetime
     end: datetime
@@ -52,6 +55,9 @@ class Filters:
             raise ValueError("hours must be 0-23")
         if any(d not in range(7) for d in self.weekdays):
             raise ValueError("weekdays must be 0 (Monday) - 6 (Sunday)")
+        # SQLite stores and compares wall-clock text: every bound goes to SQL in UTC
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
 
 
 @dataclass(frozen=True)
