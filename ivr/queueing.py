@@ -46,12 +46,17 @@ class Queues:
         never "lost".
         """
         try:
-            self.queue(purpose).enqueue(
-                func,
-                *args,
-                job_id=job_id,
-                retry=Retry(max=len(retry_intervals), interval=list(retry_intervals)),
-            )
+            # RQ's own enqueue makes several round trips; in one pipeline it makes one (~40%
+            # of its cost, measured in bench/RESULTS.md).
+            with self.connection.pipeline() as pipe:
+                self.queue(purpose).enqueue(
+                    func,
+                    *args,
+                    job_id=job_id,
+                    retry=Retry(max=len(retry_intervals), interval=list(retry_intervals)),
+                    pipeline=pipe,
+                )
+                pipe.execute()
         except redis.RedisError as exc:
             log.warning(
                 "enqueue failed, left for the sweep: func=%s error=%s", func, type(exc).__name__
