@@ -116,6 +116,15 @@ class StoreCollector(Collector):
                     "bridgeline_callbacks_overdue", "Open callbacks past deadline", overdue
                 )
                 yield _gauge("bridgeline_callbacks_open", "Callbacks still owed", open_)
+            if "conference_inbox" in tables:
+                waiting = conn.execute(
+                    sa.text("SELECT COUNT(*) FROM conference_inbox")
+                ).scalar_one()
+                yield _gauge(
+                    "bridgeline_conference_callbacks_unapplied",
+                    "Conference status callbacks taken in but not yet applied by a worker",
+                    waiting,
+                )
             if "outbound_sms" in tables:
                 pending = conn.execute(
                     sa.text(

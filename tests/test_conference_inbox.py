@@ -13,6 +13,7 @@ import pytest
 import responses
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
 from ivr import conference_inbox, handoffs
 from ivr.accounts import Staff
@@ -41,6 +42,7 @@ from tests.test_handoff_log import (
     _log,
     _status,
 )
+from tests.test_metrics import scrape
 
 
 @pytest.fixture
@@ -86,6 +88,7 @@ def _accepted_handoff(
 
 def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_announces_it(
     call: Place,
+    client: FlaskClient,
     call_taker: Staff,
     desk: TransferDesk,
     engine: sa.Engine,
@@ -108,6 +111,7 @@ def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_annou
     rows = _inbox_rows(engine)
     assert len(rows) == 2  # the retried join is kept once
     assert "+1520" not in " ".join(r.form for r in rows)  # no phone number is kept
+    assert scrape(client)[("bridgeline_conference_callbacks_unapplied", ())] == 2
 
     twilio_api.add(
         responses.POST,
@@ -117,6 +121,7 @@ def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_annou
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
     assert run_jobs() == 2  # the apply job, then the announcement it queued
     assert _inbox_rows(engine) == []
+    assert scrape(client)[("bridgeline_conference_callbacks_unapplied", ())] == 0
     after = handoffs.get_handoff(engine, hid)
     assert after is not None and after.status is HandoffStatus.CONNECTED
     assert [e for e in _log(engine, hid) if e[0] == "helper_joined"] == [
