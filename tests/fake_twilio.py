@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -29,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 API = "/2010-04-01/Accounts/{account}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Recorded:
     """One request as the fake saw it."""
 
@@ -39,6 +40,8 @@ class Recorded:
     form: dict[str, list[str]]
     account: str
     """The Basic auth user name (Twilio's client sends the account SID)."""
+    sid: str = ""
+    """The SID the fake answered a create request with."""
 
     def field(self, name: str) -> str:
         """The first value of a form field ('' when absent)."""
@@ -49,8 +52,10 @@ class Recorded:
 class FakeTwilio:
     """Twilio's REST API for one account, answered on 127.0.0.1 from a thread."""
 
-    def __init__(self, account_sid: str) -> None:
+    def __init__(self, account_sid: str, create_seconds: float = 0.0) -> None:
         self.account_sid = account_sid
+        self.create_seconds = create_seconds
+        """How long a create-call request takes before the call exists (Twilio's latency)."""
         self.requests: list[Recorded] = []
         self.calls: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -60,8 +65,7 @@ class FakeTwilio:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeTwilio:
         self._thread.start()
@@ -121,8 +125,11 @@ class FakeTwilio:
         path = request.path[len(prefix) :]
         if path == "/Calls.json":
             if request.method == "POST":
+                if self.create_seconds:
+                    time.sleep(self.create_seconds)
                 sid = "CA" + secrets.token_hex(16)
                 call = self._call(sid, request.field("To"), request.field("From"), "queued")
+                request.sid = sid
                 with self._lock:
                     self.calls[sid] = call
                 return 201, call
@@ -136,12 +143,12 @@ class FakeTwilio:
         match = re.fullmatch(r"/Calls/(CA[0-9a-f]{32})\.json", path)
         if match:
             with self._lock:
-                call = self.calls.get(match[1])
-                if call is not None and request.method == "POST" and request.field("Status"):
-                    call["status"] = request.field("Status")
-            if call is None:
+                known = self.calls.get(match[1])
+                if known is not None and request.method == "POST" and request.field("Status"):
+                    known["status"] = request.field("Status")
+            if known is None:
                 return 404, _error(20404, "The requested resource was not found")
-            return 200, call
+            return 200, known
         match = re.fullmatch(r"/Conferences/([^/]+)/Participants(?:/([^/]+))?\.json", path)
         if match:
             conference, label = match[1], match[2]
