@@ -1,13 +1,25 @@
 """Worker throughput: jobs/s of Bridgeline's jobs with RQ's SimpleWorker vs the forking Worker.
 
-    .venv/bin/python bench/workers.py [--jobs 500] [--repeats 3]
+    .venv/bin/python bench/workers.py [--jobs 300] [--repeats 3] [--only dial_helper ...]
 
-Records N texts in a fresh SQLite database, queues one `workers.sms.send_sms` job each on
-Redis (BENCH_REDIS_URL, default db 13, only this script's queues are touched), and times a
-burst worker draining them, for each worker class. Twilio's REST API is answered in-process by
-`responses` (no network; a forked work horse inherits the mock). Every text must end up
-'sent' exactly once or the run fails. Handoff and callback jobs are listed as skipped: they
-need a roster, a live call or a due callback built by their own fixtures.
+For each job, records N pieces of work in a fresh SQLite database the way the app does, queues
+one job each on Redis (BENCH_REDIS_URL, default db 13; only this script's queues are touched)
+and times a burst worker draining them, for each worker class, rounds interleaved:
+
+- `workers.sms.send_sms`: an information text (claimed, sent, marked sent);
+- `workers.handoffs.dial_helper`: the first dial of a warm handoff started as the transfer desk
+  starts it (`handoffs.start_handoff` queues the job): the attempt is written to the handoff
+  log, the helper's call is created, and the CallSid is logged;
+- `workers.callbacks.place_callback_attempt`: a due callback's attempt (rules re-checked,
+  opt-out looked up, claimed with a conditional UPDATE, call created, marked placed).
+
+Twilio's REST API is a local fake (tests/fake_twilio.py, reached through TWILIO_API_BASE_URL),
+so every job makes its real HTTP request on loopback and nothing leaves the machine; a forked
+work horse reaches it too. The config is config/ with everyone on duty and no quiet hours now
+(tests/live_service.always_open_config), so the rules let every call through. The account's
+call-rate limiter (workers/call_rate.py, at most 30 calls/s) is bypassed for the callback job:
+it would measure Twilio's limit, not the worker. After each run every record must be done
+exactly once and the fake must have seen exactly one request per job, or the run fails.
 """
 
 from __future__ import annotations
@@ -18,29 +30,72 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
-import responses  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from rq import SimpleWorker, Worker  # noqa: E402
+from rq import Retry, SimpleWorker, Worker  # noqa: E402
+from rq.worker import BaseWorker  # noqa: E402
 
+import workers.callbacks  # noqa: E402
+from ivr import handoffs  # noqa: E402
+from ivr.handoffs import Origin  # noqa: E402
 from ivr.settings import load_settings  # noqa: E402
+from ivr.store import callbacks as callback_store  # noqa: E402
 from ivr.store import outbox  # noqa: E402
+from ivr.store.callbacks import AttemptStatus, CallbackSource  # noqa: E402
 from ivr.store.db import migrate  # noqa: E402
 from ivr.store.tables import outbound_sms  # noqa: E402
+from tests.fake_twilio import FakeTwilio  # noqa: E402
+from tests.live_service import always_open_config  # noqa: E402
 from workers import context  # noqa: E402
+from workers.handoffs import _config as roster_and_tree  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
 
+CALM_CALLER = {
+    "weapon": False,
+    "immediate_danger": False,
+    "violence": False,
+    "consent": True,
+    "medical": False,
+    "health_question": False,
+}
+"""Decision-tree answers for which an embedded clinician may be dialed (config/decision_tree.yaml)."""
 
-def run(worker_class: type[Worker], jobs: int, ctx: context.WorkerContext) -> float:
-    """Queue `jobs` texts, drain them with `worker_class` in burst mode; returns jobs/s."""
-    with ctx.engine.begin() as conn:
-        conn.execute(outbound_sms.delete())
+WORKER_CLASSES: dict[str, type[BaseWorker]] = {
+    "SimpleWorker (Procfile)": SimpleWorker,
+    "Worker (fork per job)": Worker,
+}
+
+Prepared = tuple[str, Callable[[], int]]
+"""The queue purpose the jobs are on, and a check returning how many records were done."""
+
+
+def _clear(engine: sa.Engine) -> None:
+    """Delete every row (children first), so each run starts from an empty database."""
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                conn.execute(table.delete())
+
+
+def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
+    with engine.connect() as conn:
+        count: int = conn.execute(query).scalar_one()
+    return count
+
+
+def prepare_sms(ctx: context.WorkerContext, jobs: int) -> Prepared:
+    """N information texts recorded, one send_sms job each (as the self-service line queues it)."""
     ids = [
         outbox.queue_sms(
             ctx.engine, key=f"bench:{i}", to_number="+15205550123",
@@ -48,73 +103,157 @@ def run(worker_class: type[Worker], jobs: int, ctx: context.WorkerContext) -> fl
         )
         for i in range(jobs)
     ]  # fmt: skip
-    queue = ctx.queues.queue("sms")
-    queue.empty()
     for sms_id in ids:
-        queue.enqueue("workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}")
+        ctx.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}")
+    sent = sa.select(sa.func.count()).where(outbound_sms.c.status == "sent")
+    return "sms", lambda: _count(ctx.engine, sent)
+
+
+def prepare_dials(ctx: context.WorkerContext, jobs: int) -> Prepared:
+    """N desk calls held in a conference, each with a handoff to an embedded clinician; starting
+    the handoff queues its first dial_helper job, as the transfer desk does."""
+    roster, tree = roster_and_tree(str(ctx.settings.config_dir))
+    now = datetime.now(UTC)
+    for i in range(jobs):
+        sid = f"CA{i:032x}"
+        handoffs.open_live_call(
+            ctx.engine, call_sid=sid, origin=Origin.DESK, callback_number="+15205550123",
+            call_taker_staff_id="4821", now=now,
+        )  # fmt: skip
+        handoffs.start_handoff(
+            ctx.engine, ctx.queues, call_sid=sid, call_taker_staff_id="4821",
+            helper_type="embedded_clinician", answers=CALM_CALLER, reason="bench",
+            roster=roster, tree=tree, now=now, key=f"bench:{sid}",
+        )  # fmt: skip
+    dialed = sa.select(sa.func.count()).where(
+        handoffs.handoffs.c.helper_call_sid.is_not(None),
+        handoffs.handoffs.c.status == handoffs.HandoffStatus.DIALING.value,
+    )
+    return handoffs.DIAL_QUEUE, lambda: _count(ctx.engine, dialed)
+
+
+def prepare_callbacks(ctx: context.WorkerContext, jobs: int) -> Prepared:
+    """N due callbacks (residents who consented), each with its attempt and placing job."""
+    now = datetime.now(UTC)
+    queue = ctx.queues.queue(workers.callbacks.PLACE_QUEUE)
+    retry = Retry(
+        max=len(workers.callbacks.PLACE_RETRY_INTERVALS),
+        interval=list(workers.callbacks.PLACE_RETRY_INTERVALS),
+    )
+    for i in range(jobs):
+        callback = callback_store.create_callback(
+            ctx.engine, key=f"bench:{i}", source=CallbackSource.RESIDENT_MENU,
+            phone_number=f"+1520555{1000 + i % 9000:04d}", language="en",
+            helper_type="navigator", due_at=now, deadline_at=now + timedelta(hours=4),
+            consent=True, now=now,
+        )  # fmt: skip
+        attempt = callback_store.create_attempt(ctx.engine, callback.id, now, now)
+        assert attempt is not None
+        queue.enqueue(
+            workers.callbacks.place_callback_attempt,
+            attempt.id,
+            job_id=workers.callbacks.job_id(attempt),
+            retry=retry,
+        )
+    placed = sa.select(sa.func.count()).where(
+        callback_store.callback_attempts.c.status == AttemptStatus.PLACED.value
+    )
+    return workers.callbacks.PLACE_QUEUE, lambda: _count(ctx.engine, placed)
+
+
+JOBS: dict[str, tuple[Callable[[context.WorkerContext, int], Prepared], str]] = {
+    "send_sms": (prepare_sms, r"/Messages\.json"),
+    "dial_helper": (prepare_dials, r"/Calls\.json"),
+    "place_callback_attempt": (prepare_callbacks, r"/Calls\.json"),
+}
+"""Each job: how to record its work and queue it, and the Twilio request one job makes."""
+
+
+def run(
+    job: str,
+    worker_class: type[BaseWorker],
+    jobs: int,
+    ctx: context.WorkerContext,
+    twilio: FakeTwilio,
+) -> float:
+    """Record and queue `jobs` of `job`, drain them with `worker_class` (burst); returns jobs/s."""
+    prepare, request = JOBS[job]
+    _clear(ctx.engine)
+    for queue in ctx.queues.all():
+        queue.empty()
+    twilio.clear()
+    purpose, done = prepare(ctx, jobs)
     ctx.engine.dispose()  # a forked work horse must not share the parent's connections
-    worker = worker_class([queue], connection=ctx.queues.connection)
+    worker = worker_class([ctx.queues.queue(purpose)], connection=ctx.queues.connection)
     started = time.perf_counter()
     worker.work(burst=True, logging_level="WARNING")
     elapsed = time.perf_counter() - started
-    with ctx.engine.connect() as conn:
-        sent = conn.execute(
-            sa.select(sa.func.count()).where(outbound_sms.c.status == "sent")
-        ).scalar_one()
-    if sent != jobs:
-        raise SystemExit(f"{worker_class.__name__}: {sent} of {jobs} texts sent")
+    finished, requests = done(), len(twilio.recorded("POST", request))
+    if finished != jobs or requests != jobs:
+        raise SystemExit(
+            f"{job} on {worker_class.__name__}: {finished} of {jobs} done, "
+            f"{requests} Twilio requests (one each expected)"
+        )
     return jobs / elapsed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=500)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", choices=sorted(JOBS), default=sorted(JOBS))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bridgeline-bench-workers-"))
     database_url = f"sqlite:///{folder}/bench.sqlite3"
     migrate(database_url)
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    settings = load_settings(
-        {
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": "bench-token",
-            "PUBLIC_BASE_URL": "https://bridgeline.bench.invalid",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "BRIDGELINE_CONFIG": str(REPO / "config"),
-            "BRIDGELINE_QUEUE_PREFIX": "benchw",
-        }
-    )
-    ctx = context.build(settings)
-    context.install(ctx)
     redis.Redis.from_url(redis_url).ping()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
-    print(f"# command: python {' '.join(sys.argv)}")
-    results: dict[str, list[float]] = {"SimpleWorker": [], "Worker (fork per job)": []}
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as twilio:
-        twilio.post(
-            f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-            json={"sid": "SM" + "1" * 32, "status": "queued"},
-            status=201,
+    # The limiter would hold both worker classes to Twilio's 30 calls/s (see the docstring).
+    workers.callbacks.call_slot = lambda *_args: 0.0  # type: ignore[assignment]
+    with FakeTwilio(ACCOUNT_SID) as twilio:
+        settings = load_settings(
+            {
+                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": "bench-token",
+                "PUBLIC_BASE_URL": "https://bridgeline.bench.invalid",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "BRIDGELINE_CONFIG": str(always_open_config(folder / "config")),
+                "BRIDGELINE_QUEUE_PREFIX": "benchw",
+                "TWILIO_API_BASE_URL": twilio.base_url,
+            }
         )
+        ctx = context.build(settings)
+        context.install(ctx)
+        load = os.getloadavg()
+        print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
+        print(f"# command: python {' '.join(sys.argv)}")
+        print(f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        for job in args.only:  # warm-up (imports, config caches, connections), not reported
+            for worker_class in WORKER_CLASSES.values():
+                run(job, worker_class, 10, ctx, twilio)
+        results: dict[tuple[str, str], list[float]] = {}
         for round_ in range(args.repeats):
-            for name, worker_class in (
-                ("SimpleWorker", SimpleWorker),
-                ("Worker (fork per job)", Worker),
-            ):
-                rate = run(worker_class, args.jobs, ctx)
-                results[name].append(rate)
-                print(f"  round {round_ + 1} {name:<22} send_sms {rate:7.1f} jobs/s", flush=True)
+            for job in args.only:
+                for name, worker_class in WORKER_CLASSES.items():
+                    rate = run(job, worker_class, args.jobs, ctx, twilio)
+                    results.setdefault((job, name), []).append(rate)
+                    print(
+                        f"  round {round_ + 1} {job:<22} {name:<24} {rate:7.1f} jobs/s",
+                        flush=True,
+                    )
+        for queue in ctx.queues.all():
+            queue.empty()
+    load = os.getloadavg()
+    print(f"# load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print()
-    print("| job | worker | jobs/s (median) | ratio to SimpleWorker |")
+    print(f"| job | worker | jobs/s (median of {args.repeats}) | ratio to SimpleWorker |")
     print("|---|---|---|---|")
-    simple = statistics.median(results["SimpleWorker"])
-    for name, rates in results.items():
-        median = statistics.median(rates)
-        print(f"| send_sms | {name} | {median:.1f} | {median / simple:.2f} |")
-    print("| dial_helper, place_callback_attempt | – | skipped: need roster/live-call fixtures | |")
-    ctx.queues.queue("sms").empty()
+    for job in args.only:
+        simple = statistics.median(results[(job, "SimpleWorker (Procfile)")])
+        for name in WORKER_CLASSES:
+            median = statistics.median(results[(job, name)])
+            print(f"| {job} | {name} | {median:.1f} | {median / simple:.2f} |")
     return 0
 
 
