@@ -649,56 +649,32 @@ def start_handoff(
     # Without a key (a console button press) every request is a new handoff.
     idem = (key or f"{call_sid}:{helper_type}:{secrets.token_hex(8)}")[:128]
     number = callback_number or live.callback_number
-    with engine.begin() as conn:
-        existing = conn.execute(
-            sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
-        ).first()
-        if existing is None:
+    created = False
+    try:
+        with engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
+            ).first()
+            if existing is None:
+                handoff_id = _insert_handoff(
+                    conn, idem, live, call_taker_staff_id, helper_type, clean, chain, reason,
+                    number, refusal, now,
+                )  # fmt: skip
+                created = True
+            else:
+                handoff_id = existing.id
+    except sa.exc.IntegrityError:
+        # The same step retried at once (by Twilio, on another process) recorded it first.
+        with engine.connect() as conn:
             handoff_id = conn.execute(
-                handoffs.insert()
-                .values(
-                    idempotency_key=idem,
-                    live_call_id=live.id,
-                    origin=live.origin.value,
-                    call_taker_staff_id=call_taker_staff_id,
-                    helper_type=helper_type[:64],
-                    answers=json.dumps(clean, sort_keys=True),
-                    chain=json.dumps([m.member_id for m in chain]),
-                    reason=(reason or None) and reason[:200],
-                    callback_number=number,
-                    jurisdiction=live.jurisdiction,
-                    status=HandoffStatus.REQUESTED.value,
-                    attempt=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(handoffs.c.id)
+                sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
             ).scalar_one()
-            _insert_event(
-                conn,
-                handoff_id,
-                HandoffEvent.REQUESTED,
-                EventSource.STAFF if origin_is_console(live) else EventSource.BRIDGELINE,
-                f"h{handoff_id}:requested",
-                now,
-                detail=helper_type[:64],
-            )
-            if refusal is not None:
-                _insert_event(
-                    conn,
-                    handoff_id,
-                    HandoffEvent.NOT_STARTED,
-                    EventSource.BRIDGELINE,
-                    f"h{handoff_id}:not_started",
-                    now,
-                    reason=refusal,
-                )
-            _rederive(conn, handoff_id, now)
-        else:
-            handoff_id = existing.id
+        created = False
     handoff = get_handoff(engine, handoff_id)
     assert handoff is not None
-    if handoff.status is HandoffStatus.REQUESTED:
+    if created and handoff.status is HandoffStatus.REQUESTED:
+        # Only the copy that recorded it: a retry must not queue a second dial job (the sweep
+        # queues it if this enqueue is lost).
         enqueue_dial(queues, handoff_id, 1)
     log.info(
         "handoff recorded: handoff_id=%s type=%s status=%s reason=%s",
@@ -708,6 +684,63 @@ def start_handoff(
         handoff.reason_code,
     )
     return handoff
+
+
+def _insert_handoff(
+    conn: sa.Connection,
+    idem: str,
+    live: LiveCall,
+    call_taker_staff_id: str | None,
+    helper_type: str,
+    clean: Mapping[str, bool],
+    chain: list[Member],
+    reason: str | None,
+    number: str | None,
+    refusal: str | None,
+    now: datetime,
+) -> int:
+    """The handoff row, its 'requested' event (and 'not_started' with the refusal), derived."""
+    handoff_id = conn.execute(
+        handoffs.insert()
+        .values(
+            idempotency_key=idem,
+            live_call_id=live.id,
+            origin=live.origin.value,
+            call_taker_staff_id=call_taker_staff_id,
+            helper_type=helper_type[:64],
+            answers=json.dumps(clean, sort_keys=True),
+            chain=json.dumps([m.member_id for m in chain]),
+            reason=(reason or None) and reason[:200],
+            callback_number=number,
+            jurisdiction=live.jurisdiction,
+            status=HandoffStatus.REQUESTED.value,
+            attempt=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(handoffs.c.id)
+    ).scalar_one()
+    _insert_event(
+        conn,
+        handoff_id,
+        HandoffEvent.REQUESTED,
+        EventSource.STAFF if origin_is_console(live) else EventSource.BRIDGELINE,
+        f"h{handoff_id}:requested",
+        now,
+        detail=helper_type[:64],
+    )
+    if refusal is not None:
+        _insert_event(
+            conn,
+            handoff_id,
+            HandoffEvent.NOT_STARTED,
+            EventSource.BRIDGELINE,
+            f"h{handoff_id}:not_started",
+            now,
+            reason=refusal,
+        )
+    _rederive(conn, handoff_id, now)
+    return handoff_id
 
 
 def origin_is_console(live: LiveCall) -> bool:

@@ -7,12 +7,15 @@ when the handoff's own history says it is next, and a create-call whose result i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import redis
 from twilio.base.exceptions import TwilioRestException
 
 from ivr import conference_inbox, handoffs, twilio_rest
@@ -28,7 +31,7 @@ from ivr.handoffs import (
     LiveCallStatus,
     Origin,
 )
-from ivr.routing import ReasonCode, on_duty, ring_timeout
+from ivr.routing import Member, ReasonCode, on_duty, ring_timeout
 from ivr.twiml import Urls
 from workers import context
 
@@ -45,6 +48,10 @@ PERMANENT_STATUS = range(400, 500)
 
 STUCK_AFTER = timedelta(seconds=60)
 """Beyond the ring timeout, how long a dial may go without news before the sweep settles it."""
+
+DIAL_LOCK_SECONDS = 120
+"""How long a dial run may hold its attempt before another run may take it (a killed worker's
+lock expires; a live run releases it when done)."""
 
 REQUESTED_GRACE = timedelta(seconds=30)
 """A handoff still 'requested' (or falling back) this long lost its job: the sweep queues it."""
@@ -152,14 +159,38 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
     )
     if recorded is None:
         return "missing"
-    started = now
-    if not recorded.new:
-        # A second run of this job (RQ retry, a worker that died): look before dialing again.
-        events = handoffs.handoff_events(ctx.engine, handoff_id)
-        mine = [e for e in events if e.event is HandoffEvent.DIALING and e.attempt == attempt]
-        if any(e.call_sid for e in mine) or recorded.after.attempt != attempt:
-            return "skipped:already-dialing"
-        started = min(e.occurred_at for e in mine)
+    # One run at a time per attempt: a second copy of this job (a retried webhook queued it
+    # again, or RQ retried it) running on another worker must not dial while this one does.
+    lock = ctx.queues.connection.lock(
+        f"{ctx.queues.prefix}:dial:h{handoff_id}:a{attempt}", timeout=DIAL_LOCK_SECONDS
+    )
+    if not lock.acquire(blocking=False):
+        return "skipped:dialing-elsewhere"
+    try:
+        return _place_helper_call(ctx, handoff, attempt, member, recorded, now, common)
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            lock.release()
+
+
+def _place_helper_call(
+    ctx: context.WorkerContext,
+    handoff: handoffs.Handoff,
+    attempt: int,
+    member: Member,
+    recorded: handoffs.Recorded,
+    now: datetime,
+    common: dict[str, Any],
+) -> str:
+    """Place the helper's call for `attempt` unless a run before this one already did."""
+    handoff_id = handoff.id
+    roster = _roster()
+    events = handoffs.handoff_events(ctx.engine, handoff_id)
+    mine = [e for e in events if e.event is HandoffEvent.DIALING and e.attempt == attempt]
+    if any(e.call_sid for e in mine) or handoffs.derive(events).attempt != attempt:
+        return "skipped:already-dialing"
+    # A second run of this job (RQ retry, a worker that died) asks Twilio before dialing again.
+    started = now if recorded.new else min(e.occurred_at for e in mine)
     urls = _urls()
     try:
         call = twilio_rest.create_call(

@@ -125,20 +125,23 @@ def save_draft(
         return existing
     with engine.begin() as conn:
         if existing is None:
+            # A savepoint: the losing INSERT of a retried webhook must not abort the transaction
+            # (PostgreSQL refuses every later statement of an aborted one).
             try:
-                conn.execute(
-                    callbacks.insert().values(
-                        idempotency_key=key,
-                        source=source.value,
-                        call_sid=call_sid,
-                        phone_number=number,
-                        language=language,
-                        status=CallbackStatus.DRAFT.value,
-                        consent=False,
-                        created_at=now,
-                        updated_at=now,
+                with conn.begin_nested():
+                    conn.execute(
+                        callbacks.insert().values(
+                            idempotency_key=key,
+                            source=source.value,
+                            call_sid=call_sid,
+                            phone_number=number,
+                            language=language,
+                            status=CallbackStatus.DRAFT.value,
+                            consent=False,
+                            created_at=now,
+                            updated_at=now,
+                        )
                     )
-                )
             except sa.exc.IntegrityError:
                 pass  # a retried webhook inserted it first; update below
         conn.execute(
