@@ -34,6 +34,7 @@ from ivr.phrases import spoken_digits, spoken_phone
 from ivr.queueing import Queues
 from ivr.routing import Eligibility, ReasonCode, eligibility, next_question, offers
 from ivr.store.handoff_tables import desk_sign_in_failures
+from ivr.store.raw_select import RawSelect
 from ivr.twiml import Urls, gather, say, to_xml
 
 log = logging.getLogger(__name__)
@@ -154,18 +155,20 @@ def _wrong_pins_since(who: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
 
 _ONE_ROW = sa.select(sa.literal(1).label("one")).subquery("one_row")
 
-_SIGN_IN = sa.select(
-    _wrong_pins_since(desk_sign_in_failures.c.staff_id == sa.bindparam("staff_id")).label(
-        "staff_failures"
-    ),
-    _wrong_pins_since(desk_sign_in_failures.c.caller_tag == sa.bindparam("tag")).label(
-        "caller_failures"
-    ),
-    *accounts.STAFF_SIGN_IN_COLUMNS,
-).select_from(
-    _ONE_ROW.outerjoin(
-        accounts.STAFF_AND_ROLES,
-        accounts.STAFF_AND_ROLES.c.staff_staff_id == sa.bindparam("staff_id"),
+_SIGN_IN = RawSelect(
+    sa.select(
+        _wrong_pins_since(desk_sign_in_failures.c.staff_id == sa.bindparam("staff_id")).label(
+            "staff_failures"
+        ),
+        _wrong_pins_since(desk_sign_in_failures.c.caller_tag == sa.bindparam("tag")).label(
+            "caller_failures"
+        ),
+        *accounts.STAFF_SIGN_IN_COLUMNS,
+    ).select_from(
+        _ONE_ROW.outerjoin(
+            accounts.STAFF_AND_ROLES,
+            accounts.STAFF_AND_ROLES.c.staff_staff_id == sa.bindparam("staff_id"),
+        )
     )
 )
 """The sign-in's hot path in one round trip: wrong PINs in the lockout window for the staff
@@ -334,15 +337,14 @@ class TransferDesk:
     ) -> accounts.Staff | None:
         """The staff member if the PIN is theirs and neither the ID nor the calling number is
         locked out (None otherwise). One query: the lockout counts and the account together."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                _SIGN_IN,
-                {
-                    "since": self.clock() - LOCKOUT_WINDOW,
-                    "staff_id": staff_id[:32],
-                    "tag": fingerprint(from_number or "unknown"),
-                },
-            ).all()
+        rows = _SIGN_IN.rows(
+            self.engine,
+            {
+                "since": self.clock() - LOCKOUT_WINDOW,
+                "staff_id": staff_id[:32],
+                "tag": fingerprint(from_number or "unknown"),
+            },
+        )
         first = rows[0]
         if first.staff_failures >= LOCKOUT_FAILURES or first.caller_failures >= LOCKOUT_FAILURES:
             return None

@@ -6,6 +6,7 @@ conference callback read without the call's handoffs still applies exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
@@ -73,3 +74,23 @@ def test_a_disabled_account_cannot_sign_in_after_a_good_sign_in_was_remembered(
     accounts.set_active(engine, CALL_TAKER_ID, False)
     second = call(DESK, from_number=PSAP_LINE)
     assert "That staff ID and PIN do not match." in _sign_in(second, CALL_TAKER_ID, CALL_TAKER_PIN)
+
+
+def test_a_database_that_fails_at_the_pin_step_is_said_plainly_and_the_call_ends(
+    call: Place, call_taker: Staff, desk: TransferDesk, tmp_path: Path
+) -> None:
+    from ivr.store.db import make_engine
+
+    c = call(DESK, from_number=PSAP_LINE)
+    c.press(CALL_TAKER_ID + "#")
+    working = desk.engine
+    desk.engine = make_engine(f"sqlite:///{tmp_path / 'no-tables.sqlite3'}")  # every query fails
+    try:
+        c.press(CALL_TAKER_PIN + "#")
+    finally:
+        desk.engine.dispose()
+        desk.engine = working
+    heard = c.heard_since_last()
+    assert "cannot record transfers right now" in heard
+    assert "Signed in" not in heard
+    assert c.ended
