@@ -164,7 +164,7 @@ def scenarios(rules: set[str], seed: Seed | None = None) -> list[Scenario]:
                     conference_form(seed.caller_conference, f"CA{i:032x}", "caller", i),
                 ),
                 unique=60_000,
-                note="participant-join of the caller on a recorded live call: read, nothing new",
+                note="participant-join of the caller on a recorded live call, taken in the same way",
             )
         )
         found.append(
@@ -175,9 +175,10 @@ def scenarios(rules: set[str], seed: Seed | None = None) -> list[Scenario]:
                 unique=60_000,
                 note=(
                     f"participant-join of the helper, spread over {len(seed.handoffs):,} accepted "
-                    "handoffs: an event recorded and the status re-derived in one transaction; "
-                    "the first join of each handoff also makes it connected and queues the "
-                    "announcement (an RQ job)"
+                    "handoffs. The webhook takes it in (one spool write); the web process moves "
+                    "what arrived into the conference_inbox table every quarter second and queues "
+                    "one apply job; applying it (event, status, the announcement job) is a "
+                    "worker's work and not part of this measurement (see bench/workers.py)"
                 ),
             )
         )
