@@ -236,7 +236,12 @@ class SelfServiceFigures:
 
 
 def self_service_figures(
-    engine: sa.Engine, program: ProgramConfig, filters: Filters, *, direct: bool = False
+    engine: sa.Engine,
+    program: ProgramConfig,
+    filters: Filters,
+    *,
+    direct: bool = False,
+    refresh: bool = True,
 ) -> SelfServiceFigures:
     """Self-service calls (counted at their first event), items chosen and where calls went.
 
@@ -247,7 +252,7 @@ def self_service_figures(
     if not _self_service_applies(program, filters):
         return empty
     if not direct and rollups_exact(program, filters):
-        return _self_service_from_rollups(engine, program, filters)
+        return _self_service_from_rollups(engine, program, filters, refresh)
     ev = self_service_events
     clock = clock_for(engine, program, filters)
     in_range = sa.and_(ev.c.at >= filters.start, ev.c.at < filters.end)
@@ -546,7 +551,12 @@ def _handoff_where(
 
 
 def handoff_figures(
-    engine: sa.Engine, program: ProgramConfig, filters: Filters, *, direct: bool = False
+    engine: sa.Engine,
+    program: ProgramConfig,
+    filters: Filters,
+    *,
+    direct: bool = False,
+    refresh: bool = True,
 ) -> HandoffFigures:
     """Requested, connected (diverted), no-helper reasons, outcomes, answer times, durations.
 
@@ -556,7 +566,7 @@ def handoff_figures(
     from ivr.store.handoff_tables import handoffs
 
     if not direct and rollups_exact(program, filters):
-        return _handoff_figures_from_rollups(engine, program, filters)
+        return _handoff_figures_from_rollups(engine, program, filters, refresh)
 
     h = handoffs.c
     where, clock, missing = _handoff_where(engine, program, filters)
@@ -672,8 +682,9 @@ def build_dashboard(
     item_labels: Mapping[str, str] | None = None,
 ) -> Dashboard:
     """Compute every figure of the main view for `filters`."""
-    hf = handoff_figures(engine, program, filters)
-    ss = self_service_figures(engine, program, filters)
+    rollups.refresh(engine)  # once for both, not once each
+    hf = handoff_figures(engine, program, filters, refresh=False)
+    ss = self_service_figures(engine, program, filters, refresh=False)
     cb = callback_figures(engine, program, filters, now)
     savings = hf.diverted_calls * program.savings.per_avoided_dispatch
     targets = program.answer_targets
@@ -1034,17 +1045,18 @@ def _joined(engine: sa.Engine, col: ColumnElement[Any]) -> ColumnElement[str]:
     return sa.func.group_concat(col, ",")
 
 
-def _seconds(joined: Iterable[str | None]) -> dict[int, int]:
+def _seconds(joined: Iterable[str | None]) -> Counter[int]:
     """A {seconds: count} histogram of stored lists of whole seconds."""
-    return {int(value): count for value, count in rollups.tally(joined).items()}
+    return Counter({int(value): count for value, count in rollups.tally(joined).items()})
 
 
 def _handoff_figures_from_rollups(
-    engine: sa.Engine, program: ProgramConfig, filters: Filters
+    engine: sa.Engine, program: ProgramConfig, filters: Filters, refresh: bool
 ) -> HandoffFigures:
     from ivr.store.report_tables import report_handoff_hours as rh
 
-    rollups.refresh(engine)
+    if refresh:
+        rollups.refresh(engine)
     clock = RollupClock(program.zone, filters.start, filters.end)
     where = [
         rh.c.jurisdiction == (filters.jurisdiction or rollups.ALL_JURISDICTIONS),
@@ -1077,8 +1089,7 @@ def _handoff_figures_from_rollups(
     connected: dict[str, int] = defaultdict(int)
     by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_weekday: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    answers_by_type: dict[str, list[str | None]] = defaultdict(list)
-    answers_by_hour: dict[int, list[str | None]] = defaultdict(list)
+    answers_by_cell: dict[tuple[str, int], list[str | None]] = defaultdict(list)
     durations_by_type: dict[str, list[str | None]] = defaultdict(list)
     outcomes_by_type: dict[str, list[str | None]] = defaultdict(list)
     reasons: list[str | None] = []
@@ -1095,8 +1106,7 @@ def _handoff_figures_from_rollups(
             if x:
                 bucket["no_helper"] += x
         diverted += int(d or 0)
-        answers_by_type[helper_type].append(answers)
-        answers_by_hour[int(hr)].append(answers)
+        answers_by_cell[(helper_type, int(hr))].append(answers)
         durations_by_type[helper_type].append(durations)
         outcomes_by_type[helper_type].append(outcomes)
         reasons.append(why)
@@ -1104,9 +1114,13 @@ def _handoff_figures_from_rollups(
     outcomes_total: Counter[str] = Counter()
     for counts in by_type_outcomes.values():
         outcomes_total.update(counts)
-    answer_seconds = {t: _seconds(joined) for t, joined in answers_by_type.items()}
+    answer_seconds: dict[str, Counter[int]] = defaultdict(Counter)
+    answer_by_hour: dict[int, Counter[int]] = defaultdict(Counter)
+    for (helper_type, hr), joined in answers_by_cell.items():
+        hist = _seconds(joined)  # each list parsed once, then added up both ways
+        answer_seconds[helper_type].update(hist)
+        answer_by_hour[hr].update(hist)
     duration_seconds = {t: _seconds(joined) for t, joined in durations_by_type.items()}
-    answer_by_hour = {h: _seconds(joined) for h, joined in answers_by_hour.items()}
     return HandoffFigures(
         requested={k: v for k, v in requested.items() if v},
         connected=dict(connected),
@@ -1118,21 +1132,22 @@ def _handoff_figures_from_rollups(
             for outcome, count in counts.items()
         },
         diverted_calls=diverted,
-        answer_seconds={k: v for k, v in answer_seconds.items() if v},
-        duration_seconds={k: v for k, v in duration_seconds.items() if v},
+        answer_seconds={k: dict(v) for k, v in answer_seconds.items() if v},
+        duration_seconds={k: dict(v) for k, v in duration_seconds.items() if v},
         by_hour={k: dict(v) for k, v in by_hour.items()},
         by_weekday={k: dict(v) for k, v in by_weekday.items()},
-        answer_by_hour={k: v for k, v in answer_by_hour.items() if v},
+        answer_by_hour={k: dict(v) for k, v in answer_by_hour.items() if v},
     )
 
 
 def _self_service_from_rollups(
-    engine: sa.Engine, program: ProgramConfig, filters: Filters
+    engine: sa.Engine, program: ProgramConfig, filters: Filters, refresh: bool
 ) -> SelfServiceFigures:
     from ivr.store.report_tables import report_self_service_events as se
     from ivr.store.report_tables import report_self_service_hours as sh
 
-    rollups.refresh(engine)
+    if refresh:
+        rollups.refresh(engine)
     clock = RollupClock(program.zone, filters.start, filters.end)
     hour = clock.hour(sh.c.hour).label("local_hour")
     weekday = clock.weekday(sh.c.hour).label("local_weekday")
