@@ -265,10 +265,10 @@ def test_a_resident_whose_number_step_is_retried_at_once_is_still_asked_for_cons
     """Twilio retries the step where the resident keeps their own number (the draft request is
     saved there) while the first copy is being answered, on the other web process.
 
-    Fails today on PostgreSQL (not fixed here): ivr/store/callbacks.save_draft catches the
-    IntegrityError of the losing INSERT inside its transaction, which PostgreSQL has already
-    aborted, so its UPDATE fails and the resident hears "we could not take your call back
-    request" and is sent to a person; their draft is never confirmed."""
+    Before 236c911 this failed on PostgreSQL: ivr/store/callbacks.save_draft caught the
+    IntegrityError of the losing INSERT inside its transaction, which PostgreSQL had already
+    aborted, so its UPDATE failed and the resident heard "we could not take your call back
+    request" and was sent to a person; their draft was never confirmed."""
     with ThreadPoolExecutor(len(RESIDENTS)) as pool:
         asked = list(pool.map(lambda n: _ask_for_callback(service, n, NUMBER), RESIDENTS))
     _everyone_told_saved(asked, retried_steps=1)
@@ -488,11 +488,11 @@ def test_a_retried_start_of_a_handoff_still_puts_the_call_taker_in_the_conferenc
     copy is still being answered, the retry on the other web process. Whichever answer Twilio
     plays, the call-taker and caller wait in the conference, and the helper is dialed once.
 
-    Fails today (two races, not fixed here): handoffs.start_handoff's check-then-insert lets
+    Before 236c911 this failed on two races: handoffs.start_handoff's check-then-insert let
     the second copy hit IntegrityError, answered "cannot record transfers ... Goodbye" and a
-    hang-up although the handoff was recorded; a copy that finds the handoff re-queues
-    dial_helper under the same job id, and workers/handoffs.dial_helper lets the two runs
-    overlap, so the helper's phone is dialed twice."""
+    hang-up although the handoff was recorded; a copy that found the handoff re-queued
+    dial_helper under the same job id, and two runs of it overlapped on the two workers, so
+    the helper's phone rang twice (Twilio's create latency below makes that window real)."""
     fake_twilio.create_seconds = 0.5  # Twilio takes a moment to create a call
     create_staff(engine, staff_id="4821", name="Casey Morgan", roles=["call_taker"], pin="2468")
     calls = []
