@@ -247,13 +247,9 @@ def test_residents_asking_for_callbacks_at_once_each_get_exactly_one_call_back(
     assert Counter(r.field("To") for r in created) == Counter(RESIDENTS)  # one call each
     assert {r.field("From") for r in created} == {CALLER_ID}
     for row in rows:
-        attempts = callback_store.attempts_of(engine, row.id)
-        (attempt,) = [a for a in attempts if a.status is AttemptStatus.PLACED]
-        # Two schedulers racing may leave a second attempt row (see the report of this test's
-        # commit): it must never have dialed.
-        for extra in attempts:
-            if extra is not attempt:
-                assert extra.status is AttemptStatus.SKIPPED and extra.call_sid is None, extra
+        # Schedulers racing on both workers add one attempt per callback, not one each.
+        (attempt,) = callback_store.attempts_of(engine, row.id)
+        assert attempt.status is AttemptStatus.PLACED
         (mine,) = [r for r in created if r.field("To") == row.phone_number]
         assert attempt.call_sid == mine.sid
         assert mine.field("Url").endswith(f"/voice/callback/answered?attempt={attempt.id}&lang=en")

@@ -486,13 +486,17 @@ def create_attempt(
 ) -> Attempt | None:
     """Add the next attempt of an open callback; None when one is in flight or it is closed.
 
-    Two sweeps racing compute the same attempt number; the unique (callback, number) pair lets
-    one win.
+    The callback's row is locked first (an UPDATE: the row lock on PostgreSQL, the write lock
+    on SQLite), so two schedulers racing see each other's attempt instead of both adding one;
+    the unique (callback, number) pair stays as the last guard.
     """
     try:
         with engine.begin() as conn:
             status = conn.execute(
-                sa.select(callbacks.c.status).where(callbacks.c.id == callback_id)
+                callbacks.update()
+                .where(callbacks.c.id == callback_id)
+                .values(updated_at=callbacks.c.updated_at)
+                .returning(callbacks.c.status)
             ).scalar()
             if status != CallbackStatus.PENDING.value:
                 return None
