@@ -11,7 +11,10 @@ and times a burst worker draining them, for each worker class, rounds interleave
   starts it (`handoffs.start_handoff` queues the job): the attempt is written to the handoff
   log, the helper's call is created, and the CallSid is logged;
 - `workers.callbacks.place_callback_attempt`: a due callback's attempt (rules re-checked,
-  opt-out looked up, claimed with a conditional UPDATE, call created, marked placed).
+  opt-out looked up, claimed with a conditional UPDATE, call created, marked placed);
+- `workers.handoffs.apply_conference_inbox`: helpers' conference joins taken in by the web
+  processes, applied (event logged, handoff connected) and announced to the call-taker's leg
+  (counted per join: one apply job drains them all, one announcement job each).
 
 Twilio's REST API is a local fake (tests/fake_twilio.py, reached through TWILIO_API_BASE_URL),
 so every job makes its real HTTP request on loopback and nothing leaves the machine; a forked
@@ -44,13 +47,15 @@ from rq import Retry, SimpleWorker, Worker  # noqa: E402
 from rq.worker import BaseWorker  # noqa: E402
 
 import workers.callbacks  # noqa: E402
-from ivr import handoffs  # noqa: E402
-from ivr.handoffs import Origin  # noqa: E402
+from ivr import conference_inbox, handoffs  # noqa: E402
+from ivr.desk import helper_label  # noqa: E402
+from ivr.handoffs import EventSource, HandoffEvent, Origin  # noqa: E402
 from ivr.settings import load_settings  # noqa: E402
 from ivr.store import callbacks as callback_store  # noqa: E402
 from ivr.store import outbox  # noqa: E402
 from ivr.store.callbacks import AttemptStatus, CallbackSource  # noqa: E402
 from ivr.store.db import migrate  # noqa: E402
+from ivr.store.handoff_tables import handoff_events  # noqa: E402
 from ivr.store.tables import outbound_sms  # noqa: E402
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 from tests.live_service import always_open_config  # noqa: E402
@@ -161,10 +166,52 @@ def prepare_callbacks(ctx: context.WorkerContext, jobs: int) -> Prepared:
     return workers.callbacks.PLACE_QUEUE, lambda: _count(ctx.engine, placed)
 
 
+def prepare_conference_joins(ctx: context.WorkerContext, jobs: int) -> Prepared:
+    """N desk handoffs a helper accepted, and the N conference callbacks of those helpers
+    joining, taken in by the web processes (in the conference_inbox table) with one apply job
+    queued, as one spool flush queues it. Applying each makes its handoff connected and queues
+    the announcement to the call-taker's leg, which the same worker then runs: so the figure is
+    helper joins applied and announced per second, not apply jobs per second."""
+    prepare_dials(ctx, jobs)  # queues the first dial of each handoff: not wanted here
+    for queue in ctx.queues.all():
+        queue.empty()
+    now = datetime.now(UTC)
+    rows = []
+    with ctx.engine.connect() as conn:
+        started = conn.execute(
+            sa.select(handoffs.handoffs.c.id, handoffs.live_calls.c.id, handoffs.live_calls.c.conference_name)
+            .join(handoffs.live_calls, handoffs.live_calls.c.id == handoffs.handoffs.c.live_call_id)
+        ).all()  # fmt: skip
+    for handoff_id, live_id, conference in started:
+        for event in (HandoffEvent.DIALING, HandoffEvent.ANSWERED, HandoffEvent.ACCEPTED):
+            handoffs.record_event(
+                ctx.engine, handoff_id, event, source=EventSource.BRIDGELINE,
+                dedupe_key=f"bench:h{handoff_id}:{event.value}", occurred_at=now, now=now,
+                attempt=1, member_id="clin-rivera", call_sid=f"CH{handoff_id:032x}",
+            )  # fmt: skip
+        form = {
+            "StatusCallbackEvent": "participant-join", "FriendlyName": conference,
+            "ConferenceSid": "CF" + "c" * 32, "ParticipantLabel": helper_label(handoff_id, 1),
+            "CallSid": f"CH{handoff_id:032x}", "SequenceNumber": "3",
+        }  # fmt: skip
+        rows.append(conference_inbox.callback_row(live_id, form, None, now))
+    with ctx.engine.begin() as conn:
+        conference_inbox.add_to_inbox(conn, rows)
+    conference_inbox.wake_worker(ctx.queues)
+    announced = sa.select(sa.func.count()).where(
+        handoff_events.c.event == HandoffEvent.ANNOUNCED.value
+    )
+    return conference_inbox.APPLY_QUEUE, lambda: _count(ctx.engine, announced)
+
+
 JOBS: dict[str, tuple[Callable[[context.WorkerContext, int], Prepared], str]] = {
     "send_sms": (prepare_sms, r"/Messages\.json"),
     "dial_helper": (prepare_dials, r"/Calls\.json"),
     "place_callback_attempt": (prepare_callbacks, r"/Calls\.json"),
+    "apply_conference_inbox": (
+        prepare_conference_joins,
+        r"/Conferences/.+/Participants/caller\.json",
+    ),
 }
 """Each job: how to record its work and queue it, and the Twilio request one job makes."""
 
