@@ -191,8 +191,8 @@ def claim(engine: sa.Engine, holder: str, now: datetime, limit: int = CLAIM_BATC
 def apply_pending(engine: sa.Engine, apply: Apply, now: Callable[[], datetime]) -> int:
     """Apply every claimable callback in the inbox, oldest first; returns how many were applied.
 
-    A row that fails is released with one more attempt counted (and retried by a later job),
-    up to MAX_ATTEMPTS; the others go on.
+    A row that fails gets one more attempt counted and is left alone for CLAIM_EXPIRES (a
+    later job, or the handoff sweep, tries it again), up to MAX_ATTEMPTS; the others go on.
     """
     holder = f"{os.getpid()}-{secrets.token_hex(6)}"
     applied = 0
@@ -204,7 +204,7 @@ def apply_pending(engine: sa.Engine, apply: Apply, now: Callable[[], datetime]) 
             try:
                 apply(row.live_call_id, json.loads(row.form), row.token, received)
             except Exception as exc:
-                _release_failed(engine, row.id, row.attempts + 1, exc)
+                _release_failed(engine, row.id, row.attempts + 1, exc, now())
                 continue
             with engine.begin() as conn:
                 conn.execute(inbox.delete().where(inbox.c.id == row.id))
@@ -212,7 +212,9 @@ def apply_pending(engine: sa.Engine, apply: Apply, now: Callable[[], datetime]) 
     return applied
 
 
-def _release_failed(engine: sa.Engine, row_id: int, attempts: int, exc: Exception) -> None:
+def _release_failed(
+    engine: sa.Engine, row_id: int, attempts: int, exc: Exception, now: datetime
+) -> None:
     level = logging.ERROR if attempts >= MAX_ATTEMPTS else logging.WARNING
     log.log(
         level,
@@ -225,7 +227,7 @@ def _release_failed(engine: sa.Engine, row_id: int, attempts: int, exc: Exceptio
         conn.execute(
             inbox.update()
             .where(inbox.c.id == row_id)
-            .values(claimed_by=None, claimed_at=None, attempts=attempts)
+            .values(claimed_by=None, claimed_at=now, attempts=attempts)  # retaken when expired
         )
 
 
