@@ -232,6 +232,7 @@ class Handoff:
     accepted_at: datetime | None
     connected_at: datetime | None
     ended_at: datetime | None
+    jurisdiction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +376,7 @@ def _handoff(row: Any) -> Handoff:
         accepted_at=_opt_utc(row.accepted_at),
         connected_at=_opt_utc(row.connected_at),
         ended_at=_opt_utc(row.ended_at),
+        jurisdiction=row.jurisdiction,
     )
 
 
@@ -1028,6 +1030,7 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         deadline_at=now + DROPPED_CALLBACK_DEADLINE,
         consent=False,
         note=f"caller dropped during handoff {handoff_id}",
+        jurisdiction=handoff.jurisdiction,
     )
     with engine.begin() as conn:
         conn.execute(
@@ -1111,6 +1114,7 @@ def record_outcome(
             deadline_at=follow + timedelta(hours=24),
             consent=False,
             note=f"follow-up of handoff {handoff_id}",
+            jurisdiction=handoff.jurisdiction,
         )
     found = get_handoff(engine, handoff_id)
     assert found is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -383,6 +383,23 @@ class CallbackFigures:
     first_attempt_p90_minutes: float | None = None
 
 
+SELF_SERVICE_CALLBACK_SOURCES = ("resident_menu", "queue_overflow")
+"""Callbacks asked for on the self-service line: they belong to its jurisdiction."""
+
+
+def _callback_in_jurisdiction(program: ProgramConfig, jurisdiction: str) -> ColumnElement[bool]:
+    """A callback's jurisdiction: its handoff's (recorded, migration 0012), or for one asked for
+    on the self-service line, that line's (program.yaml self_service_jurisdiction)."""
+    cb = callbacks
+    recorded = cb.c.jurisdiction == jurisdiction
+    if jurisdiction != program.self_service_jurisdiction:
+        return recorded
+    from_the_line = sa.and_(
+        cb.c.jurisdiction.is_(None), cb.c.source.in_(SELF_SERVICE_CALLBACK_SOURCES)
+    )
+    return sa.or_(recorded, from_the_line)
+
+
 def callback_figures(
     engine: sa.Engine, program: ProgramConfig, filters: Filters, now: datetime
 ) -> CallbackFigures:
@@ -393,6 +410,8 @@ def callback_figures(
     where = [*clock.conditions(cb.c.created_at, filters), cb.c.status != "draft"]
     if filters.helper_type:
         where.append(cb.c.helper_type == filters.helper_type)
+    if filters.jurisdiction is not None:
+        where.append(_callback_in_jurisdiction(program, filters.jurisdiction))
     overdue = sa.and_(cb.c.status.in_(OPEN_CALLBACK_STATES), cb.c.deadline_at < now)
     from ivr.store.callback_tables import callback_attempts
 
@@ -825,11 +844,7 @@ def build_dashboard(
     )
     tables = [headline, helper_table, no_helper, outcomes, hour_table, weekday_table]
     tables += self_service_tables(ss, item_labels or {})
-    callback_part = callback_tables(cb)
-    if filters.jurisdiction:
-        note = "Callbacks do not record a jurisdiction: these are for all jurisdictions."
-        callback_part = [replace(t, note=note) for t in callback_part]
-    tables += callback_part
+    tables += callback_tables(cb)
     return Dashboard(tables=tables, handoffs=hf, self_service=ss, callbacks=cb, savings=savings)
 
 

@@ -18,6 +18,8 @@ from ivr.config.program import ProgramConfig, load_program
 from ivr.desk import TransferDesk
 from ivr.reports import Filters
 from ivr.simulator import Call
+from ivr.store import callbacks as callback_store
+from ivr.store.callbacks import CallbackSource
 from ivr.store.handoff_tables import handoffs as handoffs_table
 from tests.dashboard_fixtures import _forget_handoffs, program, utc
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
@@ -183,3 +185,39 @@ def test_call_jurisdictions_are_checked_with_file_line_and_field(
         load_program(tmp_path)
     assert err.value.line == line and err.value.field == field
     assert "program.yaml" in str(err.value)
+
+
+def test_callbacks_count_under_their_handoffs_jurisdiction_and_the_lines_own(
+    call: Callable[..., Call],
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    program: ProgramConfig,
+) -> None:
+    county_call = call("/voice/transfer-desk", from_number=COUNTY_PSAP_LINE)
+    _hand_to_navigator(county_call)
+    county_live = handoffs.live_call_by_sid(engine, county_call.call_sid)
+    assert county_live is not None
+    (county_handoff,) = handoffs.handoffs_for_call(engine, county_live.id)
+    # The county caller drops before anyone takes them: a callback, under the county.
+    dropped_id = handoffs.record_dropped_callback(engine, county_handoff.id, WEDNESDAY_11AM)
+    assert dropped_id is not None
+    # A resident asks for a callback on the self-service line (the city's, program.yaml).
+    callback_store.create_callback(
+        engine, key="menu:CA1", source=CallbackSource.RESIDENT_MENU,
+        phone_number="+15205550111", language="en", helper_type="navigator",
+        due_at=WEDNESDAY_11AM, deadline_at=WEDNESDAY_11AM + timedelta(hours=4), consent=True,
+        now=WEDNESDAY_11AM,
+    )  # fmt: skip
+    later = WEDNESDAY_11AM + timedelta(minutes=30)
+
+    def by_source(jurisdiction: str | None) -> dict[str, int]:
+        filters = Filters(NOV.start, NOV.end, jurisdiction)
+        return reports.callback_figures(engine, program, filters, later).by_source
+
+    assert by_source("county") == {"dropped_handoff": 1}
+    assert by_source("city") == {"resident_menu": 1}
+    assert by_source("south_side") == {}
+    assert by_source(None) == {"dropped_handoff": 1, "resident_menu": 1}
+    board = reports.build_dashboard(engine, program, Filters(NOV.start, NOV.end, "county"), later)
+    assert all("all jurisdictions" not in (t.note or "") for t in board.tables)

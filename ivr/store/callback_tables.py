@@ -21,8 +21,11 @@ CALLBACK_COLUMNS = (
     sa.Column("closed_at", Timestamp),
     sa.Column("closed_by", sa.String(64)),
     sa.Column("close_note", sa.Text),
+    # The handoff's jurisdiction for a dropped handoff or a follow-up (migration 0012); none
+    # for self-service callbacks, which belong to program.yaml's self_service_jurisdiction.
+    sa.Column("jurisdiction", sa.String(64)),
 )
-"""Columns the callback worker adds to `callbacks`."""
+"""Columns added to `callbacks` after 0001 (0003_callback_attempts; jurisdiction: 0012)."""
 
 for _column in CALLBACK_COLUMNS:
     if _column.name not in callbacks.c:

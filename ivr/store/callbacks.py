@@ -190,6 +190,7 @@ def create_callback(
     consent: bool,
     note: str | None = None,
     now: datetime | None = None,
+    jurisdiction: str | None = None,
 ) -> Callback:
     """Record an open callback (status pending); the same `key` twice returns the first one.
 
@@ -224,6 +225,7 @@ def create_callback(
                     due_at=due_at.astimezone(UTC),
                     deadline_at=deadline_at.astimezone(UTC),
                     note=note,
+                    jurisdiction=(jurisdiction or None) and jurisdiction[:64],
                     created_at=now,
                     updated_at=now,
                 )
