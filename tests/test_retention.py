@@ -173,3 +173,55 @@ def test_the_scheduled_job_runs_in_a_worker(engine: sa.Engine, run_jobs, queues)
     # The shipped limits (730 days for the city) delete the 800-day-old records.
     assert count(engine, service_requests) == 1
     assert audit.verify(engine).intact
+
+
+def test_handoffs_and_callbacks_are_kept_for_their_own_jurisdictions_limit(
+    engine: sa.Engine,
+) -> None:
+    from ivr.store.handoff_tables import handoffs, live_calls
+
+    with engine.begin() as conn:
+        for n, jurisdiction in enumerate(("county", "city", None)):
+            live_id = conn.execute(
+                live_calls.insert().values(
+                    conference_name=f"bl-CA{n}", origin="desk", call_sid=f"CA{n}",
+                    status="ended", call_taker_attempt=0, jurisdiction=jurisdiction,
+                    created_at=OLD, updated_at=OLD, ended_at=OLD,
+                ).returning(live_calls.c.id)
+            ).scalar_one()  # fmt: skip
+            conn.execute(
+                handoffs.insert().values(
+                    idempotency_key=f"h{n}", live_call_id=live_id, origin="desk",
+                    helper_type="navigator", answers="{}", chain="[]", status="completed",
+                    attempt=1, jurisdiction=jurisdiction, created_at=OLD, updated_at=OLD,
+                    ended_at=OLD,
+                )
+            )  # fmt: skip
+        for key, source, jurisdiction in (
+            ("dropped-county", "dropped_handoff", "county"),
+            ("menu", "resident_menu", None),  # the self-service line's: the city's
+            ("dropped-unknown", "dropped_handoff", None),
+        ):
+            conn.execute(
+                callbacks.insert().values(
+                    idempotency_key=key, source=source, language="en", status="done",
+                    consent=True, phone_number="+15205550123", jurisdiction=jurisdiction,
+                    created_at=OLD, updated_at=OLD,
+                )
+            )  # fmt: skip
+    config = RetentionConfig(
+        default=Rule(days=3650),
+        jurisdictions={"county": Rule(days=3650), "city": Rule(days=365)},
+        self_service_jurisdiction="city",
+    )
+    results = purge(engine, config, now=NOW)
+    with engine.connect() as conn:
+        kept = {r.jurisdiction for r in conn.execute(sa.select(handoffs.c.jurisdiction))}
+        calls_kept = {r.jurisdiction for r in conn.execute(sa.select(live_calls.c.jurisdiction))}
+        callbacks_kept = {r.idempotency_key for r in conn.execute(sa.select(callbacks))}
+    assert kept == {"county", None}  # the city's 365 days are past; the others keep 10 years
+    assert calls_kept == {"county", None}
+    assert callbacks_kept == {"dropped-county", "dropped-unknown"}
+    deleted = {(p.table, p.jurisdiction): p.deleted for p in results if p.deleted}
+    assert deleted == {("handoffs", "city"): 1, ("live_calls", "city"): 1, ("callbacks", "city"): 1}
+    assert audit.verify(engine).intact

@@ -10,10 +10,10 @@ schema, so new child tables are handled without changes here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,15 +36,24 @@ SELF_SERVICE_TABLES: tuple[tuple[str, str, str | None], ...] = (
     ("self_service_events", "at", None),
     ("outbound_sms", "created_at", "status IN ('sent', 'failed')"),
     ("service_requests", "created_at", None),
-    ("callbacks", "created_at", "status IN ('done', 'cancelled', 'draft')"),
 )
 """Records of the self-service line (its jurisdiction is program.yaml's)."""
 
-UNASSIGNED_TABLES: tuple[tuple[str, str, str | None], ...] = (
-    ("handoffs", "created_at", "ended_at IS NOT NULL"),
-    ("live_calls", "created_at", "ended_at IS NOT NULL"),
+JURISDICTION_TABLES: tuple[tuple[str, str, str | None, str], ...] = (
+    # (table, dating column, open-work condition, the row's jurisdiction as SQL)
+    ("handoffs", "created_at", "ended_at IS NOT NULL", "jurisdiction"),
+    ("live_calls", "created_at", "ended_at IS NOT NULL", "jurisdiction"),
+    (
+        "callbacks",
+        "created_at",
+        "status IN ('done', 'cancelled', 'draft')",
+        "COALESCE(jurisdiction, CASE WHEN source IN ('resident_menu', 'queue_overflow')"
+        " THEN CAST(:line AS VARCHAR(64)) END)",
+    ),
 )
-"""Records that carry no jurisdiction yet: the default limit applies."""
+"""Records that carry their jurisdiction (handoffs and live calls since migration 0009, callbacks
+since 0012; a callback asked for on the self-service line belongs to the line's). A row with
+none, or one retention.yaml does not list, has the default limit."""
 
 
 class _Frozen(BaseModel):
@@ -137,8 +146,10 @@ def purge_table(
     cutoff: datetime,
     jurisdiction: str,
     batch_size: int,
+    scope: sa.TextClause | None = None,
 ) -> int:
-    """Delete `table` rows dated before `cutoff`, batch by batch, each batch audited."""
+    """Delete `table` rows dated before `cutoff` (and in `scope`), batch by batch, each batch
+    audited."""
     total = 0
     while True:
         with engine.begin() as conn:
@@ -155,6 +166,8 @@ def purge_table(
             )
             if keep_open:
                 query = query.where(sa.text(keep_open))
+            if scope is not None:
+                query = query.where(scope)
             ids = [int(r[0]) for r in conn.execute(query)]
             if not ids:
                 return total
@@ -176,29 +189,48 @@ def purge_table(
             total += counts.get(table, 0)
 
 
+def _scope(condition: str, line: str | None, **values: Any) -> sa.TextClause:
+    """`condition` as SQL with its values bound (`:line`, the self-service line's jurisdiction,
+    only where the condition uses it)."""
+    binds = [
+        v if isinstance(v, sa.BindParameter) else sa.bindparam(k, v) for k, v in values.items()
+    ]
+    if ":line" in condition:
+        binds.append(sa.bindparam("line", line))
+    return sa.text(f"({condition})").bindparams(*binds)  # parenthesised: it is ANDed
+
+
 def purge(engine: sa.Engine, config: RetentionConfig, now: datetime | None = None) -> list[Purged]:
     """Apply every retention limit once; returns what was deleted."""
     now = now or datetime.now(UTC)
     done: list[Purged] = []
-    plans: Iterable[tuple[str, tuple[tuple[str, str, str | None], ...]]] = (
-        (config.self_service_jurisdiction or "default", SELF_SERVICE_TABLES),
-        ("default", UNASSIGNED_TABLES),
-    )
-    for jurisdiction, tables in plans:
-        days = config.days_for(None if jurisdiction == "default" else jurisdiction)
+
+    def run(table: str, dated_by: str, keep_open: str | None, jurisdiction: str, days: int,
+            scope: sa.TextClause | None = None) -> None:  # fmt: skip
         cutoff = now - timedelta(days=days)
-        for table, dated_by, keep_open in tables:
-            deleted = purge_table(
-                engine, table, dated_by, keep_open, cutoff, jurisdiction, config.batch_size
+        deleted = purge_table(
+            engine, table, dated_by, keep_open, cutoff, jurisdiction, config.batch_size, scope
+        )
+        if deleted:
+            log.info(
+                "retention: deleted rows=%s table=%s jurisdiction=%s", deleted, table, jurisdiction
             )
-            if deleted:
-                log.info(
-                    "retention: deleted rows=%s table=%s jurisdiction=%s",
-                    deleted,
-                    table,
-                    jurisdiction,
-                )
-            done.append(Purged(table, jurisdiction, cutoff, deleted))
+        done.append(Purged(table, jurisdiction, cutoff, deleted))
+
+    line = config.self_service_jurisdiction
+    for table, dated_by, keep_open in SELF_SERVICE_TABLES:
+        run(table, dated_by, keep_open, line or "default", config.days_for(line))
+    listed = sorted(config.jurisdictions)
+    for table, dated_by, keep_open, of_row in JURISDICTION_TABLES:
+        for jurisdiction in listed:
+            mine = _scope(f"{of_row} = :jurisdiction", line, jurisdiction=jurisdiction)
+            run(table, dated_by, keep_open, jurisdiction, config.days_for(jurisdiction), mine)
+        others = _scope(
+            f"({of_row}) IS NULL OR ({of_row}) NOT IN :listed",
+            line,
+            listed=sa.bindparam("listed", listed or [""], expanding=True),
+        )
+        run(table, dated_by, keep_open, "default", config.default.days, others)
     return done
 
 
