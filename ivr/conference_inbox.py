@@ -12,8 +12,10 @@ So the webhook only takes the callback in:
    second (one transaction, duplicates skipped on Twilio's token or the event's identity) and
    queues one apply job;
 3. a worker claims inbox rows in the order they arrived, applies each through
-   `TransferDesk.conference_event` (which deduplicates again, in the handoff log) and deletes
-   it. Two workers never apply the same row; a claim left by a killed worker is retaken.
+   `TransferDesk.conference_event` (which deduplicates again, in the handoff log) and marks
+   it applied (kept a day, so a late retry is still a duplicate). Two workers never apply the
+   same row, nor two rows of one call at once or out of order; a claim left by a killed
+   worker is retaken.
 
 The database being down only makes the spool wait; Redis being down only delays the apply job
 (the next callback, or the handoff sweep, queues it again). Without a spool (tests, tools) the
@@ -26,12 +28,14 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from rq.timeouts import JobTimeoutException
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -66,6 +70,12 @@ CLAIM_EXPIRES = timedelta(minutes=2)
 
 MAX_ATTEMPTS = 5
 """A row that failed this often is left in the table (and logged) instead of retried forever."""
+
+APPLY_BUDGET_SECONDS = 60.0
+"""How long one apply job goes on claiming (RQ stops a job at 180 s); the next one goes on."""
+
+KEEP_APPLIED = timedelta(days=1)
+"""How long an applied callback is kept, so that a late Twilio retry is still a duplicate."""
 
 Apply = Callable[[int, Mapping[str, str], str | None, datetime], None]
 """Apply one callback: live call id, its fields, Twilio's idempotency token, when received."""
@@ -164,52 +174,119 @@ def wake_worker(queues: Queues) -> bool:
     return queues.enqueue(APPLY_QUEUE, APPLY_JOB, retry_intervals=(1, 5, 30))
 
 
-def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+def _claimable(table: Any, now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
-        sa.or_(inbox.c.claimed_at.is_(None), inbox.c.claimed_at < now - CLAIM_EXPIRES),
-        inbox.c.attempts < MAX_ATTEMPTS,
+        table.c.applied_at.is_(None),
+        sa.or_(table.c.claimed_at.is_(None), table.c.claimed_at < now - CLAIM_EXPIRES),
+        table.c.attempts < MAX_ATTEMPTS,
     )
 
 
+def _waits_behind_an_earlier_one(now: datetime) -> sa.ColumnElement[bool]:
+    """An earlier callback of the same call is held by a worker, or waiting out a failure:
+    this one must wait too (the live call's own state depends on the order)."""
+    earlier = inbox.alias("earlier")
+    return sa.exists().where(
+        earlier.c.live_call_id == inbox.c.live_call_id,
+        sa.or_(
+            earlier.c.received_at < inbox.c.received_at,
+            sa.and_(earlier.c.received_at == inbox.c.received_at, earlier.c.id < inbox.c.id),
+        ),
+        earlier.c.applied_at.is_(None),
+        earlier.c.attempts < MAX_ATTEMPTS,
+        sa.not_(_claimable(earlier, now)),
+    )
+
+
+_CLAIMS_LOCK = 0x626C_696E  # "blin": PostgreSQL advisory lock that serialises claims
+IN_ORDER = (inbox.c.received_at, inbox.c.id)
+
+
 def claim(engine: sa.Engine, holder: str, now: datetime, limit: int = CLAIM_BATCH) -> list[Any]:
-    """Take up to `limit` unclaimed rows, oldest first, for `holder`; returns them in order."""
-    oldest = sa.select(inbox.c.id).where(_claimable(now)).order_by(inbox.c.id).limit(limit)
+    """Take up to `limit` callbacks for `holder`, in the order they were received, never one
+    whose call has an earlier callback held elsewhere; returns them in order."""
+    oldest = (
+        sa.select(inbox.c.id)
+        .where(_claimable(inbox, now))
+        .where(sa.not_(_waits_behind_an_earlier_one(now)))
+        .order_by(*IN_ORDER)
+        .limit(limit)
+    )
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One claim at a time, each seeing the last one's rows (SQLite: the write lock).
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIMS_LOCK)))
         conn.execute(
             inbox.update()
             .where(inbox.c.id.in_(oldest.scalar_subquery()))
-            .where(_claimable(now))  # re-checked on each row: a rival's claim wins, not both
             .values(claimed_by=holder, claimed_at=now)
         )
         return list(
             conn.execute(
-                sa.select(inbox).where(inbox.c.claimed_by == holder).order_by(inbox.c.id)
+                sa.select(inbox)
+                .where(inbox.c.claimed_by == holder)
+                .where(inbox.c.applied_at.is_(None))
+                .order_by(*IN_ORDER)
             ).all()
         )
 
 
-def apply_pending(engine: sa.Engine, apply: Apply, now: Callable[[], datetime]) -> int:
-    """Apply every claimable callback in the inbox, oldest first; returns how many were applied.
+def apply_pending(
+    engine: sa.Engine,
+    apply: Apply,
+    now: Callable[[], datetime],
+    budget_seconds: float = APPLY_BUDGET_SECONDS,
+) -> int:
+    """Apply claimable callbacks, oldest first and in order per call, for up to
+    `budget_seconds` (the rest: the next job or the sweep); returns how many were applied.
 
-    A row that fails gets one more attempt counted and is left alone for CLAIM_EXPIRES (a
-    later job, or the handoff sweep, tries it again), up to MAX_ATTEMPTS; the others go on.
+    A callback that fails gets one more attempt counted and waits out CLAIM_EXPIRES (a later
+    job, or the handoff sweep, tries it again), up to MAX_ATTEMPTS; the later callbacks of its
+    call wait behind it, the other calls go on.
     """
     holder = f"{os.getpid()}-{secrets.token_hex(6)}"
     applied = 0
-    while rows := claim(engine, holder, now()):
+    started = time.monotonic()
+    while time.monotonic() - started < budget_seconds:
+        rows = claim(engine, holder, now())
+        if not rows:
+            break
+        stalled: set[int] = set()
         for row in rows:
+            if row.live_call_id in stalled:
+                _release(engine, row.id)  # waits behind its call's failed callback
+                continue
             received = row.received_at
             if received.tzinfo is None:
                 received = received.replace(tzinfo=UTC)
             try:
                 apply(row.live_call_id, json.loads(row.form), row.token, received)
+            except JobTimeoutException:
+                raise
             except Exception as exc:
+                stalled.add(row.live_call_id)
                 _release_failed(engine, row.id, row.attempts + 1, exc, now())
                 continue
             with engine.begin() as conn:
-                conn.execute(inbox.delete().where(inbox.c.id == row.id))
+                conn.execute(inbox.update().where(inbox.c.id == row.id).values(applied_at=now()))
             applied += 1
+    _forget_applied(engine, now() - KEEP_APPLIED)
     return applied
+
+
+def _release(engine: sa.Engine, row_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            inbox.update().where(inbox.c.id == row_id).values(claimed_by=None, claimed_at=None)
+        )
+
+
+def _forget_applied(engine: sa.Engine, before: datetime) -> None:
+    """Applied callbacks older than KEEP_APPLIED: a Twilio retry that late is not expected."""
+    with engine.begin() as conn:
+        conn.execute(
+            inbox.delete().where(inbox.c.applied_at.is_not(None)).where(inbox.c.applied_at < before)
+        )
 
 
 def _release_failed(
@@ -234,4 +311,8 @@ def _release_failed(
 def pending(engine: sa.Engine) -> int:
     """Callbacks received and not applied yet (for the sweep and /metrics)."""
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar_one())
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(inbox).where(inbox.c.applied_at.is_(None))
+            ).scalar_one()
+        )

@@ -944,7 +944,8 @@ class TransferDesk:
         name = form.get("FriendlyName")
         if name and name != live.conference_name:
             return  # an earlier conference of a desk call that has moved on to a new round
-        now = received_at or self.clock()
+        now = self.clock()  # what the records' updated_at say (the rollups and sweeps read it)
+        received = received_at or now
         conference_sid = (form.get("ConferenceSid") or "")[:64]
         if conference_sid and live.conference_sid != conference_sid:
             handoffs.update_live_call(self.engine, live_id, now, conference_sid=conference_sid)
@@ -952,7 +953,7 @@ class TransferDesk:
         call_sid = (form.get("CallSid") or "")[:64]
         seq = _int(form.get("SequenceNumber"))
         stamp = form.get("Timestamp") or ""
-        at = handoffs.twilio_time(stamp, now)
+        at = handoffs.twilio_time(stamp, received)
         key = f"{conference_sid}:{call_sid}:{kind}:{seq if seq is not None else stamp}"
         common = {
             "source": EventSource.TWILIO,
@@ -1006,7 +1007,7 @@ class TransferDesk:
                         h.id,
                         HandoffEvent.CALL_TAKER_LEFT,
                         dedupe_key=f"{key}:h{h.id}",
-                        **common,
+                        **{**common, "token": _per_handoff(token, h.id)},
                     )
                 helped = any(
                     h.status in (HandoffStatus.ACCEPTED, HandoffStatus.CONNECTED)
@@ -1027,7 +1028,12 @@ class TransferDesk:
             )
             for h in handoffs.active_handoffs(self.engine, live_id):
                 handoffs.apply_event(
-                    self.engine, self.queues, h.id, event, dedupe_key=f"{key}:h{h.id}", **common
+                    self.engine,
+                    self.queues,
+                    h.id,
+                    event,
+                    dedupe_key=f"{key}:h{h.id}",
+                    **{**common, "token": _per_handoff(token, h.id)},
                 )
             if kind == "conference-end" or live.origin is Origin.DESK or label == CALLER_LABEL:
                 handoffs.end_live_call(self.engine, live_id, at)
@@ -1044,6 +1050,12 @@ HELPER_CALL_EVENTS = {
     "canceled": HandoffEvent.CANCELED,
 }
 """Twilio CallStatus of the helper's leg -> handoff event."""
+
+
+def _per_handoff(token: str | None, handoff_id: int) -> str | None:
+    """Twilio's idempotency token of a callback that applies to several handoffs, made one per
+    handoff (the token is unique in the handoff log: a shared one would keep only the first)."""
+    return f"{token[:110]}:h{handoff_id}" if token else None
 
 
 def helper_label(handoff_id: int, attempt: int) -> str:

@@ -557,6 +557,8 @@ def update_live_call(engine: sa.Engine, live_call_id: int, now: datetime, **valu
         conn.execute(
             live_calls.update()
             .where(live_calls.c.id == live_call_id)
+            # A late callback (a join applied after the conference ended) never reopens a call.
+            .where(live_calls.c.status != LiveCallStatus.ENDED.value)
             .values(updated_at=now, **values)
         )
 

@@ -118,7 +118,7 @@ class StoreCollector(Collector):
                 yield _gauge("bridgeline_callbacks_open", "Callbacks still owed", open_)
             if "conference_inbox" in tables:
                 waiting = conn.execute(
-                    sa.text("SELECT COUNT(*) FROM conference_inbox")
+                    sa.text("SELECT COUNT(*) FROM conference_inbox WHERE applied_at IS NULL")
                 ).scalar_one()
                 yield _gauge(
                     "bridgeline_conference_callbacks_unapplied",

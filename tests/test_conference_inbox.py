@@ -4,6 +4,7 @@ web processes run in production (tests otherwise apply them during the request).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,8 +58,15 @@ def spool(app: Flask, tmp_path: Path) -> Iterator[EventSpool]:
 
 
 def _inbox_rows(engine: sa.Engine) -> list[Any]:
+    """Callbacks taken in and not applied yet."""
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(inbox_table).order_by(inbox_table.c.id)).all())
+        return list(
+            conn.execute(
+                sa.select(inbox_table)
+                .where(inbox_table.c.applied_at.is_(None))
+                .order_by(inbox_table.c.id)
+            ).all()
+        )
 
 
 def _accepted_handoff(
@@ -197,12 +205,16 @@ def test_with_redis_down_the_handoff_sweep_applies_what_was_taken_in(
     assert after is not None and after.status is HandoffStatus.CONNECTED
 
 
-def _add(engine: sa.Engine, count: int, now: datetime) -> None:
+def _add(engine: sa.Engine, calls: list[int], now: datetime) -> None:
+    """One participant-join per entry of `calls` (a live call id), received a second apart."""
     rows = [
         conference_inbox.callback_row(
-            7, {"StatusCallbackEvent": "participant-join", "SequenceNumber": str(i)}, None, now
+            live,
+            {"StatusCallbackEvent": "participant-join", "SequenceNumber": str(i)},
+            None,
+            now + timedelta(seconds=i),
         )
-        for i in range(count)
+        for i, live in enumerate(calls)
     ]
     with engine.begin() as conn:
         conference_inbox.add_to_inbox(conn, rows)
@@ -212,42 +224,68 @@ def test_two_workers_never_claim_the_same_callback_and_a_dead_workers_claim_is_r
     engine: sa.Engine,
 ) -> None:
     now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-    _add(engine, 5, now)
+    _add(engine, [1, 2, 3, 4, 5], now)
     first = conference_inbox.claim(engine, "worker-a", now, limit=3)
     second = conference_inbox.claim(engine, "worker-b", now, limit=3)
-    assert [r.id for r in first] == sorted(r.id for r in first)  # oldest first
-    assert len(first) == 3 and len(second) == 2
-    assert not {r.id for r in first} & {r.id for r in second}
+    assert [r.live_call_id for r in first] == [1, 2, 3]  # oldest first
+    assert [r.live_call_id for r in second] == [4, 5]
     assert conference_inbox.claim(engine, "worker-c", now) == []
     # worker-a died: after CLAIM_EXPIRES its rows are taken again, worker-b's too.
     later = now + conference_inbox.CLAIM_EXPIRES + timedelta(seconds=1)
     assert len(conference_inbox.claim(engine, "worker-c", later)) == 5
 
 
-def test_a_callback_that_keeps_failing_is_left_after_five_attempts_and_the_rest_apply(
+def test_one_calls_callbacks_are_never_applied_by_two_workers_at_once_or_out_of_order(
     engine: sa.Engine,
 ) -> None:
     now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-    _add(engine, 3, now)
+    _add(engine, [7, 7, 8, 7], now)
+    first = conference_inbox.claim(engine, "worker-a", now, limit=1)
+    assert [(r.live_call_id, json.loads(r.form)["SequenceNumber"]) for r in first] == [(7, "0")]
+    # Call 7's later callbacks wait while worker-a holds its first; call 8's does not.
+    second = conference_inbox.claim(engine, "worker-b", now)
+    assert [(r.live_call_id, json.loads(r.form)["SequenceNumber"]) for r in second] == [(8, "2")]
+
+
+def test_a_callback_that_keeps_failing_holds_back_its_call_only_then_is_left_after_five_tries(
+    engine: sa.Engine,
+) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    _add(engine, [7, 7, 7, 8], now)
     applied: list[str] = []
 
     def apply(live: int, form: Any, token: str | None, at: datetime) -> None:
         if form["SequenceNumber"] == "1":
             raise RuntimeError("a bug")
-        assert at == now
         applied.append(form["SequenceNumber"])
 
     conference_inbox.apply_pending(engine, apply, lambda: now)
-    assert applied == ["0", "2"]
-    # The failed one waits out a claim's lifetime before each new try, then is left alone.
-    step = conference_inbox.CLAIM_EXPIRES + timedelta(seconds=1)
+    assert applied == ["0", "3"]  # call 7's third waits behind its failed second; call 8 goes on
     assert conference_inbox.apply_pending(engine, apply, lambda: now) == 0
+    step = conference_inbox.CLAIM_EXPIRES + timedelta(seconds=1)
     for n in range(1, conference_inbox.MAX_ATTEMPTS + 2):
         conference_inbox.apply_pending(engine, apply, lambda n=n: now + n * step)  # type: ignore[misc]
-    assert applied == ["0", "2"]
+    # After five tries the failed one is left (logged, counted in /metrics) and the call goes on.
+    assert applied == ["0", "3", "2"]
     (left,) = _inbox_rows(engine)
     assert left.attempts == conference_inbox.MAX_ATTEMPTS
     assert conference_inbox.pending(engine) == 1
+
+
+def test_a_retry_of_an_applied_callback_arriving_later_is_still_a_duplicate(
+    engine: sa.Engine,
+) -> None:
+    now = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    _add(engine, [7], now)
+    applied: list[str] = []
+    conference_inbox.apply_pending(engine, lambda *a: applied.append("x"), lambda: now)
+    _add(engine, [7], now)  # Twilio sends it again an hour later
+    conference_inbox.apply_pending(engine, lambda *a: applied.append("x"), lambda: now)
+    assert applied == ["x"]
+    # A day later the applied one is forgotten.
+    conference_inbox.apply_pending(engine, lambda *a: None, lambda: now + timedelta(days=2))
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(inbox_table)).scalar() == 0
 
 
 def test_a_callback_for_no_live_call_is_answered_and_kept_nowhere(
@@ -260,3 +298,32 @@ def test_a_callback_for_no_live_call_is_answered_and_kept_nowhere(
     assert answer.status_code == 200
     assert spool.flush() == 0
     assert _inbox_rows(engine) == []
+
+
+def test_a_callback_applied_late_is_dated_when_received_and_the_record_when_applied(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+) -> None:
+    """After a Redis or database outage the backlog is applied late: the dashboard's rollups
+    and the sweeps read `updated_at`, which must say when the record changed."""
+    live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    received = WEDNESDAY_11AM - timedelta(minutes=20)
+    desk.clock = lambda: WEDNESDAY_11AM
+    form = {
+        "StatusCallbackEvent": "participant-join",
+        "FriendlyName": live.conference_name,
+        "ConferenceSid": CONFERENCE_SID,
+        "ParticipantLabel": f"helper-{hid}-1",
+        "CallSid": HELPER_1,
+        "SequenceNumber": "3",
+    }
+    desk.conference_event(live.id, form, None, received_at=received)
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.CONNECTED
+    assert after.updated_at == WEDNESDAY_11AM
+    assert after.connected_at == received  # no Timestamp from Twilio: when it was received

@@ -94,3 +94,24 @@ def test_a_database_that_fails_at_the_pin_step_is_said_plainly_and_the_call_ends
     assert "cannot record transfers right now" in heard
     assert "Signed in" not in heard
     assert c.ended
+
+
+def test_a_database_that_cannot_be_reached_at_the_pin_step_is_said_plainly(
+    call: Place, call_taker: Staff, desk: TransferDesk, tmp_path: Path
+) -> None:
+    from ivr.store.db import make_engine
+
+    c = call(DESK, from_number=PSAP_LINE)
+    c.press(CALL_TAKER_ID + "#")
+    working = desk.engine
+    unreachable = tmp_path / "a-folder"
+    unreachable.mkdir()
+    desk.engine = make_engine(f"sqlite:///{unreachable}")  # a folder: cannot be opened
+    try:
+        c.press(CALL_TAKER_PIN + "#")
+    finally:
+        desk.engine.dispose()
+        desk.engine = working
+    heard = c.heard_since_last()
+    assert "cannot record transfers right now" in heard
+    assert c.ended

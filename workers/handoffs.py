@@ -49,9 +49,10 @@ PERMANENT_STATUS = range(400, 500)
 STUCK_AFTER = timedelta(seconds=60)
 """Beyond the ring timeout, how long a dial may go without news before the sweep settles it."""
 
-DIAL_LOCK_SECONDS = 120
-"""How long a dial run may hold its attempt before another run may take it (a killed worker's
-lock expires; a live run releases it when done)."""
+DIAL_LOCK_SECONDS = 300
+"""How long a dial run may hold its attempt before another run may take it: longer than RQ
+lets a job run (180 s) and than create_call's retries can take, so a live run always still
+holds it; a killed worker's lock expires; a finished run releases it."""
 
 REQUESTED_GRACE = timedelta(seconds=30)
 """A handoff still 'requested' (or falling back) this long lost its job: the sweep queues it."""

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ivr import audit
 from ivr.phones import PhoneNumberError, callback_number
@@ -125,25 +127,24 @@ def save_draft(
         return existing
     with engine.begin() as conn:
         if existing is None:
-            # A savepoint: the losing INSERT of a retried webhook must not abort the transaction
-            # (PostgreSQL refuses every later statement of an aborted one).
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        callbacks.insert().values(
-                            idempotency_key=key,
-                            source=source.value,
-                            call_sid=call_sid,
-                            phone_number=number,
-                            language=language,
-                            status=CallbackStatus.DRAFT.value,
-                            consent=False,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-            except sa.exc.IntegrityError:
-                pass  # a retried webhook inserted it first; update below
+            # A retried webhook racing this one may insert it first: then nothing is inserted
+            # here (no error, so PostgreSQL keeps the transaction) and the update below applies.
+            insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+            conn.execute(
+                insert(callbacks)
+                .values(
+                    idempotency_key=key,
+                    source=source.value,
+                    call_sid=call_sid,
+                    phone_number=number,
+                    language=language,
+                    status=CallbackStatus.DRAFT.value,
+                    consent=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            )
         conn.execute(
             callbacks.update()
             .where(callbacks.c.idempotency_key == key)

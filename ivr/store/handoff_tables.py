@@ -127,6 +127,9 @@ conference_inbox = sa.Table(
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("claimed_at", Timestamp, index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Set once applied; the row is kept a day so a late Twilio retry is still a duplicate.
+    sa.Column("applied_at", Timestamp, index=True),
+    sa.Index("ix_conference_inbox_live_call_id_received_at", "live_call_id", "received_at"),
 )
-"""Conference status callbacks received but not yet applied to their live call and handoffs
-(ivr.conference_inbox); a row is deleted once applied."""
+"""Conference status callbacks received, applied to their live call and handoffs in order per
+call by a worker (ivr.conference_inbox)."""

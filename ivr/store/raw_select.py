@@ -62,7 +62,11 @@ class RawSelect:
             if prepared.positions is not None
             else values
         )
-        connection = engine.raw_connection()  # pool errors are SQLAlchemy's already
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            connection = engine.raw_connection()
+        except dbapi_error as exc:  # the database cannot be reached: say so as SQLAlchemy does
+            raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, dbapi_error) from exc
         try:
             cursor = connection.cursor()
             try:
@@ -70,11 +74,9 @@ class RawSelect:
                 fetched = cursor.fetchall()
             finally:
                 cursor.close()
-        except engine.dialect.loaded_dbapi.Error as exc:
+        except dbapi_error as exc:
             connection.invalidate()  # a broken connection must not go back to the pool
-            raise sa.exc.DBAPIError.instance(
-                prepared.sql, args, exc, engine.dialect.loaded_dbapi.Error
-            ) from exc
+            raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, dbapi_error) from exc
         finally:
             connection.close()  # back to the pool (which rolls back the read)
         return [prepared.row(*r) for r in fetched]

@@ -29,10 +29,19 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(64)),
         sa.Column("claimed_at", TS),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("applied_at", TS),
     )
     op.create_index("ix_conference_inbox_claimed_at", "conference_inbox", ["claimed_at"])
+    op.create_index("ix_conference_inbox_applied_at", "conference_inbox", ["applied_at"])
+    op.create_index(
+        "ix_conference_inbox_live_call_id_received_at",
+        "conference_inbox",
+        ["live_call_id", "received_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conference_inbox_live_call_id_received_at", table_name="conference_inbox")
+    op.drop_index("ix_conference_inbox_applied_at", table_name="conference_inbox")
     op.drop_index("ix_conference_inbox_claimed_at", table_name="conference_inbox")
     op.drop_table("conference_inbox")
