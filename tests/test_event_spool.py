@@ -124,3 +124,25 @@ def test_the_app_spools_outside_tests(env: dict[str, str], tmp_path: Path) -> No
     assert events.spool_of(off.extensions["bridgeline"].engine) is None
     engine.dispose()
     off.extensions["bridgeline"].engine.dispose()
+
+
+def test_a_spool_left_under_this_processs_pid_by_an_earlier_process_is_adopted(
+    engine: sa.Engine, spool: events.EventSpool
+) -> None:
+    """In a container the web process often gets the same PID after a restart."""
+    events.record_event(engine, call_sid="CA1", event="x", detail=None, language="en", key="k1")
+    spool.flush()
+    earlier = spool.folder / f"events-{os.getpid()}-0ldrun00.jsonl"
+    earlier.write_text(
+        json.dumps(
+            {"idempotency_key": "k2", "call_sid": "CA2", "event": "y", "detail": None,
+             "language": "en", "at": "2026-11-25T10:00:00+00:00"}
+        ) + "\n"
+    )  # fmt: skip
+    assert spool.flush() == 1
+    assert not earlier.exists()
+    assert len(event_rows(engine)) == 2
+    # This process's own current spool file is never taken for an orphan.
+    events.record_event(engine, call_sid="CA3", event="z", detail=None, language="en", key="k3")
+    assert spool.flush() == 1
+    assert len(event_rows(engine)) == 3

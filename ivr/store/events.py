@@ -108,6 +108,7 @@ class EventSpool:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._pid = os.getpid()
         self._stem = f"{self.prefix}-{self._pid}-{secrets.token_hex(4)}"
+        _live_stems.add(self._stem)
         self._fd = os.open(
             self.folder / f"{self._stem}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
@@ -147,7 +148,12 @@ class EventSpool:
                 pid = int(path.name.split("-")[1])
             except (IndexError, ValueError):
                 continue
-            if pid == os.getpid() or _alive(pid):
+            if pid == os.getpid():
+                # Ours, or left by an earlier process that had our PID (containers reuse low
+                # PIDs after a restart): adopt it unless a spool of this process writes it.
+                if path.name.split(".")[0] in _live_stems:
+                    continue
+            elif _alive(pid):
                 continue
             self._seq += 1
             try:  # rename is atomic: of two processes adopting the same file, one wins
@@ -195,6 +201,7 @@ class EventSpool:
             with contextlib.suppress(OSError):
                 if current.stat().st_size == 0:
                     current.unlink()  # nothing left to replay: leave no empty file behind
+            _live_stems.discard(self._stem)  # what is left is an orphan now, to be adopted
 
 
 def _iso(value: object) -> str:
@@ -227,6 +234,9 @@ def _alive(pid: int) -> bool:
 
 
 _spools: dict[int, EventSpool] = {}
+
+_live_stems: set[str] = set()
+"""File stems of the spools this process has opened (never adopted as orphans by itself)."""
 
 
 def use_spool(engine: sa.Engine, folder: Path) -> EventSpool:
