@@ -42,7 +42,7 @@ class RawSelect:
         }
         processors: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
-            processor = bind.type.bind_processor(dialect)
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
         positions = tuple(compiled.positiontup) if compiled.positiontup is not None else None
