@@ -36,10 +36,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from rq.timeouts import JobTimeoutException
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ivr.queueing import Queues
+from ivr.store.db import insert_skipping_duplicates
 from ivr.store.events import EventSpool
 from ivr.store.handoff_tables import conference_inbox as inbox
 
@@ -152,9 +151,8 @@ class ConferenceInbox:
 
 def add_to_inbox(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert callbacks into the inbox, skipping any whose key is already there."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
     conn.execute(
-        insert(inbox).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+        insert_skipping_duplicates(conn.dialect.name, inbox, unique=["dedupe_key"]),
         [
             {
                 "dedupe_key": row["dedupe_key"],

@@ -21,11 +21,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ivr.routing import ReasonCode, eligibility, fallback_chain
 from ivr.store import callbacks as callback_store
+from ivr.store.db import insert_skipping_duplicates
 from ivr.store.handoff_tables import handoff_events as events_table
 from ivr.store.handoff_tables import handoffs, live_calls
 
@@ -819,8 +818,8 @@ def handoffs_for_call(engine: sa.Engine, live_call_id: int) -> list[Handoff]:
 
 
 _NEW_EVENT = {
-    dialect: insert(events_table).on_conflict_do_nothing().returning(events_table.c.id)
-    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+    dialect: insert_skipping_duplicates(dialect, events_table).returning(events_table.c.id)
+    for dialect in ("sqlite", "postgresql")
 }
 """Append an event unless its dedupe key or Twilio token is already there (either unique
 index): one statement, built once, and a retry racing the original cannot raise."""

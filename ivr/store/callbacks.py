@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ivr import audit
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.store.callback_tables import callback_attempts, callback_events
+from ivr.store.db import insert_skipping_duplicates
 from ivr.store.tables import callbacks
 
 AUDIT_ACTOR = "bridgeline:callbacks"
@@ -129,10 +128,10 @@ def save_draft(
         if existing is None:
             # A retried webhook racing this one may insert it first: then nothing is inserted
             # here (no error, so PostgreSQL keeps the transaction) and the update below applies.
-            insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
             conn.execute(
-                insert(callbacks)
-                .values(
+                insert_skipping_duplicates(
+                    conn.dialect.name, callbacks, unique=["idempotency_key"]
+                ).values(
                     idempotency_key=key,
                     source=source.value,
                     call_sid=call_sid,
@@ -143,7 +142,6 @@ def save_draft(
                     created_at=now,
                     updated_at=now,
                 )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
             )
         conn.execute(
             callbacks.update()

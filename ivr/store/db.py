@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -57,3 +58,14 @@ def alembic_config(url: str) -> AlembicConfig:
 def migrate(url: str) -> None:
     """Bring the database at `url` up to the newest schema (all branches)."""
     command.upgrade(alembic_config(url), "heads")
+
+
+def insert_skipping_duplicates(
+    dialect_name: str, table: sa.Table, *, unique: list[str] | None = None
+) -> Any:
+    """INSERT into `table` that skips a row clashing with a unique index (`unique`: that
+    index's columns; None: any of them) instead of failing: ON CONFLICT DO NOTHING, as SQLite
+    and PostgreSQL both spell it. A retry racing the original then neither raises nor aborts
+    the transaction it runs in."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=unique)

@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ivr.store.db import insert_skipping_duplicates
 from ivr.store.tables import self_service_events
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,7 @@ def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]])
     """Insert rows, skipping idempotency keys already present (a replay or a Twilio retry)."""
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
-        stmt = dialect_insert(self_service_events).on_conflict_do_nothing(
-            index_elements=["idempotency_key"]
-        )
+        stmt = insert_skipping_duplicates(name, self_service_events, unique=["idempotency_key"])
         for start in range(0, len(rows), BATCH_ROWS):
             conn.execute(stmt, rows[start : start + BATCH_ROWS])
         return
