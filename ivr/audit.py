@@ -82,9 +82,13 @@ def canonical(details: Mapping[str, Any] | None) -> str:
 
 
 def _lock(conn: sa.Connection) -> None:
-    """Serialise appends on PostgreSQL (SQLite serialises writers itself)."""
+    """Serialise appends: an advisory lock on PostgreSQL; on SQLite a write that changes
+    nothing, so the transaction holds the write lock before it reads the head (Python's sqlite3
+    begins a transaction only at the first write, so two appends could read the same head)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657301)")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE audit_log SET seq = seq WHERE 0")
 
 
 def _append_on(
