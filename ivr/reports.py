@@ -295,30 +295,35 @@ def self_service_figures(
             resolved += count
         by_hour[int(h)] += count
         by_weekday[int(d)] += count
+    return _self_service_figures(calls, resolved, by_hour, by_weekday, event_rows)
+
+
+def _self_service_figures(
+    calls: int,
+    resolved: int,
+    by_hour: Mapping[int, int],
+    by_weekday: Mapping[int, int],
+    event_rows: Iterable[Any],
+) -> SelfServiceFigures:
+    """The figures from call counts and (event, detail, count) rows, raw or rolled up."""
     events: dict[str, int] = defaultdict(int)
-    items: dict[str, int] = defaultdict(int)
-    transfers: dict[str, int] = defaultdict(int)
-    crisis: dict[str, int] = defaultdict(int)
-    languages: dict[str, int] = defaultdict(int)
+    by_detail: dict[str, dict[str, int]] = {
+        name: defaultdict(int) for name in ("menu_item", "transfer", "crisis_words", "language")
+    }
     for event, detail, count in event_rows:
+        count = int(count)
         events[event] += count
-        if event == "menu_item" and detail:
-            items[detail] += count
-        elif event == "transfer" and detail:
-            transfers[detail] += count
-        elif event == "crisis_words" and detail:
-            crisis[detail] += count
-        elif event == "language" and detail:
-            languages[detail] += count
+        if detail and event in by_detail:
+            by_detail[event][detail] += count
     return SelfServiceFigures(
         calls=calls,
         resolved_without_person=resolved,
         to_person=events.get("to_person", 0),
         events=dict(events),
-        items=dict(items),
-        transfers=dict(transfers),
-        crisis_words=dict(crisis),
-        languages=dict(languages),
+        items=dict(by_detail["menu_item"]),
+        transfers=dict(by_detail["transfer"]),
+        crisis_words=dict(by_detail["crisis_words"]),
+        languages=dict(by_detail["language"]),
         calls_by_hour=dict(by_hour),
         calls_by_weekday=dict(by_weekday),
     )
@@ -1187,33 +1192,4 @@ def _self_service_from_rollups(
         if n:
             by_hour[int(hr)] += n
             by_weekday[int(wd)] += n
-    events: dict[str, int] = defaultdict(int)
-    items: dict[str, int] = defaultdict(int)
-    transfers: dict[str, int] = defaultdict(int)
-    crisis: dict[str, int] = defaultdict(int)
-    languages: dict[str, int] = defaultdict(int)
-    for event, detail, count in event_rows:
-        count = int(count)
-        events[event] += count
-        if not detail:
-            continue
-        if event == "menu_item":
-            items[detail] += count
-        elif event == "transfer":
-            transfers[detail] += count
-        elif event == "crisis_words":
-            crisis[detail] += count
-        elif event == "language":
-            languages[detail] += count
-    return SelfServiceFigures(
-        calls=calls,
-        resolved_without_person=resolved,
-        to_person=events.get("to_person", 0),
-        events=dict(events),
-        items=dict(items),
-        transfers=dict(transfers),
-        crisis_words=dict(crisis),
-        languages=dict(languages),
-        calls_by_hour=dict(by_hour),
-        calls_by_weekday=dict(by_weekday),
-    )
+    return _self_service_figures(calls, resolved, by_hour, by_weekday, event_rows)
