@@ -308,12 +308,14 @@ def test_a_callback_applied_late_is_dated_when_received_and_the_record_when_appl
     run_jobs: Callable[[], int],
     twilio_api: responses.RequestsMock,
     twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
 ) -> None:
     """After a Redis or database outage the backlog is applied late: the dashboard's rollups
     and the sweeps read `updated_at`, which must say when the record changed."""
     live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
-    received = WEDNESDAY_11AM - timedelta(minutes=20)
-    desk.clock = lambda: WEDNESDAY_11AM
+    received = WEDNESDAY_11AM + timedelta(seconds=10)  # after the dial (worker_clock) and accept
+    applied = WEDNESDAY_11AM + timedelta(minutes=20)
+    desk.clock = lambda: applied
     form = {
         "StatusCallbackEvent": "participant-join",
         "FriendlyName": live.conference_name,
@@ -325,5 +327,5 @@ def test_a_callback_applied_late_is_dated_when_received_and_the_record_when_appl
     desk.conference_event(live.id, form, None, received_at=received)
     after = handoffs.get_handoff(engine, hid)
     assert after is not None and after.status is HandoffStatus.CONNECTED
-    assert after.updated_at == WEDNESDAY_11AM
+    assert after.updated_at == applied
     assert after.connected_at == received  # no Timestamp from Twilio: when it was received
