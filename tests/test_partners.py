@@ -188,3 +188,12 @@ def test_the_module_runs_from_the_command_line(engine: sa.Engine, env: dict[str,
     key = done.stdout.strip().splitlines()[-1].split()[-1]
     assert "all jurisdictions" in done.stdout
     assert authenticate(engine, key, Scope.OPEN311, "county", at=AT).allowed
+
+
+def test_a_request_presents_its_key_as_a_bearer_token_a_header_or_open311s_api_key() -> None:
+    key = "bl_0a1b2c3d_" + "k" * 43
+    assert partners.presented_key({"Authorization": f"Bearer {key}"}, {}) == key
+    assert partners.presented_key({"X-API-Key": key}, {}) == key
+    assert partners.presented_key({}, {"api_key": key}) == key
+    assert partners.presented_key({"Authorization": "Basic abc"}, {}) is None
+    assert partners.presented_key({}, {}) is None

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -369,3 +369,12 @@ def authenticate(
             details,
         )
     return Authentication(partner if refusal is None else None, refusal)
+
+
+def presented_key(headers: Mapping[str, str], values: Mapping[str, str]) -> str | None:
+    """The key a request presents: `Authorization: Bearer <key>`, else an `X-API-Key` header,
+    else an `api_key` query or form value (Open311 GeoReport v2's convention)."""
+    auth = (headers.get("Authorization") or "").strip()
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return (headers.get("X-API-Key") or "").strip() or (values.get("api_key") or "").strip() or None
