@@ -11,8 +11,13 @@ from phonenumbers import NumberParseException, PhoneNumberType
 DEFAULT_REGION = "US"
 """Region assumed for numbers written without a country code."""
 
-NORTH_AMERICAN_COUNTRY_CODE = 1
-"""Callbacks go only to North American Numbering Plan numbers (toll-fraud guard)."""
+DIALABLE_REGIONS = frozenset({"US", "CA"})
+"""Regions Bridgeline dials (toll-fraud guard). Judged by the number's region, not its country
+code: +1 is shared by 25 countries and territories (+1 876 Jamaica, +1 809 Dominican Republic),
+whose numbers cost international rates and are the classic callback-fraud targets."""
+
+BARRED_TYPES = frozenset({PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST})
+"""Number types Bridgeline never dials, wherever they are (+1 900 and the like)."""
 
 
 class NumberProblem(str, Enum):
@@ -20,7 +25,7 @@ class NumberProblem(str, Enum):
 
     INVALID = "invalid"
     PREMIUM_RATE = "premium_rate"
-    NOT_NORTH_AMERICAN = "not_north_american"
+    OUTSIDE_US_CANADA = "outside_us_canada"
 
 
 class PhoneNumberError(ValueError):
@@ -42,22 +47,29 @@ def parse_e164(raw: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def callback_number(raw: str, region: str = DEFAULT_REGION) -> str:
-    """A number Bridgeline may call back: valid, North American and not premium-rate."""
+def dialable_number(raw: str, region: str = DEFAULT_REGION, *, international: bool = False) -> str:
+    """A number Bridgeline may dial, as E.164: valid, not premium-rate, and in the United States
+    or Canada unless `international` (a line an operator explicitly marked so); raise otherwise.
+
+    Every number that is dialed, offered back to a caller or configured as a line or a roster
+    member is checked here, so the rule lives in one place.
+    """
     try:
         number = phonenumbers.parse(raw, region)
     except NumberParseException:
         raise PhoneNumberError(NumberProblem.INVALID) from None
     if not phonenumbers.is_valid_number(number):
         raise PhoneNumberError(NumberProblem.INVALID)
-    if number.country_code != NORTH_AMERICAN_COUNTRY_CODE:
-        raise PhoneNumberError(NumberProblem.NOT_NORTH_AMERICAN)
-    if phonenumbers.number_type(number) in (
-        PhoneNumberType.PREMIUM_RATE,
-        PhoneNumberType.SHARED_COST,
-    ):
+    if phonenumbers.number_type(number) in BARRED_TYPES:
         raise PhoneNumberError(NumberProblem.PREMIUM_RATE)
+    if not international and phonenumbers.region_code_for_number(number) not in DIALABLE_REGIONS:
+        raise PhoneNumberError(NumberProblem.OUTSIDE_US_CANADA)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def callback_number(raw: str, region: str = DEFAULT_REGION) -> str:
+    """A number Bridgeline may call back: valid, in the United States or Canada, not premium."""
+    return dialable_number(raw, region)
 
 
 def national_digits(e164: str) -> str:

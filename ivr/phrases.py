@@ -165,7 +165,7 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "We cannot call numbers that charge a fee, such as 900 numbers.",
         "es": "No podemos llamar a números que cobran una tarifa, como los números 900.",
     },
-    "callback_not_north_american": {
+    "callback_outside_us_canada": {
         "en": "We can only call back numbers in the United States and Canada.",
         "es": "Solo podemos devolver llamadas a números de Estados Unidos y Canadá.",
     },

@@ -30,6 +30,8 @@ Exceptions:
     TwilioException (twilio's)   - a refusal that retrying will not fix (e.g. 400, 404)
     RetriesExhausted             - still 429/5xx/timeouts after every attempt
     CallOutcomeUnknown           - a call may or may not exist and Twilio cannot be asked
+    PhoneNumberError (ivr.phones) - `to` is a number Bridgeline never dials (outside the US and
+                                   Canada, premium-rate): refused before any request is sent
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from ivr.phones import dialable_number
 from ivr.settings import DEFAULT_TWILIO_API_BASE_URL, Settings
 
 log = logging.getLogger(__name__)
@@ -182,6 +185,13 @@ def find_call(
     return mine[0] if mine else None
 
 
+def _refuse_undialable(to: str) -> None:
+    """Toll-fraud guard at the last step: a phone number must pass ivr.phones' rule (SIP URIs
+    and Twilio clients are not phone numbers and are not billed by destination)."""
+    if not to.startswith(("sip:", "client:")):
+        dialable_number(to)
+
+
 def create_call(
     client: Client,
     *,
@@ -195,6 +205,7 @@ def create_call(
     **params: Any,
 ) -> Any:
     """Place one call (see the module docstring); returns twilio's CallInstance."""
+    _refuse_undialable(to)
     if attempt_started.tzinfo is None:
         attempt_started = attempt_started.replace(tzinfo=UTC)
     ambiguous = check_first
@@ -245,6 +256,7 @@ def add_participant(
     **params: Any,
 ) -> Any:
     """Dial `to` into a conference as participant `label` (unique per conference), once."""
+    _refuse_undialable(to)
     participants = client.conferences(conference_sid).participants
     ambiguous = check_first
     for attempt in range(backoff.attempts):

@@ -104,6 +104,38 @@ def test_an_invalid_phone_number_is_refused(config_dir: Path) -> None:
     assert "not a valid phone number" in err.value.reason
 
 
+@pytest.mark.parametrize(
+    ("line_id", "old", "new", "why"),
+    [
+        ("nurse", '"+1 520 555 0140"', '"+1 900 555 0140"', "premium-rate"),
+        ("crisis_988", '"+1 520 555 0988"', '"+44 20 7946 0988"', "outside the United States"),
+        ("crisis_988", '"+1 520 555 0988"', '"+1 876 555 0988"', "outside the United States"),
+        ("operator", '"+1 520 555 0311"', '"+1 809 555 0311"', "outside the United States"),
+    ],
+)
+def test_a_premium_rate_or_international_line_stops_startup(
+    config_dir: Path, line_id: str, old: str, new: str, why: str
+) -> None:
+    lines = config_dir / "lines.yaml"
+    _edit(lines, old, new)
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    assert err.value.file.endswith("lines.yaml")
+    assert err.value.field == f"lines.{line_id}.number"
+    assert err.value.line == _line_of(lines, new)
+    assert why in err.value.reason
+
+
+def test_a_line_marked_international_may_be_abroad_but_never_premium(config_dir: Path) -> None:
+    lines = config_dir / "lines.yaml"
+    _edit(lines, '"+1 520 555 0988"', '"+44 20 7946 0988"\n    international: true')
+    assert load_config(config_dir).numbers["crisis_988"] == "+442079460988"
+    _edit(lines, '"+44 20 7946 0988"', '"+44 909 879 0000"')  # a UK premium-rate number
+    with pytest.raises(ConfigError) as err:
+        load_config(config_dir)
+    assert err.value.field == "lines.crisis_988.number" and "premium-rate" in err.value.reason
+
+
 def test_a_transfer_to_an_unknown_line_is_refused(config_dir: Path) -> None:
     _edit(config_dir / "menus.yaml", "line: nurse", "line: pharmacy")
     with pytest.raises(ConfigError) as err:

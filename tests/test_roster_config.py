@@ -132,7 +132,19 @@ def test_ring_timeout_comes_from_the_helper_type_or_the_default(roster: Roster) 
             'number: "+1 520 555 0151"',
             'number: "+44 20 7946 0958"',
             "helper_types.embedded_clinician.members[0].number",
-            "not_north_american",
+            "outside_us_canada",
+        ),
+        (
+            'number: "+1 520 555 0151"',
+            'number: "+1 876 555 0151"',  # Jamaica: +1, yet international rates
+            "helper_types.embedded_clinician.members[0].number",
+            "outside_us_canada",
+        ),
+        (
+            'number: "+1 520 555 0140"',
+            'number: "+1 809 555 0140"',  # the Dominican Republic, as a fallback line
+            "fallback_lines.nurse_line.number",
+            "outside_us_canada",
         ),
         (
             'number: "+1 520 555 0151"',

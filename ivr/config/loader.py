@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ivr.config.models import Line, LinesFile, Menu, MenusFile
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
-from ivr.phones import PhoneNumberError, parse_e164
+from ivr.phones import NumberProblem, PhoneNumberError, dialable_number, parse_e164
 
 MENUS_FILE = "menus.yaml"
 """The self-service menu tree, prompts, crisis words, info topics."""
@@ -101,8 +101,27 @@ def _check_lines(src: SourceFile, lines: LinesFile) -> dict[str, str]:
     for field in ("caller_id", "sms_from"):
         numbers[field] = _number(src, (field,), getattr(lines, field), lines.region)
     for line_id, line in lines.lines.items():
-        numbers[line_id] = _number(src, ("lines", line_id, "number"), line.number, lines.region)
+        numbers[line_id] = _line_number(src, ("lines", line_id, "number"), line, lines.region)
     return numbers
+
+
+REFUSED_LINE = {
+    NumberProblem.INVALID: "is not a valid phone number",
+    NumberProblem.PREMIUM_RATE: "is a premium-rate number, which Bridgeline never dials",
+    NumberProblem.OUTSIDE_US_CANADA: (
+        "is outside the United States and Canada; Bridgeline dials it only if the line is "
+        "marked `international: true`"
+    ),
+}
+"""Why a line's number was refused, as the startup error says it."""
+
+
+def _line_number(src: SourceFile, loc: Location, line: Line, region: str) -> str:
+    """A line is dialed: valid, never premium-rate, and in the US or Canada unless marked."""
+    try:
+        return dialable_number(line.number, region, international=line.international)
+    except PhoneNumberError as exc:
+        raise src.error(loc, f"{line.number!r} {REFUSED_LINE[exc.problem]}") from None
 
 
 def _number(src: SourceFile, loc: Location, raw: str, region: str) -> str:

@@ -153,6 +153,8 @@ class MenusFile(Frozen):
 class Line(Frozen):
     number: NonEmpty
     name: Text
+    # Bridgeline dials only the United States and Canada; a line outside them must say so.
+    international: bool = False
 
 
 class LinesFile(Frozen):

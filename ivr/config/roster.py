@@ -1,7 +1,7 @@
 """Load config/roster.yaml: helper types, their members and shifts, ring timeouts, fallbacks.
 
 Validated once at startup into frozen objects; an error names the file, the line and the field.
-Every phone number goes through ivr.phones: North American, valid, never premium-rate.
+Every phone number goes through ivr.phones: in the US or Canada, valid, never premium-rate.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def _number(src: SourceFile, loc: Location, raw: str, region: str) -> str:
         raise src.error(
             loc,
             f"{raw!r} cannot be dialed ({exc.problem.value}): numbers must be valid, "
-            "North American and not premium-rate",
+            "in the United States or Canada and not premium-rate",
         ) from None
 
 
