@@ -129,3 +129,30 @@ def test_the_rest_client_refuses_to_dial_a_number_outside_the_us_and_canada() ->
                 client, "CF" + "1" * 32, label="helper", from_="+15205550100", to="+19005550123"
             )
         assert len(api.calls) == 0
+
+
+def test_a_caller_from_jamaica_is_told_no_text_can_be_sent_and_none_is(
+    call: Place, run_jobs, twilio_api, engine: sa.Engine
+) -> None:
+    c = call(from_number="+18765550123")
+    c.press("1")
+    c.press("3")
+    c.press("1")
+    c.press("1")  # "text me the hours"
+    assert "We are sending a text message" not in c.heard_since_last()
+    assert run_jobs() == 0
+
+
+def test_a_text_recorded_to_a_caribbean_number_is_refused_by_the_worker(
+    run_jobs, twilio_api, engine: sa.Engine, queues
+) -> None:
+    from ivr.store import outbox
+
+    sms_id = outbox.queue_sms(
+        engine, key="t1", to_number="+18095550123", from_number="+15205550100", body="hours"
+    )
+    queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}")
+    run_jobs()
+    assert len(twilio_api.calls) == 0
+    sms = outbox.get(engine, sms_id)
+    assert sms is not None and sms.status.value == "failed"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from twilio.base.exceptions import TwilioRestException
 
+from ivr.phones import PhoneNumberError, dialable_number
 from ivr.store import outbox
 from workers import context
 
@@ -28,6 +29,12 @@ def send_sms(sms_id: int) -> str:
         return "missing"
     if not outbox.claim(ctx.engine, sms_id):
         return sms.status.value
+    try:
+        dialable_number(sms.to_number)  # toll-fraud guard: texts too go to the US and Canada only
+    except PhoneNumberError as exc:
+        outbox.mark_failed(ctx.engine, sms_id, f"number {exc.problem.value}")
+        log.warning("send_sms: refused sms_id=%s number=%s", sms_id, exc.problem.value)
+        return "failed"
     try:
         message = ctx.twilio.messages.create(to=sms.to_number, from_=sms.from_number, body=sms.body)
     except TwilioRestException as exc:
