@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from ivr import accounts, handoffs
+from ivr import accounts, audit, handoffs
+from ivr import sign_in_throttle as throttle
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
 from ivr.handoffs import (
@@ -51,11 +52,8 @@ HANDOFF = "/voice/handoff"
 MAX_PIN_FAILURES_PER_CALL = 3
 """Wrong PINs after which the desk ends the call."""
 
-LOCKOUT_WINDOW = timedelta(minutes=15)
-"""Window in which wrong PINs are counted for a lockout."""
-
-LOCKOUT_FAILURES = 5
-"""Wrong PINs in the window that lock a calling number, and (separately) a staff ID."""
+LOCKOUT_WINDOW = throttle.WINDOW
+"""Window in which wrong PINs are counted (staff ID lockout, calling-number slowdown)."""
 
 MAX_TRIES = 3
 """Times the desk re-asks a question before it gives up politely."""
@@ -160,9 +158,6 @@ _SIGN_IN = RawSelect(
         _wrong_pins_since(desk_sign_in_failures.c.staff_id == sa.bindparam("staff_id")).label(
             "staff_failures"
         ),
-        _wrong_pins_since(desk_sign_in_failures.c.caller_tag == sa.bindparam("tag")).label(
-            "caller_failures"
-        ),
         *accounts.STAFF_SIGN_IN_COLUMNS,
     ).select_from(
         _ONE_ROW.outerjoin(
@@ -172,7 +167,7 @@ _SIGN_IN = RawSelect(
     )
 )
 """The sign-in's hot path in one round trip: wrong PINs in the lockout window for the staff
-ID and for the calling number, and the account with its roles (a row of NULLs when unknown)."""
+ID, and the account with its roles (a row of NULLs when unknown)."""
 
 
 class TransferDesk:
@@ -196,6 +191,8 @@ class TransferDesk:
         self.queues = queues
         self.hold_music_url = hold_music_url
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # Whether a calling number is one of the PSAP lines in program.yaml (set by the routes).
+        self.psap_line: Callable[[str], bool] = lambda _number: False
         # A question's TwiML depends only on the tree (fixed), the question, the attempt, the
         # preface and the URL state, so each is built once per process (the PIN step's cost).
         self._question_twiml: dict[tuple[object, ...], str] = {}
@@ -209,20 +206,21 @@ class TransferDesk:
         base: str = DESK,
         greeting: str = "Bridgeline transfer desk.",
     ) -> str:
-        """Greeting: a locked calling number is refused, else the staff ID is asked for.
+        """Greeting, then the staff ID (after a wait when this number has had wrong PINs).
 
+        A calling number is never refused: it is a PSAP's shared trunk (sign_in_throttle).
         `base` is the line signing in: the transfer desk, or the 311 agent line, which shares
         the staff IDs, PINs and lockouts.
         """
-        if self._caller_locked(from_number):
-            self._record_failure(call_sid, "", from_number, "locked_caller")
-            return self.end_call(
-                "This line is locked after too many wrong PINs. Use the console or ask your supervisor."
-            )
-        return self._ask_staff_id(greeting, 0, base)
+        return self._ask_staff_id(greeting, 0, base, self._caller_delay(from_number))
 
-    def _ask_staff_id(self, preface: str | None, attempt: int, base: str = DESK) -> str:
+    def _ask_staff_id(
+        self, preface: str | None, attempt: int, base: str = DESK, delay: int = 0
+    ) -> str:
         response = VoiceResponse()
+        if delay:
+            say(response, "Too many wrong PINs from this line. Please wait.", "en")
+            response.pause(length=delay)
         g = gather(
             response,
             self.url(f"{base}/id", t=attempt),
@@ -262,17 +260,19 @@ class TransferDesk:
     ) -> accounts.Staff | str:
         """The signed-in staff member, or the TwiML that asks again or ends the call.
 
-        The third wrong PIN in a call ends it; lockouts are per calling number and per staff ID.
+        The third wrong PIN in a call ends it; a staff ID is locked after repeated wrong PINs,
+        a calling number only slowed down (sign_in_throttle).
         """
         pin = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         staff_id = "".join(ch for ch in staff_id if ch.isdigit())[:12]
         staff = None
         if staff_id and pin:
-            staff = self._verify_unless_locked(staff_id, from_number, pin)
+            staff = self._verify_unless_locked(staff_id, pin)
         if staff is not None and not ({"call_taker", "supervisor"} & set(staff.roles)):
             staff = None
         if staff is None:
             self._record_failure(call_sid, staff_id, from_number, "wrong_pin")
+            self._alert_if_repeated(from_number)
             failures = self._failures_in_call(call_sid)
             if failures >= MAX_PIN_FAILURES_PER_CALL:
                 self._record_failure(call_sid, staff_id, from_number, "call_ended")
@@ -280,7 +280,9 @@ class TransferDesk:
                 return self.end_call(
                     "Too many wrong PINs. This attempt has been recorded. Goodbye."
                 )
-            return self._ask_staff_id("That staff ID and PIN do not match.", 0, base)
+            return self._ask_staff_id(
+                "That staff ID and PIN do not match.", 0, base, self._caller_delay(from_number)
+            )
         log.info("desk: signed in call=%s staff=%s line=%s", call_sid, staff.staff_id, base)
         return staff
 
@@ -320,33 +322,59 @@ class TransferDesk:
     def _failures_in_call(self, call_sid: str) -> int:
         return self._count(desk_sign_in_failures.c.call_sid == call_sid[:64])
 
-    def _caller_locked(self, from_number: str) -> bool:
+    def _caller_failures(self, from_number: str) -> int:
         since = self.clock() - LOCKOUT_WINDOW
-        return (
-            self._count(
-                sa.and_(
-                    desk_sign_in_failures.c.caller_tag == fingerprint(from_number or "unknown"),
-                    desk_sign_in_failures.c.at >= since,
-                )
+        return self._count(
+            sa.and_(
+                desk_sign_in_failures.c.caller_tag == fingerprint(from_number or "unknown"),
+                desk_sign_in_failures.c.at >= since,
             )
-            >= LOCKOUT_FAILURES
         )
 
-    def _verify_unless_locked(
-        self, staff_id: str, from_number: str, pin: str
-    ) -> accounts.Staff | None:
-        """The staff member if the PIN is theirs and neither the ID nor the calling number is
-        locked out (None otherwise). One query: the lockout counts and the account together."""
+    def _caller_delay(self, from_number: str) -> int:
+        """Seconds this calling number waits before it may enter a staff ID (0 usually)."""
+        return throttle.caller_delay_seconds(
+            self._caller_failures(from_number), self.psap_line(from_number)
+        )
+
+    def _alert_if_repeated(self, from_number: str) -> None:
+        """Repeated wrong PINs from one line: an audit entry a supervisor sees (the metric
+        bridgeline_desk_lines_with_repeated_wrong_pins counts the lines)."""
+        failures = self._caller_failures(from_number)
+        if not throttle.should_alert(failures):
+            return
+        tag = fingerprint(from_number or "unknown")
+        psap = self.psap_line(from_number)
+        audit.append(
+            self.engine,
+            "desk",
+            "desk.repeated_wrong_pins",
+            f"caller:{tag}",
+            {
+                "wrong_pins": failures,
+                "window_minutes": int(LOCKOUT_WINDOW.total_seconds() // 60),
+                "psap_line": psap,
+            },
+        )
+        log.warning(
+            "desk: repeated wrong PINs from one line caller=%s wrong_pins=%s psap_line=%s",
+            tag,
+            failures,
+            psap,
+        )
+
+    def _verify_unless_locked(self, staff_id: str, pin: str) -> accounts.Staff | None:
+        """The staff member if the PIN is theirs and the staff ID is not locked out (None
+        otherwise). One query: the lockout count and the account together."""
         rows = _SIGN_IN.rows(
             self.engine,
             {
                 "since": self.clock() - LOCKOUT_WINDOW,
                 "staff_id": staff_id[:32],
-                "tag": fingerprint(from_number or "unknown"),
             },
         )
         first = rows[0]
-        if first.staff_failures >= LOCKOUT_FAILURES or first.caller_failures >= LOCKOUT_FAILURES:
+        if throttle.staff_locked(first.staff_failures):
             return None
         known = [row for row in rows if row.id is not None]
         return accounts.verify_rows(self.engine, staff_id, pin, "pin_hash", known)

@@ -125,6 +125,8 @@ class StoreCollector(Collector):
                     "Conference status callbacks taken in but not yet applied by a worker",
                     waiting,
                 )
+            if "desk_sign_in_failures" in tables:
+                yield from _desk_sign_in(conn)
             if "outbound_sms" in tables:
                 pending = conn.execute(
                     sa.text(
@@ -132,6 +134,36 @@ class StoreCollector(Collector):
                     )
                 ).scalar_one()
                 yield _gauge("bridgeline_sms_unsent", "Texts recorded but not yet sent", pending)
+
+
+def _desk_sign_in(conn: sa.Connection) -> Iterator[GaugeMetricFamily]:
+    """Wrong desk PINs in the lockout window, and the lines a supervisor should look at."""
+    from ivr.sign_in_throttle import ALERT_AFTER, WINDOW
+    from ivr.store.handoff_tables import desk_sign_in_failures as failures
+
+    per_line = (
+        sa.select(sa.func.count().label("n"))
+        .where(failures.c.kind == "wrong_pin")
+        .where(failures.c.at >= datetime.now(UTC) - WINDOW)
+        .group_by(failures.c.caller_tag)
+        .subquery("per_line")
+    )
+    wrong, lines = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(per_line.c.n), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((per_line.c.n >= ALERT_AFTER, 1), else_=0)), 0),
+        )
+    ).one()
+    yield _gauge(
+        "bridgeline_desk_wrong_pins_recent",
+        "Wrong transfer-desk PINs in the last 15 minutes",
+        wrong,
+    )
+    yield _gauge(
+        "bridgeline_desk_lines_with_repeated_wrong_pins",
+        "Calling numbers with repeated wrong desk PINs in the last 15 minutes (alert on > 0)",
+        lines,
+    )
 
 
 def _gauge(name: str, documentation: str, value: Any) -> GaugeMetricFamily:

@@ -5,7 +5,6 @@ and put the caller in a conference. Played through the call simulator."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -79,33 +78,6 @@ def test_three_wrong_pins_end_the_call_and_are_recorded(
         (CALL_TAKER_ID, "wrong_pin"),
         (CALL_TAKER_ID, "call_ended"),
     ]
-
-
-def test_a_calling_number_with_too_many_wrong_pins_is_locked_out(
-    call: Place, call_taker: Staff, desk: TransferDesk, engine: sa.Engine
-) -> None:
-    first = call(DESK, from_number="+15205550177")
-    for pin in ("1111", "2222", "3333"):
-        first.press("9999#")
-        first.press(pin + "#")
-    assert first.ended
-    second = call(DESK, from_number="+15205550177")
-    for staff_id, pin in (("9998", "1234"), ("9997", "5555")):
-        second.press(staff_id + "#")
-        second.press(pin + "#")
-    assert not second.ended
-    # Five wrong PINs from this number in 15 minutes: locked, even with the right PIN now.
-    third = call(DESK, from_number="+15205550177")
-    assert "This line is locked" in third.heard_since_last()
-    assert third.ended
-    # Another number is not affected, and after the window the number may try again.
-    other = call(DESK, from_number=PSAP_LINE)
-    _sign_in(other)
-    assert "Signed in" in other.heard_since_last()
-    desk.clock = lambda: WEDNESDAY_11AM + timedelta(minutes=16)
-    later = call(DESK, from_number="+15205550177")
-    _sign_in(later)
-    assert "Signed in" in later.heard_since_last()
 
 
 def test_a_staff_id_with_too_many_wrong_pins_is_locked_whatever_number_calls(

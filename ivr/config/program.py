@@ -109,6 +109,16 @@ class ProgramConfig(_Frozen):
         """The jurisdiction of a desk call made from `from_number` (else the default)."""
         return _by_number(self.call_jurisdictions.desk_callers, from_number, self)
 
+    def is_desk_caller(self, from_number: str) -> bool:
+        """Whether `from_number` is one of the PSAP lines listed in call_jurisdictions.desk_callers."""
+        try:
+            number = parse_e164(from_number) if from_number else ""
+        except PhoneNumberError:
+            return False
+        return any(
+            parse_e164(item.number) == number for item in self.call_jurisdictions.desk_callers
+        )
+
     def intake_jurisdiction(self, to_number: str) -> str | None:
         """The jurisdiction of an intake call to `to_number` (else the default)."""
         return _by_number(self.call_jurisdictions.intake_numbers, to_number, self)

@@ -51,6 +51,7 @@ def init_app(app: Flask, spool_folder: str = "") -> None:
         queues=core.queues,
         hold_music_url=core.config.menus.settings.hold_music_url,
     )
+    transfer_desk.psap_line = lambda number: _program().is_desk_caller(number)
     app.extensions[DESK_KEY] = transfer_desk
     inbox = ConferenceInbox(
         core.engine,
