@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import auth, console, health, logs, metrics, queueing, store
+from ivr import auth, console, health, live, logs, metrics, queueing, store
 from ivr.callback_rules import times_for
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
@@ -96,4 +96,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # sessions, CSRF, /login
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)
+    live.init_app(app)  # /live: the supervisor's wall
     return app

@@ -318,6 +318,8 @@ class SelfServiceLine:
 
     def queue_done(self, turn: Turn, result: str | None) -> str:
         """The caller left the 311 queue: to a callback (they asked), or an operator on errors."""
+        if result != "leave":  # the live wall counts who is still in the queue
+            self._note(turn, "queue_left", (result or "")[:32] or None)
         if result == "leave":
             self._note(turn, "queue_callback", None)
             return self.callback_start(turn, source=CallbackSource.QUEUE_OVERFLOW)

@@ -80,7 +80,9 @@ class CallJurisdictions(_Frozen):
 class ProgramConfig(_Frozen):
     """Validated config/program.yaml."""
 
+    name: str = Field(default="Alternative response program", min_length=1, max_length=120)
     timezone: str = "UTC"
+    display_names: dict[str, str] = Field(default_factory=dict)
     jurisdictions: tuple[Jurisdiction, ...] = ()
     self_service_jurisdiction: str | None = None
     crisis_helper_types: tuple[str, ...] = ("embedded_clinician", "crisis_988")
@@ -88,6 +90,14 @@ class ProgramConfig(_Frozen):
     answer_targets: tuple[AnswerTarget, ...] = NENA_TARGETS
     qa: QASettings = QASettings()
     call_jurisdictions: CallJurisdictions = CallJurisdictions()
+
+    @field_validator("display_names")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, name in value.items():
+            if not name.strip() or len(name) > 80:
+                raise ValueError(f"the name of {code!r} must be 1 to 80 characters")
+        return value
 
     @field_validator("answer_targets")
     @classmethod

@@ -261,14 +261,14 @@ def call_taker() -> str:
 
 
 @api.get("/calls")
-@require_role(Role.CALL_TAKER)
+@require_role(Role.CALL_TAKER, Role.SUPERVISOR)
 def calls() -> Response:
     """Calls held in a Bridgeline conference now, oldest first."""
     return jsonify(calls=[call_json(c) for c in handoffs.list_live_calls(_engine())])
 
 
 @api.get("/calls/<int:live_call_id>")
-@require_role(Role.CALL_TAKER)
+@require_role(Role.CALL_TAKER, Role.SUPERVISOR)
 def call_detail(live_call_id: int) -> Response:
     """One call: callback number, each handoff with its history, notes, whether to leave."""
     call = _live_call_or_404(live_call_id)
