@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ivr.consults import ConsultCheck, ConsultVerdict, check_new_consult
 from ivr.routing import ReasonCode, eligibility, fallback_chain
 from ivr.store import callbacks as callback_store
 from ivr.store.db import insert_skipping_duplicates
@@ -63,6 +64,7 @@ class HandoffStatus(str, Enum):
     RETURNED = "returned"  # nobody in the chain took it: back to the call-taker
     CALLER_DROPPED = "caller_dropped"
     NOT_STARTED = "not_started"
+    CANCELLED = "cancelled"  # the call-taker stopped it while the helper was still being called
 
 
 TERMINAL = frozenset(
@@ -71,6 +73,7 @@ TERMINAL = frozenset(
         HandoffStatus.RETURNED,
         HandoffStatus.CALLER_DROPPED,
         HandoffStatus.NOT_STARTED,
+        HandoffStatus.CANCELLED,
     }
 )
 """Statuses nothing moves a handoff out of."""
@@ -115,6 +118,7 @@ class HandoffEvent(str, Enum):
     CALLBACK_RECORDED = "callback_recorded"
     ANNOUNCED = "announced"
     OUTCOME_RECORDED = "outcome_recorded"
+    CANCELLED_BY_CALL_TAKER = "cancelled_by_call_taker"
 
 
 ATTEMPT_FAILURES: dict[HandoffEvent, ReasonCode] = {
@@ -169,6 +173,16 @@ class Outcome(str, Enum):
 
 class HandoffError(ValueError):
     """A handoff request that cannot be carried out (unknown call, bad outcome...)."""
+
+
+class ConsultConflict(HandoffError):
+    """One consult at a time: the call already has a helper being called (or one connected
+    and the request did not confirm a second). `existing` is that handoff."""
+
+    def __init__(self, check: ConsultCheck, existing: Handoff) -> None:
+        super().__init__(check.message or "a helper is already being called on this call")
+        self.verdict = check.verdict
+        self.existing = existing
 
 
 @dataclass(frozen=True)
@@ -321,6 +335,12 @@ def derive(events: Iterable[EventRecord]) -> Derived:
             else:
                 status, ended_at = HandoffStatus.CALLER_DROPPED, e.occurred_at
                 reason = ReasonCode.CALLER_HUNG_UP.value
+        elif e.event is HandoffEvent.CANCELLED_BY_CALL_TAKER:
+            # Recorded only while the helper is still being called (cancel_handoff checks that
+            # under the row lock); a Twilio "accepted" dated a moment earlier does not undo it.
+            if status in PENDING or status is HandoffStatus.ACCEPTED:
+                status, ended_at = HandoffStatus.CANCELLED, e.occurred_at
+                reason = ReasonCode.CANCELLED.value
         elif e.event is HandoffEvent.RETURNED:
             if status in PENDING:
                 status, ended_at = HandoffStatus.RETURNED, e.occurred_at
@@ -620,11 +640,14 @@ def start_handoff(
     tree: DecisionTree | None = None,
     now: datetime | None = None,
     key: str | None = None,
+    confirm_second: bool = False,
 ) -> Handoff:
     """Record a handoff of the live call `call_sid` to `helper_type`, then enqueue the first dial.
 
     Not eligible by the tree, or no one on duty: the handoff is still recorded, with a reason
-    code and status not_started, and nobody is dialed.
+    code and status not_started, and nobody is dialed. One consult at a time (ivr.consults):
+    decided under a lock on the live call's row, so a double click or a second tab on another
+    web process gets the handoff already under way, or ConsultConflict, and dials nothing.
     """
     if roster is None or tree is None:
         app_roster, app_tree = _app_objects()
@@ -655,10 +678,13 @@ def start_handoff(
     created = False
     try:
         with engine.begin() as conn:
+            if conn.execute(_LOCK_LIVE_CALL, {"live_call_id": live.id}).first() is None:
+                raise HandoffError("the call has ended")
             existing = conn.execute(
                 sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
             ).first()
             if existing is None:
+                _check_one_consult(conn, live.id, helper_type, confirm_second, roster)
                 handoff_id = _insert_handoff(
                     conn, idem, live, call_taker_staff_id, helper_type, clean, chain, reason,
                     number, refusal, now,
@@ -687,6 +713,40 @@ def start_handoff(
         handoff.reason_code,
     )
     return handoff
+
+
+_LOCK_LIVE_CALL = (
+    live_calls.update()
+    .where(live_calls.c.id == sa.bindparam("live_call_id"))
+    .where(live_calls.c.status != LiveCallStatus.ENDED.value)
+    .values(updated_at=live_calls.c.updated_at)
+    .returning(live_calls.c.id)
+)
+"""A write that changes nothing: takes the live call's row lock (PostgreSQL) or the database
+write lock (SQLite) before its handoffs are read, so two starts on one call queue, not race."""
+
+
+def _check_one_consult(
+    conn: sa.Connection, live_call_id: int, helper_type: str, confirm_second: bool, roster: Roster
+) -> None:
+    """Raise ConsultConflict unless a handoff to `helper_type` may start (ivr.consults)."""
+    rows = conn.execute(sa.select(handoffs).where(handoffs.c.live_call_id == live_call_id)).all()
+    current = [_handoff(r) for r in rows]
+
+    def member_name(member_id: str | None) -> str | None:
+        member = roster.member(member_id) if member_id else None
+        return member.name if member else None
+
+    check = check_new_consult(
+        current,
+        helper_type,
+        confirm_second=confirm_second,
+        label=roster.label,
+        member_name=member_name,
+    )
+    if check.verdict is not ConsultVerdict.START:
+        existing = next(h for h in current if check.existing and h.id == check.existing.id)
+        raise ConsultConflict(check, existing)
 
 
 def _insert_handoff(
@@ -1146,6 +1206,63 @@ def leave_call(
     )
     log.info("call-taker leaving: live_call_id=%s staff=%s", live_call_id, by_staff_id)
     return True
+
+
+CANCELLABLE = PENDING
+"""Statuses in which the call-taker may cancel: the helper is still being dialed, rung or
+whispered to (once they pressed 1 they are joining the caller)."""
+
+
+def cancel_handoff(
+    engine: sa.Engine,
+    queues: Queues,
+    handoff_id: int,
+    by_staff_id: str,
+    now: datetime | None = None,
+) -> Handoff:
+    """The call-taker cancels a helper still being called: recorded first (reason `cancelled`,
+    status cancelled at once), then a worker ends the helper's leg through the REST API."""
+    now = _utc(now or datetime.now(UTC))
+    with engine.begin() as conn:
+        row = conn.execute(_LOCK_HANDOFF, {"h_id": handoff_id, "h_now": now}).first()
+        if row is None:
+            raise HandoffError("no such handoff")
+        status = HandoffStatus(row.status)
+        if status is HandoffStatus.CANCELLED:
+            found = get_handoff(engine, handoff_id)  # a second press of Cancel: nothing more
+            assert found is not None
+            return found
+        if status not in CANCELLABLE:
+            raise HandoffError(_NOT_CANCELLABLE.get(status, "it is over"))
+        _insert_event(
+            conn,
+            handoff_id,
+            HandoffEvent.CANCELLED_BY_CALL_TAKER,
+            EventSource.STAFF,
+            f"h{handoff_id}:cancelled",
+            now,
+            member_id=by_staff_id[:64],
+            reason=ReasonCode.CANCELLED.value,
+        )
+        _rederive(conn, handoff_id, now)
+    queues.enqueue(
+        DIAL_QUEUE,
+        "workers.handoffs.cancel_helper",
+        handoff_id,
+        job_id=f"handoff-{handoff_id}-cancel",
+        retry_intervals=(2, 5, 15),
+    )
+    log.info("handoff cancelled by the call-taker: handoff_id=%s", handoff_id)
+    found = get_handoff(engine, handoff_id)
+    assert found is not None
+    return found
+
+
+_NOT_CANCELLABLE = {
+    HandoffStatus.ACCEPTED: "the helper has already accepted and is joining the caller",
+    HandoffStatus.CONNECTED: "the helper is already connected to the caller",
+}
+"""Why a cancel was refused, in plain words (anything else: it is over)."""
 
 
 # --------------------------------------------------------------------------- EIDO export

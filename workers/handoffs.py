@@ -246,6 +246,11 @@ def _place_helper_call(
         detail="call placed",
     )
     log.info("dial_helper: dialing handoff_id=%s attempt=%s", handoff_id, attempt)
+    after = handoffs.get_handoff(ctx.engine, handoff_id)
+    if after is not None and after.status is HandoffStatus.CANCELLED:
+        # Cancelled while Twilio was placing the call: the cancel job found no leg to end.
+        _end_helper_leg(ctx, call.sid)
+        return "cancelled"
     return "dialing"
 
 
@@ -298,21 +303,7 @@ def return_to_call_taker(handoff_id: int) -> str:
         return "skipped"
     urls = _urls()
     if live.origin is Origin.DESK:
-        tree = _config(str(ctx.settings.config_dir))[1]
-        # Moving the desk leg out of the conference ends it (nobody else is in it).
-        returned_url = urls(
-            f"{DESK}/returned",
-            handoff=handoff_id,
-            s=handoff.call_taker_staff_id or "",
-            a=encode_answers(tree, handoff.answers),
-            n=_desk_round(handoff),
-        )
-        desk_leg = ctx.twilio.calls(live.call_sid)
-        twilio_rest.with_retries(
-            lambda: desk_leg.update(url=returned_url, method="POST"),
-            what="return to the desk",
-            sleep=_sleep,
-        )
+        _return_desk_leg(ctx, handoff, live)
     else:
         taker = ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL)
         twilio_rest.with_retries(
@@ -323,6 +314,26 @@ def return_to_call_taker(handoff_id: int) -> str:
             sleep=_sleep,
         )
     return "returned"
+
+
+def _return_desk_leg(
+    ctx: context.WorkerContext, handoff: handoffs.Handoff, live: handoffs.LiveCall
+) -> None:
+    """Move the desk leg out of the conference (which ends it) to hear what happened."""
+    tree = _config(str(ctx.settings.config_dir))[1]
+    returned_url = _urls()(
+        f"{DESK}/returned",
+        handoff=handoff.id,
+        s=handoff.call_taker_staff_id or "",
+        a=encode_answers(tree, handoff.answers),
+        n=_desk_round(handoff),
+    )
+    desk_leg = ctx.twilio.calls(live.call_sid)
+    twilio_rest.with_retries(
+        lambda: desk_leg.update(url=returned_url, method="POST"),
+        what="return to the desk",
+        sleep=_sleep,
+    )
 
 
 def _desk_round(handoff: handoffs.Handoff) -> int:
@@ -348,6 +359,48 @@ def hang_up_helper(handoff_id: int) -> str:
             return "already-ended"
         raise
     return "hung-up"
+
+
+def _helper_legs(ctx: context.WorkerContext, handoff: handoffs.Handoff) -> list[str]:
+    """The CallSids of the helper legs placed for the handoff's current attempt."""
+    sids: list[str] = []
+    for e in handoffs.handoff_events(ctx.engine, handoff.id):
+        if e.attempt == handoff.attempt and e.call_sid and e.call_sid not in sids:
+            if e.event in (HandoffEvent.DIALING, HandoffEvent.RINGING, HandoffEvent.ANSWERED):
+                sids.append(e.call_sid)
+    return sids
+
+
+def _end_helper_leg(ctx: context.WorkerContext, call_sid: str) -> bool:
+    """Hang up one helper leg (ringing or on the whisper); False if Twilio says it is over."""
+    try:
+        leg = ctx.twilio.calls(call_sid)
+        twilio_rest.with_retries(
+            lambda: leg.update(status="completed"), what="end helper leg", sleep=_sleep
+        )
+    except TwilioRestException as exc:
+        if exc.status in PERMANENT_STATUS:
+            return False
+        raise
+    return True
+
+
+def cancel_helper(handoff_id: int) -> str:
+    """The call-taker cancelled: end the helper's leg; a desk call-taker gets the offer again.
+
+    A leg the dial job places after this ran is ended by the dial job itself (it re-reads the
+    status once the call is placed).
+    """
+    ctx = context.current()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None or handoff.status is not HandoffStatus.CANCELLED:
+        return "skipped"
+    ended = [sid for sid in _helper_legs(ctx, handoff) if _end_helper_leg(ctx, sid)]
+    live = handoffs.get_live_call(ctx.engine, handoff.live_call_id)
+    if live is not None and live.origin is Origin.DESK and live.status is not LiveCallStatus.ENDED:
+        _return_desk_leg(ctx, handoff, live)
+    log.info("cancel_helper: handoff_id=%s legs_ended=%s", handoff_id, len(ended))
+    return f"cancelled:{len(ended)}"
 
 
 def end_if_caller_alone(live_call_id: int) -> str:

@@ -28,7 +28,9 @@ from flask import (
 from ivr import handoffs, routing, store
 from ivr.accounts import Role, Staff
 from ivr.auth import current_staff, require_role
+from ivr.consults import ConsultVerdict
 from ivr.handoffs import (
+    ConsultConflict,
     EventRecord,
     EventSource,
     Handoff,
@@ -305,6 +307,14 @@ def start_handoff(live_call_id: int) -> tuple[Response, int]:
     if reason is not None and (not isinstance(reason, str) or len(reason) > REASON_MAX_LENGTH):
         raise BadRequest(f"reason must be text of at most {REASON_MAX_LENGTH} characters")
     answers = parse_answers(body.get("answers", {}))
+    confirm_second = body.get("confirm_second_helper", False)
+    if not isinstance(confirm_second, bool):
+        raise BadRequest("confirm_second_helper must be true or false")
+    request_id = request.headers.get("Idempotency-Key") or body.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 8 <= len(request_id) <= 64
+    ):
+        raise BadRequest("request_id must be text of 8 to 64 characters")
     try:
         handoff = handoffs.start_handoff(
             _engine(),
@@ -316,11 +326,34 @@ def start_handoff(live_call_id: int) -> tuple[Response, int]:
             reason=reason,
             roster=_roster(),
             tree=_tree(),
+            key=f"console:{live_call_id}:{request_id}" if request_id else None,
+            confirm_second=confirm_second,
         )
+    except ConsultConflict as exc:
+        existing = handoff_json(exc.existing, handoffs.handoff_events(_engine(), exc.existing.id))
+        if exc.verdict is ConsultVerdict.ALREADY_UNDER_WAY:
+            # A double click, a second tab, a retried request: the one under way, nobody dialed.
+            return jsonify(handoff=existing, already_under_way=True), 200
+        return jsonify(error=str(exc), conflict=exc.verdict.value, handoff=existing), 409
     except HandoffError as exc:
         return jsonify(error=str(exc)), 409
     events = handoffs.handoff_events(_engine(), handoff.id)
     return jsonify(handoff=handoff_json(handoff, events)), 201
+
+
+@api.post("/calls/<int:live_call_id>/handoffs/<int:handoff_id>/cancel")
+@require_role(Role.CALL_TAKER)
+def cancel_handoff(live_call_id: int, handoff_id: int) -> tuple[Response, int]:
+    """Cancel a helper still being called: recorded at once, a worker ends their leg."""
+    call = _live_call_or_404(live_call_id)
+    if not any(h.id == handoff_id for h in call.handoffs):
+        abort(404)
+    try:
+        handoff = handoffs.cancel_handoff(_engine(), _queues(), handoff_id, _me().staff_id)
+    except HandoffError as exc:
+        return jsonify(error=f"Cannot cancel: {exc}."), 409
+    events = handoffs.handoff_events(_engine(), handoff_id)
+    return jsonify(handoff=handoff_json(handoff, events)), 200
 
 
 @api.post("/calls/<int:live_call_id>/leave")

@@ -235,3 +235,68 @@ def test_clinician_records_the_outcome_of_a_handoff_sent_to_them(
     saved = handoffs.get_handoff(engine, handoff)
     assert saved is not None and saved.outcome == "resolved_by_phone"
     assert saved.outcome_by == CLINICIAN_STAFF_ID
+
+
+SAFE = [
+    ("weapon", "no"), ("immediate_danger", "no"), ("violence", "no"),
+    ("consent", "yes"), ("medical", "no"), ("health_question", "no"),
+]  # fmt: skip
+
+
+def open_call_in(page: Any, live_id: int) -> None:
+    """Open the call and answer the tree so that every helper is offered."""
+    from playwright.sync_api import expect
+
+    page.locator(f'#calls tr[data-call-id="{live_id}"]').get_by_role("button", name="Open").click()
+    expect(page.locator("#selected-callback")).to_have_text(CALLER_NUMBER)
+    for question, value in SAFE:
+        page.check(f'input[name="{question}"][value="{value}"]')
+
+
+def test_a_double_click_and_a_second_tab_dial_the_clinician_once_and_cancel_stops_it(
+    page: Any, base_url: str, app: Flask, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    make_staff("call_taker", staff_id="4602")
+    live = handoffs.open_live_call(
+        engine,
+        call_sid=CALL_SID,
+        origin=Origin.INTAKE,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id="4602",
+        now=datetime.now(UTC),
+    )
+    sign_in(page, base_url, "4602")
+    open_call_in(page, live.id)
+    button = page.get_by_role("button", name="Conference in embedded clinician")
+    button.dblclick()
+    item = page.locator("#handoffs li.handoff")
+    expect(item).to_have_count(1)
+
+    # The same call open in a second tab: the same press there adds nothing.
+    other = page.context.new_page()
+    other.goto(base_url + "/console")
+    open_call_in(other, live.id)
+    other.get_by_role("button", name="Conference in embedded clinician").click()
+    expect(other.locator("#handoffs li.handoff")).to_have_count(1)
+    expect(other.locator("#call-error")).to_have_text("")
+    # A different helper from that tab is refused in plain words.
+    other.get_by_role("button", name="Conference in nine eight eight crisis counselor").click()
+    expect(other.locator("#call-error")).to_contain_text("is still being called on this call")
+
+    queues = app.extensions["bridgeline"].queues
+    jobs = queues.queue(handoffs.DIAL_QUEUE).get_jobs()
+    dials = [j for j in jobs if j.func_name.endswith("dial_helper")]
+    assert len(handoffs.handoffs_for_call(engine, live.id)) == 1 and len(dials) == 1
+
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    record(engine, handoff.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
+    record(engine, handoff.id, HandoffEvent.RINGING, 2, attempt=1)
+    expect(item.first.locator(".handoff-status")).to_have_text("ringing")
+    item.first.locator("button.cancel-handoff").click()
+    expect(item.first.locator(".handoff-status")).to_have_text("cancelled")
+    expect(item.first.locator("button.cancel-handoff")).to_have_count(0)
+    assert "workers.handoffs.cancel_helper" in [
+        j.func_name for j in queues.queue(handoffs.DIAL_QUEUE).get_jobs()
+    ]

@@ -9,6 +9,8 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   let selected = null;
   let polling = null;
+  let inFlight = false;
+  const CANCELLABLE = new Set(["requested", "dialing", "ringing", "screening", "falling_back"]);
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -34,7 +36,11 @@
       throw new Error("signed out");
     }
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || response.statusText);
+    if (!response.ok) {
+      const error = new Error(data.error || response.statusText);
+      error.data = data;
+      throw error;
+    }
     return data;
   }
 
@@ -117,6 +123,9 @@
           words(h.helper_type) + (h.member ? " · " + h.member : "") + ": ",
           el("span", { class: "status handoff-status status-" + h.status }, words(h.status)),
           h.reason_code ? el("span", { class: "muted" }, " (" + words(h.reason_code) + ")") : "",
+          CANCELLABLE.has(h.status)
+            ? el("button", { type: "button", class: "cancel-handoff", onclick: (event) => cancelHandoff(h.id, event.currentTarget) }, "Cancel this call to " + (h.member || h.helper_label))
+            : "",
           steps,
         ),
       );
@@ -198,16 +207,60 @@
     }
   }
 
-  async function startHandoff(helperType) {
+  function requestId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+
+  function lockHelperButtons(locked) {
+    for (const b of document.querySelectorAll("button.helper")) {
+      b.disabled = locked;
+      b.setAttribute("aria-busy", locked ? "true" : "false");
+    }
+  }
+
+  // One request per press: the buttons lock until the server answers, and the request carries
+  // an id so a retried request gets the same handoff (the server also allows one at a time).
+  async function startHandoff(helperType, confirmSecond) {
+    if (inFlight) return;
+    inFlight = true;
     showError("");
+    document.getElementById("confirm-second").hidden = true;
+    lockHelperButtons(true);
     try {
       await call("POST", "/calls/" + selected + "/handoffs", {
         helper_type: helperType,
         answers: answers(),
         reason: document.getElementById("handoff-reason").value,
+        request_id: requestId(),
+        confirm_second_helper: Boolean(confirmSecond),
       });
     } catch (e) {
+      if (e.data && e.data.conflict === "needs_confirmation") askSecondHelper(helperType, e.message);
+      else showError(e.message);
+    } finally {
+      inFlight = false;
+      lockHelperButtons(false);
+    }
+    refreshSelected();
+  }
+
+  function askSecondHelper(helperType, message) {
+    const box = document.getElementById("confirm-second");
+    document.getElementById("confirm-second-text").textContent = message;
+    box.dataset.helperType = helperType;
+    box.hidden = false;
+    document.getElementById("confirm-second-yes").focus();
+  }
+
+  async function cancelHandoff(handoffId, button) {
+    button.disabled = true;
+    showError("");
+    try {
+      await call("POST", "/calls/" + selected + "/handoffs/" + handoffId + "/cancel", {});
+    } catch (e) {
       showError(e.message);
+      button.disabled = false;
     }
     refreshSelected();
   }
@@ -215,6 +268,12 @@
   // ------------------------------------------------------------ notes, leave
 
   document.getElementById("tree").addEventListener("change", evaluate);
+  document.getElementById("confirm-second-yes").addEventListener("click", () => {
+    startHandoff(document.getElementById("confirm-second").dataset.helperType, true);
+  });
+  document.getElementById("confirm-second-no").addEventListener("click", () => {
+    document.getElementById("confirm-second").hidden = true;
+  });
   document.getElementById("note-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const field = document.getElementById("note-body");
