@@ -24,8 +24,10 @@ from flask import (
     request,
     url_for,
 )
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
-from ivr import handoffs, routing, store
+from ivr import handoffs, routing, staff_nav, store
 from ivr.accounts import Role, Staff
 from ivr.auth import current_staff, require_role
 from ivr.consults import ConsultVerdict
@@ -78,6 +80,30 @@ bp = Blueprint(
 )
 
 api = Blueprint("console_api", __name__, url_prefix="/api/console")
+
+
+def _served(path: str) -> bool:
+    """Whether a GET route answers `path` in this app (a page other helpers may not have built)."""
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(path, method="GET")
+    except RequestRedirect:
+        return True
+    except HTTPException:
+        return False
+    return True
+
+
+@bp.app_context_processor
+def _staff_header() -> dict[str, Any]:
+    """What the shared staff header (templates/_staff_header.html) draws on every page."""
+    staff = current_staff()
+    if staff is None:
+        return {"header_staff": None, "header_links": []}
+    return {
+        "header_staff": staff,
+        "header_links": staff_nav.links_for(staff.roles, request.path, _served),
+    }
 
 
 def _roster() -> Any:
