@@ -94,7 +94,7 @@ def call_taker(logged_in_client: LoggedIn) -> StaffClient:
 def test_call_taker_sees_the_waiting_call_with_its_callback_number(
     call_taker: StaffClient, engine: sa.Engine
 ) -> None:
-    assert call_taker.get("/api/console/calls").json == {"calls": []}
+    assert call_taker.get("/api/console/calls").json["calls"] == []
     live = open_call(engine)
     listed = call_taker.get("/api/console/calls").json["calls"]
     assert [(c["id"], c["status"], c["origin"]) for c in listed] == [(live.id, "waiting", "intake")]
@@ -390,3 +390,42 @@ def test_a_handoff_exports_as_eido_for_call_takers_and_its_own_clinician_only(
     other = logged_in_client("clinician", staff_id=OTHER_CLINICIAN_STAFF_ID)
     assert other.get(url).status_code == 404
     assert call_taker.get("/api/console/handoffs/999999/eido").status_code == 404
+
+
+def test_a_desk_call_opens_with_the_keypad_answers_and_says_where_it_stands(
+    call_taker: StaffClient, engine: sa.Engine, app: Flask
+) -> None:
+    live = handoffs.open_live_call(
+        engine,
+        call_sid="CA" + "e" * 32,
+        origin=Origin.DESK,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id="4501",
+        now=datetime.now(UTC),
+    )
+    with app.app_context():
+        started = handoffs.start_handoff(
+            engine,
+            app.extensions["bridgeline"].queues,
+            call_sid=live.call_sid,
+            call_taker_staff_id="4501",
+            helper_type="embedded_clinician",
+            answers=SAFE_ANSWERS,
+            reason="transfer desk",
+            key="desk:test:1",
+        )
+    twilio_says(engine, started.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
+    twilio_says(engine, started.id, HandoffEvent.HELPER_JOINED, 2, attempt=1)
+    detail = call_taker.get(f"/api/console/calls/{live.id}").json
+    assert detail["call"]["answers"] == SAFE_ANSWERS  # the form opens already answered
+    assert detail["call"]["state_words"] == "helper connected: Dana Rivera"
+    assert detail["call"]["call_taker"] == "Casey Call-Taker"
+    (listed,) = call_taker.get("/api/console/calls").json["calls"]
+    assert listed["state"] == "helper_connected" and listed["state_since"]
+    (handoff,) = detail["handoffs"]
+    assert [line["text"] for line in handoff["story"]] == [
+        "Embedded clinician asked for",
+        "Calling Dana Rivera",
+        "Dana Rivera joined the caller",
+    ]
+    assert handoff["timer"]["label"] == "connected" and handoff["cancellable"] is False

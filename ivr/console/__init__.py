@@ -17,6 +17,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     get_flashed_messages,
     jsonify,
     redirect,
@@ -28,8 +29,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from ivr import handoffs, routing, staff_nav, store
-from ivr.accounts import Role, Staff
+from ivr.accounts import Role, Staff, get_staff
 from ivr.auth import current_staff, require_role
+from ivr.console import story
 from ivr.consults import ConsultVerdict
 from ivr.handoffs import (
     ConsultConflict,
@@ -42,6 +44,7 @@ from ivr.handoffs import (
     LiveCall,
     Outcome,
 )
+from ivr.reporting.labels import HANDOFF_STATUS_WORDS
 from ivr.store.account_tables import call_notes
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,7 @@ def eligibility_json(answers: dict[str, bool], at: datetime) -> dict[str, Any]:
         "next_question": routing.next_question(tree, answers),
         "allowed": list(result.allowed),
         "reason": result.reason.value if result.reason else None,
+        "reason_words": story.REASON_PHRASES.get(result.reason.value, "") if result.reason else "",
         "offers": [
             {
                 "helper_type": offer.helper_type,
@@ -197,9 +201,47 @@ def _member_name(member_id: str | None) -> str | None:
     return member.name if member else member_id
 
 
+def _staff_name(staff_id: str | None) -> str | None:
+    """A staff member's name by staff ID (cached for the request); None if unknown."""
+    if not staff_id:
+        return None
+    cache: dict[str, str | None] = g.setdefault("staff_names", {})
+    if staff_id not in cache:
+        found = get_staff(_engine(), staff_id)
+        cache[staff_id] = found.name if found else None
+    return cache[staff_id]
+
+
+def _member_or_none(member_id: str | None) -> str | None:
+    member = _roster().member(member_id) if member_id else None
+    return member.name if member else None
+
+
 def call_label(call: LiveCall) -> str:
     """How a call is named on the page (no phone number)."""
     return f"#{call.id} ({'transfer desk' if call.origin.value == 'desk' else 'intake'})"
+
+
+def _timer(handoff: Handoff, events: list[EventRecord]) -> dict[str, Any] | None:
+    """The running timer a handoff shows: ringing since, joining since, connected since."""
+    if handoff.status is HandoffStatus.CONNECTED:
+        return {"label": "connected", "since": _iso(handoff.connected_at)}
+    if handoff.status is HandoffStatus.ACCEPTED:
+        return {"label": "joining", "since": _iso(handoff.accepted_at)}
+    if handoff.status in handoffs.PENDING:
+        since = story.ringing_since(events, handoff.attempt) or handoff.created_at
+        return {"label": "ringing", "since": _iso(since)}
+    return None
+
+
+def _story_json(handoff: Handoff, events: list[EventRecord]) -> list[dict[str, Any]]:
+    lines = story.handoff_story(
+        events,
+        helper_label=_roster().label(handoff.helper_type),
+        member_name=_member_or_none,
+        staff_name=_staff_name,
+    )
+    return [{"at": _iso(line.at), "text": line.text, "kind": line.kind} for line in lines]
 
 
 def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> dict[str, Any]:
@@ -225,7 +267,15 @@ def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> d
         "connected_at": _iso(handoff.connected_at),
         "ended_at": _iso(handoff.ended_at),
     }
+    data["status_words"] = HANDOFF_STATUS_WORDS.get(handoff.status.value, handoff.status.value)
+    data["reason_words"] = story.REASON_PHRASES.get(handoff.reason_code or "", "") or (
+        (handoff.reason_code or "").replace("_", " ")
+    )
+    data["cancellable"] = handoff.status in handoffs.CANCELLABLE
+    data["call_taker"] = _staff_name(handoff.call_taker_staff_id)
     if events is not None:
+        data["story"] = _story_json(handoff, events)
+        data["timer"] = _timer(handoff, events)
         # Twilio's callbacks name the attempt, not the helper: say who each attempt dialed.
         dialed: dict[int | None, str | None] = {
             e.attempt: e.member_id
@@ -247,17 +297,58 @@ def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> d
     return data
 
 
-def call_json(call: LiveCall) -> dict[str, Any]:
-    """A live call for the console list."""
+def _call_taker_of(call: LiveCall) -> str | None:
+    """Who has the call: the live call's call-taker, else the one who started its handoffs."""
+    staff_id = call.call_taker_staff_id or next(
+        (h.call_taker_staff_id for h in call.handoffs if h.call_taker_staff_id), None
+    )
+    return _staff_name(staff_id) or (f"staff {staff_id}" if staff_id else None)
+
+
+def call_json(
+    call: LiveCall, events_of: dict[int, list[EventRecord]] | None = None
+) -> dict[str, Any]:
+    """A live call for the console list: its state derived from its handoffs, and since when."""
+    events_of = events_of if events_of is not None else _events_of_active(call)
+    taker = _call_taker_of(call)
+    left = any(
+        e.event is HandoffEvent.CALL_TAKER_LEFT for events in events_of.values() for e in events
+    )
+    since = {
+        h.id: t
+        for h in call.handoffs
+        if (t := story.ringing_since(events_of.get(h.id, []), h.attempt)) is not None
+    }
+    state = story.call_state(
+        call,
+        call.handoffs,
+        call_taker=taker,
+        member_name=_member_or_none,
+        ringing_since=since,
+        call_taker_left=left,
+    )
     return {
         "id": call.id,
         "label": call_label(call),
         "origin": call.origin.value,
         "status": call.status.value,
+        "state": state.code,
+        "state_words": state.words,
+        "state_since": _iso(state.since),
         "ended": call.status.value == "ended",
         "call_taker_staff_id": call.call_taker_staff_id,
+        "call_taker": taker,
         "created_at": _iso(call.created_at),
         "handoffs": [{"id": h.id, "status": h.status.value} for h in call.handoffs],
+    }
+
+
+def _events_of_active(call: LiveCall) -> dict[int, list[EventRecord]]:
+    """The histories of a call's handoffs that are under way or connected (for its state)."""
+    return {
+        h.id: handoffs.handoff_events(_engine(), h.id)
+        for h in call.handoffs
+        if h.status in handoffs.PENDING or h.status is HandoffStatus.CONNECTED
     }
 
 
@@ -268,7 +359,16 @@ def _notes(live_call_id: int) -> list[dict[str, Any]]:
             .where(call_notes.c.live_call_id == live_call_id)
             .order_by(call_notes.c.at, call_notes.c.id)
         ).all()
-    return [{"id": r.id, "staff_id": r.staff_id, "body": r.body, "at": _iso(r.at)} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "staff_id": r.staff_id,
+            "author": _staff_name(r.staff_id) or f"staff {r.staff_id}",
+            "body": r.body,
+            "at": _iso(r.at),
+        }
+        for r in rows
+    ]
 
 
 def _live_call_or_404(live_call_id: int) -> LiveCall:
@@ -292,7 +392,9 @@ def call_taker() -> str:
 @require_role(Role.CALL_TAKER, Role.SUPERVISOR)
 def calls() -> Response:
     """Calls held in a Bridgeline conference now, oldest first."""
-    return jsonify(calls=[call_json(c) for c in handoffs.list_live_calls(_engine())])
+    return jsonify(
+        calls=[call_json(c) for c in handoffs.list_live_calls(_engine())], now=_iso(_now())
+    )
 
 
 @api.get("/calls/<int:live_call_id>")
@@ -301,15 +403,16 @@ def call_detail(live_call_id: int) -> Response:
     """One call: callback number, each handoff with its history, notes, whether to leave."""
     call = _live_call_or_404(live_call_id)
     engine = _engine()
-    items = [
-        handoff_json(h, handoffs.handoff_events(engine, h.id)) for h in reversed(call.handoffs)
-    ]
-    detail = call_json(call)
+    histories = {h.id: handoffs.handoff_events(engine, h.id) for h in call.handoffs}
+    items = [handoff_json(h, histories[h.id]) for h in reversed(call.handoffs)]
+    detail = call_json(call, histories)
+    # The answers already given (on the desk's keypad, or in an earlier handoff) fill the form.
+    detail["answers"] = call.handoffs[0].answers if call.handoffs else {}
     detail["callback_number"] = call.callback_number
     detail["can_leave"] = detail["ended"] is False and any(
         h.status is HandoffStatus.CONNECTED for h in call.handoffs
     )
-    return jsonify(call=detail, handoffs=items, notes=_notes(live_call_id))
+    return jsonify(call=detail, handoffs=items, notes=_notes(live_call_id), now=_iso(_now()))
 
 
 @api.post("/eligibility")

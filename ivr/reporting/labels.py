@@ -61,6 +61,7 @@ HANDOFF_STATUS_WORDS: dict[str, str] = {
     "returned": "back with the call-taker",
     "caller_dropped": "caller dropped",
     "not_started": "not started",
+    "cancelled": "cancelled",
 }
 """Where a handoff stands (ivr.handoffs.HandoffStatus)."""
 
@@ -87,6 +88,7 @@ HANDOFF_EVENT_WORDS: dict[str, str] = {
     "callback_recorded": "callback scheduled",
     "announced": "call-taker told",
     "outcome_recorded": "outcome recorded",
+    "cancelled_by_call_taker": "cancelled by the call-taker",
 }
 """Lines of a handoff's history (ivr.handoffs.HandoffEvent)."""
 

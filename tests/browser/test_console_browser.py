@@ -139,7 +139,7 @@ def test_call_taker_signs_in_sees_the_call_starts_a_handoff_and_watches_it_progr
     expect(page.locator("#selected-callback")).to_have_text(CALLER_NUMBER)
 
     page.check('input[name="weapon"][value="yes"]')
-    expect(page.locator("#not-eligible")).to_contain_text("not eligible weapon")
+    expect(page.locator("#not-eligible")).to_contain_text("a weapon is involved")
     for question, value in [
         ("weapon", "no"), ("immediate_danger", "no"), ("violence", "no"),
         ("consent", "yes"), ("medical", "no"), ("health_question", "no"),
@@ -154,7 +154,7 @@ def test_call_taker_signs_in_sees_the_call_starts_a_handoff_and_watches_it_progr
     button.click()
 
     item = page.locator("#handoffs li.handoff").first
-    expect(item.locator(".handoff-status")).to_have_text("requested")
+    expect(item.locator(".handoff-status")).to_have_text("asked for")
     (handoff,) = handoffs.handoffs_for_call(engine, live.id)
     assert handoff.reason == "panic attack" and handoff.call_taker_staff_id == "4601"
 
@@ -163,18 +163,18 @@ def test_call_taker_signs_in_sees_the_call_starts_a_handoff_and_watches_it_progr
     record(engine, handoff.id, HandoffEvent.RINGING, 2, attempt=1)
     expect(item.locator(".handoff-status")).to_have_text("ringing")
     record(engine, handoff.id, HandoffEvent.DECLINED, 3, attempt=1)
-    expect(item.locator(".handoff-status")).to_have_text("falling back")
-    expect(item).to_contain_text("declined — Dana Rivera")
+    expect(item.locator(".handoff-status")).to_have_text("trying the next helper")
+    expect(item).to_contain_text("Dana Rivera declined")
     record(engine, handoff.id, HandoffEvent.DIALING, 4, attempt=2, member_id="clin-okafor")
     record(engine, handoff.id, HandoffEvent.ACCEPTED, 5, attempt=2)
-    expect(item.locator(".handoff-status")).to_have_text("accepted")
+    expect(item.locator(".handoff-status")).to_have_text("accepted, joining")
     record(engine, handoff.id, HandoffEvent.HELPER_JOINED, 6, attempt=2)
     expect(item.locator(".handoff-status")).to_have_text("connected")
     expect(item).to_contain_text("Sam Okafor")
 
     page.fill("#note-body", "caller calmer now")
     page.click("#save-note")
-    expect(page.locator("#notes li.note")).to_contain_text("4601: caller calmer now")
+    expect(page.locator("#notes li.note")).to_contain_text("Test Staff 4601: caller calmer now")
 
     leave = page.locator("#leave-call")
     expect(leave).to_be_enabled()
@@ -294,9 +294,12 @@ def test_a_double_click_and_a_second_tab_dial_the_clinician_once_and_cancel_stop
     record(engine, handoff.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
     record(engine, handoff.id, HandoffEvent.RINGING, 2, attempt=1)
     expect(item.first.locator(".handoff-status")).to_have_text("ringing")
-    item.first.locator("button.cancel-handoff").click()
+    pinned = page.locator("#active-handoff")
+    expect(pinned).to_contain_text("Dana Rivera")
+    pinned.get_by_role("button", name="Cancel this call to Dana Rivera").click()
     expect(item.first.locator(".handoff-status")).to_have_text("cancelled")
-    expect(item.first.locator("button.cancel-handoff")).to_have_count(0)
+    expect(item.first).to_contain_text("Cancelled by Test Staff 4602")
+    expect(page.locator("button.cancel-handoff")).to_have_count(0)
     assert "workers.handoffs.cancel_helper" in [
         j.func_name for j in queues.queue(handoffs.DIAL_QUEUE).get_jobs()
     ]

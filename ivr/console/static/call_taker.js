@@ -1,4 +1,5 @@
-// Call-taker console: polls the JSON API for live calls and handoff progress; no framework.
+// Call-taker console: polls the JSON API and changes only what changed, so keyboard focus stays
+// where it is and the status region announces real changes only. No framework.
 "use strict";
 
 (function () {
@@ -7,10 +8,12 @@
   if (!root) return;
   const api = root.dataset.api;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
   let selected = null;
-  let polling = null;
   let inFlight = false;
-  const CANCELLABLE = new Set(["requested", "dialing", "ringing", "screening", "falling_back"]);
+  let clockOffset = 0; // server time minus this browser's time, for the running timers
+  let lastStatuses = null; // handoff id -> status words, to announce changes only
+  let knownCalls = null; // call ids seen at the last poll, to announce new calls only
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -21,6 +24,18 @@
     }
     for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     return node;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function setAttr(node, name, value) {
+    if (value === null || value === undefined) {
+      if (node.hasAttribute(name)) node.removeAttribute(name);
+    } else if (node.getAttribute(name) !== String(value)) {
+      node.setAttribute(name, value);
+    }
   }
 
   async function call(method, path, body) {
@@ -36,6 +51,7 @@
       throw new Error("signed out");
     }
     const data = await response.json().catch(() => ({}));
+    if (data.now) clockOffset = new Date(data.now).getTime() - Date.now();
     if (!response.ok) {
       const error = new Error(data.error || response.statusText);
       error.data = data;
@@ -45,41 +61,84 @@
   }
 
   function showError(message) {
-    document.getElementById("call-error").textContent = message || "";
+    setText($("call-error"), message || "");
   }
 
-  function time(iso) {
-    return iso ? new Date(iso).toLocaleTimeString() : "";
+  function announce(message) {
+    $("announce").textContent = message;
   }
 
-  function words(code) {
-    return code ? code.replace(/_/g, " ") : "";
+  function localTime(iso) {
+    return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
+  }
+
+  function elapsed(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, Math.floor((Date.now() + clockOffset - new Date(iso).getTime()) / 1000));
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    if (h) return h + " h " + String(m).padStart(2, "0") + " min";
+    if (m) return m + " min " + String(s).padStart(2, "0") + " s";
+    return s + " s";
+  }
+
+  // Running timers: any element with data-since shows the time elapsed, updated every second.
+  function tickTimers() {
+    for (const node of document.querySelectorAll("[data-since]")) {
+      const prefix = node.dataset.prefix ? node.dataset.prefix + " " : "";
+      setText(node, node.dataset.since ? prefix + elapsed(node.dataset.since) : "");
+    }
   }
 
   // ------------------------------------------------------------------ live calls
 
   function renderCalls(calls) {
     const body = document.querySelector("#calls tbody");
-    body.replaceChildren();
-    document.getElementById("calls-status").textContent = calls.length
-      ? ""
-      : "No live calls right now.";
+    setText($("calls-status"), calls.length ? "" : "No live calls right now.");
+    const ids = new Set(calls.map((c) => String(c.id)));
+    for (const row of [...body.rows]) if (!ids.has(row.dataset.callId)) row.remove();
+    let previous = null;
     for (const c of calls) {
-      const row = el(
-        "tr",
-        { dataset: { callId: c.id }, class: c.id === selected ? "selected" : "" },
-        el("td", {}, c.label),
-        el("td", {}, time(c.created_at)),
-        el("td", { class: "status status-" + c.status }, words(c.status)),
-        el("td", {}, c.call_taker_staff_id || "—"),
-        el("td", {}, el("button", { type: "button", class: "open-call", onclick: () => select(c.id) }, "Open")),
-      );
-      body.append(row);
+      let row = body.querySelector('tr[data-call-id="' + c.id + '"]');
+      if (!row) {
+        row = el(
+          "tr",
+          { dataset: { callId: c.id } },
+          el("td", { class: "call-label" }),
+          el("td", {}, el("time", { class: "started" })),
+          el("td", {}, el("span", { class: "status" }), " ", el("span", { class: "timer muted" })),
+          el("td", { class: "taker" }),
+          el("td", {}, el("button", { type: "button", class: "open-call", onclick: () => select(c.id) }, "Open")),
+        );
+      }
+      const expectedNext = previous ? previous.nextSibling : body.firstChild;
+      if (row !== expectedNext) body.insertBefore(row, expectedNext);
+      previous = row;
+      row.classList.toggle("selected", c.id === selected);
+      setText(row.querySelector(".call-label"), c.label);
+      const started = row.querySelector(".started");
+      setAttr(started, "datetime", c.created_at);
+      setText(started, localTime(c.created_at));
+      const status = row.querySelector(".status");
+      setAttr(status, "class", "status state-" + c.state);
+      setText(status, c.state_words);
+      const timer = row.querySelector(".timer");
+      setAttr(timer, "data-since", c.state_since || "");
+      setText(row.querySelector(".taker"), c.call_taker || "not yet");
+      const open = row.querySelector(".open-call");
+      setAttr(open, "aria-label", "Open call " + c.label);
     }
+    if (knownCalls !== null) {
+      const fresh = calls.filter((c) => !knownCalls.has(c.id));
+      if (fresh.length) announce(fresh.length === 1 ? "New call: " + fresh[0].label : fresh.length + " new calls");
+    }
+    knownCalls = new Set(calls.map((c) => c.id));
     if (selected !== null && !calls.some((c) => c.id === selected)) {
-      // The call ended: keep its detail on screen, marked as such, until another is opened.
-      document.getElementById("selected-label").textContent += " (ended)";
+      setText($("call-state"), "ended");
+      setAttr($("call-timer"), "data-since", "");
     }
+    tickTimers();
   }
 
   async function refreshCalls() {
@@ -87,7 +146,7 @@
       const data = await call("GET", "/calls");
       renderCalls(data.calls);
     } catch (e) {
-      document.getElementById("calls-status").textContent = "Cannot reach Bridgeline: " + e.message;
+      setText($("calls-status"), "Cannot reach Bridgeline: " + e.message);
     }
   }
 
@@ -95,60 +154,157 @@
 
   function select(id) {
     selected = id;
-    document.getElementById("selected-call").hidden = false;
-    document.getElementById("tree").reset();
-    document.getElementById("eligibility").replaceChildren();
+    lastStatuses = null;
+    $("active").hidden = false;
+    $("selected-call").hidden = false;
+    $("tree").reset();
+    $("eligibility").replaceChildren();
+    $("handoffs").replaceChildren();
+    $("notes").replaceChildren();
+    $("confirm-second").hidden = true;
     for (const row of document.querySelectorAll("#calls tbody tr")) {
       row.classList.toggle("selected", Number(row.dataset.callId) === id);
     }
     showError("");
-    refreshSelected();
-    evaluate();
+    delete $("leave-call").dataset.leaving;
+    setText($("leave-hint"), "Possible once a helper is connected.");
+    refreshSelected(true).then(evaluate);
+    $("active").scrollIntoView({ block: "start" });
+    $("active-title").setAttribute("tabindex", "-1");
+    $("active-title").focus();
+  }
+
+  function handoffTitle(h) {
+    return h.helper_label + (h.member ? " · " + h.member : "");
+  }
+
+  function renderActive(call, handoffs) {
+    setText($("selected-label"), call.label + (call.ended ? " (ended)" : ""));
+    const state = $("call-state");
+    setAttr(state, "class", "state state-" + call.state);
+    setText(state, call.state_words);
+    setAttr($("call-timer"), "data-since", call.state_since || "");
+    // The handoff that matters now: one still under way or connected, else the newest.
+    const box = $("active-handoff");
+    const current = handoffs.find((h) => h.timer) || null;
+    const wanted = current ? String(current.id) : "";
+    if (box.dataset.handoffId !== wanted) {
+      box.replaceChildren();
+      box.dataset.handoffId = wanted;
+      if (current) {
+        box.append(
+          el("span", { class: "active-title" }),
+          " ",
+          el("span", { class: "status handoff-status" }),
+          " ",
+          el("span", { class: "timer" }),
+        );
+      }
+    }
+    if (!current) return;
+    setText(box.querySelector(".active-title"), handoffTitle(current) + ":");
+    const status = box.querySelector(".handoff-status");
+    setAttr(status, "class", "status handoff-status status-" + current.status);
+    setText(status, current.status_words);
+    const timer = box.querySelector(".timer");
+    setAttr(timer, "data-since", current.timer.since);
+    setAttr(timer, "data-prefix", "for");
+    let cancel = box.querySelector("button.cancel-handoff");
+    if (current.cancellable && !cancel) {
+      cancel = el(
+        "button",
+        { type: "button", class: "cancel-handoff", onclick: (event) => cancelHandoff(current.id, event.currentTarget) },
+        "Cancel this call to " + (current.member || "the " + current.helper_label),
+      );
+      box.append(" ", cancel);
+    } else if (cancel && !current.cancellable) {
+      const hadFocus = document.activeElement === cancel;
+      cancel.remove();
+      if (hadFocus) $("active-title").focus();
+    } else if (cancel) {
+      setText(cancel, "Cancel this call to " + (current.member || "the " + current.helper_label));
+    }
   }
 
   function renderHandoffs(handoffs) {
-    const list = document.getElementById("handoffs");
-    list.replaceChildren();
+    const list = $("handoffs");
+    const ids = new Set(handoffs.map((h) => String(h.id)));
+    for (const item of [...list.children]) if (!ids.has(item.dataset.handoffId)) item.remove();
+    let previous = null;
     for (const h of handoffs) {
-      const steps = el("ul", { class: "events" });
-      for (const e of h.events) {
-        steps.append(
-          el("li", {}, time(e.occurred_at) + " " + words(e.event) + (e.member ? " — " + e.member : "") + (e.reason ? " (" + words(e.reason) + ")" : "")),
-        );
-      }
-      list.append(
-        el(
+      let item = list.querySelector('li[data-handoff-id="' + h.id + '"]');
+      if (!item) {
+        item = el(
           "li",
           { dataset: { handoffId: h.id }, class: "handoff" },
-          words(h.helper_type) + (h.member ? " · " + h.member : "") + ": ",
-          el("span", { class: "status handoff-status status-" + h.status }, words(h.status)),
-          h.reason_code ? el("span", { class: "muted" }, " (" + words(h.reason_code) + ")") : "",
-          CANCELLABLE.has(h.status)
-            ? el("button", { type: "button", class: "cancel-handoff", onclick: (event) => cancelHandoff(h.id, event.currentTarget) }, "Cancel this call to " + (h.member || h.helper_label))
-            : "",
-          steps,
-        ),
-      );
+          el("p", { class: "handoff-head" }, el("span", { class: "who" }), " ", el("span", { class: "status handoff-status" }), el("span", { class: "why muted" })),
+          el("ol", { class: "events" }),
+        );
+      }
+      const expectedNext = previous ? previous.nextSibling : list.firstChild;
+      if (item !== expectedNext) list.insertBefore(item, expectedNext);
+      previous = item;
+      setText(item.querySelector(".who"), handoffTitle(h) + ":");
+      const status = item.querySelector(".handoff-status");
+      setAttr(status, "class", "status handoff-status status-" + h.status);
+      setText(status, h.status_words);
+      setText(item.querySelector(".why"), h.reason_words ? " (" + h.reason_words + ")" : "");
+      const steps = item.querySelector("ol.events");
+      const lines = h.story.map((s) => localTime(s.at) + " " + s.text);
+      const shown = [...steps.children].map((li) => li.textContent);
+      if (lines.join("\n") !== shown.join("\n")) {
+        // The history only grows: add the new lines; rebuild only if an older one changed.
+        const same = shown.every((text, i) => text === lines[i]);
+        if (!same) steps.replaceChildren();
+        for (let i = same ? shown.length : 0; i < h.story.length; i++) {
+          const s = h.story[i];
+          steps.append(el("li", { class: "event-" + s.kind }, el("time", { datetime: s.at }, localTime(s.at)), " " + s.text));
+        }
+      }
     }
+  }
+
+  function announceChanges(handoffs) {
+    const now = new Map(handoffs.map((h) => [h.id, h.status_words]));
+    if (lastStatuses !== null) {
+      const changed = handoffs.filter((h) => lastStatuses.get(h.id) !== h.status_words);
+      if (changed.length) announce(changed.map((h) => handoffTitle(h) + ": " + h.status_words).join(". "));
+    }
+    lastStatuses = now;
   }
 
   function renderNotes(notes) {
-    const list = document.getElementById("notes");
-    list.replaceChildren();
-    for (const n of notes) {
-      list.append(el("li", { class: "note" }, time(n.at) + " " + n.staff_id + ": " + n.body));
+    const list = $("notes");
+    const lines = notes.map((n) => localTime(n.at) + " " + (n.author || n.staff_id) + ": " + n.body);
+    const shown = [...list.children].map((li) => li.textContent);
+    if (lines.join("\n") === shown.join("\n")) return;
+    list.replaceChildren(...notes.map((n, i) => el("li", { class: "note" }, lines[i])));
+  }
+
+  function prefillAnswers(answers) {
+    if (document.querySelector("#tree input:checked")) return; // the call-taker started answering
+    for (const [question, yes] of Object.entries(answers || {})) {
+      const input = document.querySelector('#tree input[name="' + question + '"][value="' + (yes ? "yes" : "no") + '"]');
+      if (input) input.checked = true;
     }
   }
 
-  async function refreshSelected() {
+  async function refreshSelected(first) {
     if (selected === null) return;
+    const id = selected;
     try {
-      const data = await call("GET", "/calls/" + selected);
-      document.getElementById("selected-label").textContent = data.call.label + (data.call.ended ? " (ended)" : "");
-      document.getElementById("selected-callback").textContent = data.call.callback_number || "unknown";
+      const data = await call("GET", "/calls/" + id);
+      if (id !== selected) return;
+      setText($("selected-callback"), data.call.callback_number || "unknown");
+      if (first) prefillAnswers(data.call.answers);
+      renderActive(data.call, data.handoffs);
       renderHandoffs(data.handoffs);
+      announceChanges(data.handoffs);
       renderNotes(data.notes);
-      document.getElementById("leave-call").disabled = !data.call.can_leave;
+      const leave = $("leave-call");
+      if (!leave.dataset.leaving) leave.disabled = !data.call.can_leave;
+      if (!leave.dataset.leaving) setText($("leave-hint"), data.call.can_leave ? "The helper has the caller: you may leave." : "Possible once a helper is connected.");
+      tickTimers();
     } catch (e) {
       showError(e.message);
     }
@@ -165,8 +321,10 @@
     return out;
   }
 
+  let lastOffers = "";
+
   async function evaluate() {
-    const box = document.getElementById("eligibility");
+    const box = $("eligibility");
     let data;
     try {
       data = await call("POST", "/eligibility", { answers: answers() });
@@ -177,13 +335,16 @@
     for (const set of document.querySelectorAll("#tree fieldset.question")) {
       set.classList.toggle("next", set.dataset.question === data.next_question);
     }
+    const key = JSON.stringify(data);
+    if (key === lastOffers && box.childElementCount) return; // nothing changed: keep focus
+    lastOffers = key;
     box.replaceChildren();
     if (!data.decided) {
       box.append(el("p", { class: "muted" }, "Answer the questions to see who can help."));
       return;
     }
     if (!data.allowed.length) {
-      box.append(el("p", { class: "error", id: "not-eligible" }, "No diversion: " + words(data.reason) + ". Send the law / EMS route."));
+      box.append(el("p", { class: "error", id: "not-eligible" }, "No diversion: " + (data.reason_words || data.reason.replace(/_/g, " ")) + ". Send the law / EMS route."));
       return;
     }
     for (const offer of data.offers) {
@@ -225,13 +386,13 @@
     if (inFlight) return;
     inFlight = true;
     showError("");
-    document.getElementById("confirm-second").hidden = true;
+    $("confirm-second").hidden = true;
     lockHelperButtons(true);
     try {
       await call("POST", "/calls/" + selected + "/handoffs", {
         helper_type: helperType,
         answers: answers(),
-        reason: document.getElementById("handoff-reason").value,
+        reason: $("handoff-reason").value,
         request_id: requestId(),
         confirm_second_helper: Boolean(confirmSecond),
       });
@@ -246,11 +407,11 @@
   }
 
   function askSecondHelper(helperType, message) {
-    const box = document.getElementById("confirm-second");
-    document.getElementById("confirm-second-text").textContent = message;
+    const box = $("confirm-second");
+    setText($("confirm-second-text"), message);
     box.dataset.helperType = helperType;
     box.hidden = false;
-    document.getElementById("confirm-second-yes").focus();
+    $("confirm-second-yes").focus();
   }
 
   async function cancelHandoff(handoffId, button) {
@@ -267,37 +428,54 @@
 
   // ------------------------------------------------------------ notes, leave
 
-  document.getElementById("tree").addEventListener("change", evaluate);
-  document.getElementById("confirm-second-yes").addEventListener("click", () => {
-    startHandoff(document.getElementById("confirm-second").dataset.helperType, true);
+  $("tree").addEventListener("change", evaluate);
+  $("confirm-second-yes").addEventListener("click", () => {
+    startHandoff($("confirm-second").dataset.helperType, true);
   });
-  document.getElementById("confirm-second-no").addEventListener("click", () => {
-    document.getElementById("confirm-second").hidden = true;
+  $("confirm-second-no").addEventListener("click", () => {
+    $("confirm-second").hidden = true;
   });
-  document.getElementById("note-form").addEventListener("submit", async (event) => {
+  $("note-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const field = document.getElementById("note-body");
+    const field = $("note-body");
+    const button = $("save-note");
+    button.disabled = true;
     try {
       await call("POST", "/calls/" + selected + "/notes", { body: field.value });
       field.value = "";
     } catch (e) {
       showError(e.message);
+    } finally {
+      button.disabled = false;
     }
     refreshSelected();
   });
-  document.getElementById("leave-call").addEventListener("click", async () => {
+  $("leave-call").addEventListener("click", async () => {
+    const leave = $("leave-call");
+    leave.disabled = true;
+    leave.dataset.leaving = "1";
+    setText($("leave-hint"), "Leaving the call…");
     try {
       await call("POST", "/calls/" + selected + "/leave", {});
+      setText($("leave-hint"), "You are being taken out of the call; the helper stays with the caller.");
+      announce("Leaving the call.");
     } catch (e) {
       showError(e.message);
+      delete leave.dataset.leaving;
+      leave.disabled = false;
+      setText($("leave-hint"), "");
     }
     refreshSelected();
   });
 
   refreshCalls();
-  polling = setInterval(() => {
+  const polling = setInterval(() => {
     refreshCalls();
     refreshSelected();
   }, POLL_MS);
-  window.addEventListener("pagehide", () => clearInterval(polling));
+  const ticking = setInterval(tickTimers, 1000);
+  window.addEventListener("pagehide", () => {
+    clearInterval(polling);
+    clearInterval(ticking);
+  });
 })();
