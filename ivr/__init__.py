@@ -19,6 +19,7 @@ from ivr import auth, console, health, live, logs, metrics, queueing, store
 from ivr.callback_rules import times_for
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
+from ivr.partners import eido_api as partner_eido_api
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
@@ -97,4 +98,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)
     live.init_app(app)  # /live: the supervisor's wall
+    partner_eido_api.init_app(app)  # GET /api/eido/incidents/<id> with a partner key
     return app

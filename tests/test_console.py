@@ -24,6 +24,7 @@ from tests.console_fixtures import (
     make_staff,
     write_console_config,
 )
+from tests.eido_check import assert_conforms
 
 FIXTURES = (make_staff, logged_in_client)
 """Fixtures this module uses from tests/console_fixtures.py (pytest finds them here)."""
@@ -383,9 +384,12 @@ def test_a_handoff_exports_as_eido_for_call_takers_and_its_own_clinician_only(
     handed_off: int,
 ) -> None:
     url = f"/api/console/handoffs/{handed_off}/eido"
-    document = call_taker.get(url).json
-    assert document["eidoMessageIdentifier"] == f"urn:bridgeline:handoff:{handed_off}"
-    assert document["callComponent"][0]["callbackNumber"] == CALLER_NUMBER
+    answer = call_taker.get(url)
+    assert answer.mimetype == "application/json"
+    document = answer.json
+    assert_conforms(document)  # NENA's schema, 0 errors, 0 unknown members
+    assert document["incidentComponent"]["internalIncidentId"] == str(handed_off)
+    assert document["callbackComponent"][0]["callBackInformationUri"] == [f"tel:{CALLER_NUMBER}"]
     assert clinician.get(url).json == document
     other = logged_in_client("clinician", staff_id=OTHER_CLINICIAN_STAFF_ID)
     assert other.get(url).status_code == 404

@@ -388,30 +388,6 @@ def test_nobody_answering_returns_the_call_to_the_call_taker_with_what_happened(
     assert handoffs.live_call_by_sid(engine, c.call_sid).status is handoffs.LiveCallStatus.WAITING  # type: ignore[union-attr]
 
 
-def test_a_handoff_exports_as_an_eido_call_transfer(
-    call: Place,
-    call_taker: Staff,
-    desk: TransferDesk,
-    engine: sa.Engine,
-) -> None:
-    c = _desk_to_conference(call, "2")  # 988
-    live = handoffs.live_call_by_sid(engine, c.call_sid)
-    assert live is not None
-    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
-    eido = handoffs.export_eido(engine, handoff.id)
-    assert eido["eidoMessageIdentifier"] == f"urn:bridgeline:handoff:{handoff.id}"
-    assert eido["incidentComponent"]["incidentTypeCommonRegistryText"] == "crisis_988"
-    (call_part,) = eido["callComponent"]
-    assert call_part["callbackNumber"] == "+15205550123"
-    assert call_part["callTrackingIdentifier"] == c.call_sid
-    assert call_part["callTransferTimeStamp"] == "2026-11-25T18:00:00Z"
-    assert eido["agentComponent"] == [
-        {"$id": "agent-call-taker-4821", "agentRoleType": "Call Taker", "agentId": "4821"}
-    ]
-    assert eido["agencyComponent"][0]["agencyName"]
-    assert [h["event"] for h in eido["transferHistory"]] == ["requested"]
-
-
 def _participants_url(conference: str) -> str:
     return (
         f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"

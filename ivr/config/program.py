@@ -14,6 +14,9 @@ from ivr.phones import PhoneNumberError, parse_e164
 PROGRAM_FILE = "program.yaml"
 """Reporting settings of the program (jurisdictions, savings, targets, QA sample)."""
 
+AGENCY_ID_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}\.)*[A-Za-z0-9\-]{1,63}$"
+"""A domain-name-like agency or element identifier (NENA-STA-010)."""
+
 DEFAULT_COST_PER_AVOIDED_DISPATCH = 250.0
 """The article's figure: $125,000 a year per 1% fewer dispatches at 50,000 calls."""
 
@@ -28,6 +31,32 @@ class Jurisdiction(_Frozen):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["agency", "community"]
+    # NENA names an agency by a domain name it controls (EIDO agency ids, agents user@agency).
+    agency_id: str | None = Field(default=None, max_length=120, pattern=AGENCY_ID_PATTERN)
+    # urn:emergency:service:responder values without the prefix (EIDO agencyType).
+    agency_type: tuple[str, ...] = Field(default=("psap",), min_length=1)
+
+    @property
+    def eido_agency_id(self) -> str:
+        """The agency id EIDOs use: `agency_id`, else the jurisdiction id."""
+        return self.agency_id or self.id
+
+
+class HelperAgency(_Frozen):
+    """The agency a helper type's members work for, as EIDOs name it (defaults: derived)."""
+
+    agency_id: str | None = Field(default=None, max_length=120, pattern=AGENCY_ID_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    agency_type: tuple[str, ...] | None = None
+    incident_type: str | None = None
+
+
+class EidoSettings(_Frozen):
+    """How handoffs are described in the EIDOs partners read (NENA-STA-021.1b)."""
+
+    # NENA-STA-010 element identifier of this system (default: the call's agency id).
+    issuing_element: str | None = Field(default=None, max_length=120, pattern=AGENCY_ID_PATTERN)
+    helper_agencies: dict[str, HelperAgency] = {}
 
 
 class Savings(_Frozen):
@@ -90,6 +119,7 @@ class ProgramConfig(_Frozen):
     answer_targets: tuple[AnswerTarget, ...] = NENA_TARGETS
     qa: QASettings = QASettings()
     call_jurisdictions: CallJurisdictions = CallJurisdictions()
+    eido: EidoSettings = EidoSettings()
 
     @field_validator("display_names")
     @classmethod
@@ -184,7 +214,21 @@ def load_program(folder: Path, default_timezone: str = "UTC") -> ProgramConfig:
             ("self_service_jurisdiction",), f"unknown jurisdiction {own!r} (not in jurisdictions)"
         )
     _check_call_jurisdictions(program, source, set(seen))
+    _check_eido(program, source)
     return program
+
+
+def _check_eido(program: ProgramConfig, source: SourceFile) -> None:
+    """Incident types come from NENA's registry."""
+    from ivr.reporting.nena_registries import INCIDENT_TYPES
+
+    for helper_type, agency in program.eido.helper_agencies.items():
+        if agency.incident_type is not None and agency.incident_type not in INCIDENT_TYPES:
+            raise source.error(
+                ("eido", "helper_agencies", helper_type, "incident_type"),
+                f"{agency.incident_type!r} is not in NENA's EIDO-IncidentType-Common registry "
+                f"(for example: {', '.join(sorted(INCIDENT_TYPES))})",
+            )
 
 
 def _check_call_jurisdictions(program: ProgramConfig, source: SourceFile, known: set[str]) -> None:

@@ -640,15 +640,17 @@ def close_callback(callback_id: int) -> Any:
 @api.get("/handoffs/<int:handoff_id>/eido")
 @require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
 def eido(handoff_id: int) -> Response:
-    """A handoff as a NENA EIDO-shaped JSON document (clinicians: only their own handoffs)."""
+    """A handoff as a NENA EIDO (NENA-STA-021.1b; clinicians: only their own handoffs)."""
+    from ivr.reporting.eido import export_eido
+    from ivr.reporting.eido_http import current_context, eido_response
+
     staff = _me()
     if staff.roles.isdisjoint({Role.CALL_TAKER.value, Role.SUPERVISOR.value}):
         _my_handoff_or_404(handoff_id)
-    try:
-        document = handoffs.export_eido(_engine(), handoff_id)
-    except HandoffError:
+    document = export_eido(_engine(), handoff_id, current_context())
+    if document is None:
         abort(404)
-    response = jsonify(document)
+    response = eido_response(document)
     response.headers["Content-Disposition"] = (
         f'attachment; filename="handoff-{handoff_id}-eido.json"'
     )

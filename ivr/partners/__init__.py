@@ -23,10 +23,11 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -371,7 +372,11 @@ def authenticate(
     return Authentication(partner if refusal is None else None, refusal)
 
 
-def presented_key(headers: Mapping[str, str], values: Mapping[str, str]) -> str | None:
+class _Lookup(Protocol):
+    def get(self, key: str, /) -> str | None: ...
+
+
+def presented_key(headers: _Lookup, values: _Lookup) -> str | None:
     """The key a request presents: `Authorization: Bearer <key>`, else an `X-API-Key` header,
     else an `api_key` query or form value (Open311 GeoReport v2's convention)."""
     auth = (headers.get("Authorization") or "").strip()

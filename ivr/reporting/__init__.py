@@ -1,1 +1,2 @@
-"""Figures, rollups, QA and exports for staff pages (new modules; older ones stay in ivr/)."""
+"""Figures, rollups, QA and exports for staff pages and partners (new modules; older ones stay
+in ivr/): labels, NENA EIDO."""
