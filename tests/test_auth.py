@@ -330,6 +330,13 @@ def test_every_web_route_refuses_whoever_may_not_use_it(
     for rule, method, url in routes:
         view = app.view_functions[rule.endpoint]
         required: frozenset[str] | None = getattr(view, "required_roles", None)
+        if getattr(view, "partner_scope", None):
+            # A partner API takes a partner key, never a staff session: 401 JSON without one.
+            for who, user in clients.items():
+                answer = user.open(url, method, json={})
+                assert answer.status_code == 401 and answer.is_json, f"{who} {method} {url}"
+                checked += 1
+            continue
         if required is None:
             assert rule.endpoint in PUBLIC_ENDPOINTS, (
                 f"{method} {rule.rule} ({rule.endpoint}) has no require_role and is not public"

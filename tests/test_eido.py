@@ -268,7 +268,7 @@ def test_a_declined_handoff_that_runs_out_of_helpers_reads_closed_with_the_reaso
     document = eido_of(app, hid)
     assert status_of(document) == (["Closed"], ["returned"])
     (note,) = document["notesComponent"]
-    assert "Not reached: declined" in note["notesActionComments"]
+    assert "Not reached: helper declined" in note["notesActionComments"]
     assert document["incidentComponent"]["incidentTypeCommonRegistryText"] == "WELFARE"
     # Nobody at the helper's agency took the call: it is not named as an agent.
     assert [a["$id"] for a in document["agentComponent"]] == ["4821@tucsonaz.gov"]

@@ -13,7 +13,7 @@ import re
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from ivr import partners
-from ivr.partners.http import refusal_response
+from ivr.partners.http import partner_api, refusal_response
 from ivr.reporting.eido import build_eido, jurisdiction_of, load_facts
 from ivr.reporting.eido_http import current_context, eido_response
 
@@ -37,6 +37,7 @@ def _not_found() -> Response:
 
 
 @bp.get("/incidents/<path:incident>")
+@partner_api(partners.Scope.EIDO)
 def incident(incident: str) -> Response:
     """The incident's EIDO as it stands now (application/json)."""
     engine = current_app.extensions["bridgeline"].engine

@@ -45,6 +45,7 @@ from ivr.handoffs import (
     get_live_call_only,
 )
 from ivr.reporting import nena_registries as nena
+from ivr.reporting.labels import HANDOFF_STATUS_WORDS, OUTCOME_WORDS, REASON_WORDS, plain
 from ivr.store.handoff_tables import handoffs as handoffs_table
 from ivr.store.tables import callbacks as callbacks_table
 
@@ -188,8 +189,9 @@ def _jcard(name: str, kind: str) -> str:
     return json.dumps(["vcard", properties], separators=(",", ":"))
 
 
-def _words(code: str) -> str:
-    return code.replace("_", " ")
+def _words(code: str, words: Mapping[str, str] | None = None) -> str:
+    """A stored code in the words staff pages use (ivr.reporting.labels)."""
+    return (words or {}).get(code) or plain(code)
 
 
 # --------------------------------------------------------------------------- the document
@@ -300,12 +302,14 @@ def build_eido(facts: EidoFacts, context: EidoContext) -> dict[str, Any]:
     ]
     helper_label = context.helper_labels.get(handoff.helper_type, _words(handoff.helper_type))
     summary = [
-        f"<p>Handoff to {html.escape(helper_label)} ({html.escape(_words(handoff.status.value))}).</p>"
+        f"<p>Handoff to {html.escape(helper_label)} ({html.escape(_words(handoff.status.value, HANDOFF_STATUS_WORDS))}).</p>"
     ]
     if handoff.reason:
         summary.append(f"<p>Reason: {html.escape(handoff.reason)}</p>")
     if handoff.reason_code:
-        summary.append(f"<p>Not reached: {html.escape(_words(handoff.reason_code))}</p>")
+        summary.append(
+            f"<p>Not reached: {html.escape(_words(handoff.reason_code, REASON_WORDS))}</p>"
+        )
     if lines:
         summary.append(f"<p>Diversion answers:</p><ul>{''.join(lines)}</ul>")
     diversion_note = component_id("diversion")
@@ -317,7 +321,9 @@ def build_eido(facts: EidoFacts, context: EidoContext) -> dict[str, Any]:
         }
     )
     if handoff.outcome:
-        outcome_words = [f"<p>Outcome: {html.escape(_words(handoff.outcome).capitalize())}</p>"]
+        outcome_words = [
+            f"<p>Outcome: {html.escape(_words(handoff.outcome, OUTCOME_WORDS).capitalize())}</p>"
+        ]
         if handoff.follow_up_at is not None:
             outcome_words.append(f"<p>Follow-up: {_stamp(handoff.follow_up_at)}</p>")
         author = helper_agent if helper_agent and helper_reached else None
