@@ -337,6 +337,33 @@ def test_a_handoff_the_tree_refuses_reads_cancelled_with_no_helper_agency(
     assert "Is a weapon involved? Yes" in document["notesComponent"][0]["notesActionComments"]
 
 
+def test_a_handoff_the_call_taker_cancels_while_it_rings_reads_cancelled(
+    app: Flask, call: Place, call_taker: Staff, desk: TransferDesk, engine: sa.Engine
+) -> None:
+    c = call("/voice/intake", from_number="+15205550123")
+    queues = app.extensions["bridgeline"].queues
+    with app.app_context():
+        handoff = handoffs.start_handoff(
+            engine,
+            queues,
+            call_sid=c.call_sid,
+            call_taker_staff_id="4821",
+            helper_type="navigator",
+            answers=ANSWERS_CALM,
+            reason="console",
+            now=WEDNESDAY_11AM,
+        )
+    assert status_of(eido_of(app, handoff.id)) == (["Active"], ["requested"])
+    handoffs.cancel_handoff(
+        engine, queues, handoff.id, "4821", now=WEDNESDAY_11AM + timedelta(seconds=5)
+    )
+    document = eido_of(app, handoff.id)
+    assert status_of(document) == (["Cancelled"], ["cancelled"])
+    assert "Not reached: cancelled by the call-taker" in (
+        document["notesComponent"][0]["notesActionComments"]
+    )
+
+
 # --------------------------------------------------------------------------- intake handoffs
 
 
