@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.sessions import SessionInterface, SessionMixin
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ivr.security import SIGNATURE_HEADER, is_valid_signature, public_url
 from ivr.twiml import safe_fallback
+from ivr.xml_text import has_unsafe, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,13 @@ APP_KEY = "bridgeline"
 
 
 def twiml(xml: str) -> Response:
-    """A 200 answer carrying TwiML."""
-    return Response(xml, status=200, mimetype=TWIML_MIMETYPE)
+    """A 200 answer carrying TwiML (never a character XML cannot carry, whatever built it)."""
+    return Response(xml_safe(xml), status=200, mimetype=TWIML_MIMETYPE)
+
+
+def is_voice_path(path: str) -> bool:
+    """Whether `path` is under /voice (Twilio's webhooks), '/voice' itself included."""
+    return path == "/voice" or path.startswith("/voice/")
 
 
 def state() -> Any:
@@ -37,18 +44,56 @@ def signature_is_valid() -> bool:
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
     path = raw.partition("?")[0] if raw.startswith("/") else request.path
     url = public_url(settings.public_base_url, path, request.query_string)
-    form = request.form if request.method == "POST" else request.args.__class__()
+    try:
+        form = request.form if request.method == "POST" else request.args.__class__()
+    except RequestEntityTooLarge:  # over MAX_CONTENT_LENGTH: cannot be checked, so not valid
+        return False
     return is_valid_signature(
         settings.twilio_auth_token, url, form, request.headers.get(SIGNATURE_HEADER)
     )
 
 
 def require_twilio_signature() -> Response | None:
-    """before_request: 403 and nothing else for a missing or wrong signature."""
+    """before_request: 403 and nothing else for a missing or wrong signature; once it checks
+    out, what XML cannot carry is stripped from every field the route will read."""
     if signature_is_valid():
+        clean_request_fields()
         return None
     log.warning("rejected voice request with a bad signature: path=%s", request.path)
     return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+
+
+def _clean(values: MultiDict[str, str]) -> ImmutableMultiDict[str, str]:
+    return ImmutableMultiDict(
+        (xml_safe(key), xml_safe(value)) for key, value in values.items(multi=True)
+    )
+
+
+def clean_request_fields() -> None:
+    """Strip what XML 1.0 cannot carry (NUL, C0 controls, U+FFFE, lone surrogates) from the
+    form, the query and the URL's variables of this request.
+
+    Done after the signature check, which must see the fields exactly as Twilio signed them.
+    Werkzeug keeps bytes that are not UTF-8 percent-encoded ('%FF'), which XML carries.
+    """
+    form, args = request.form, request.args
+    changed = False
+    if has_unsafe(k + v for k, v in form.items(multi=True)):
+        request.form = _clean(form)  # type: ignore[misc]  # werkzeug's cached_property
+        changed = True
+    if has_unsafe(k + v for k, v in args.items(multi=True)):
+        request.args = _clean(args)  # type: ignore[misc]
+        changed = True
+    if changed:
+        # Werkzeug rebuilds `values` from the cleaned parts (args only for a GET).
+        request.__dict__.pop("values", None)
+    if request.view_args:
+        request.view_args = {
+            k: xml_safe(v) if isinstance(v, str) else v for k, v in request.view_args.items()
+        }
+    token = request.environ.get("HTTP_I_TWILIO_IDEMPOTENCY_TOKEN")
+    if token and has_unsafe([token]):
+        request.environ["HTTP_I_TWILIO_IDEMPOTENCY_TOKEN"] = xml_safe(token)
 
 
 def fallback_answer(lang: str | None = None) -> Response:
@@ -96,7 +141,7 @@ class NoSessionForTwilio(SessionInterface):
         self.wrapped = wrapped
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith("/voice/"):
+        if is_voice_path(request.path):
             return None  # Flask then uses a NullSession and saves nothing
         return self.wrapped.open_session(app, request)
 
@@ -115,7 +160,7 @@ def init_app(app: Flask) -> None:
     app.url_map.merge_slashes = False
 
     def not_found(exc: HTTPException) -> Response | HTTPException:
-        if not request.path.startswith("/voice/"):
+        if not is_voice_path(request.path):
             return exc
         if not signature_is_valid():
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
