@@ -271,8 +271,24 @@ class LiveCall:
 # --------------------------------------------------------------------------- the state machine
 
 
-def _order(event: EventRecord) -> tuple[datetime, int, int, int]:
-    return (_utc(event.occurred_at), _RANK[event.event], event.sequence or 0, event.id)
+_AFTER_ATTEMPTS = 1 << 30
+"""Sort group of events that belong to no attempt and end or follow the call (caller left)."""
+
+
+def _order(event: EventRecord) -> tuple[datetime, int, int, int, datetime, int]:
+    # Twilio's Timestamp has whole seconds, ours microseconds: a helper who joins 0.3 s after
+    # pressing 1 is stamped before the press. Within one second the order the events must
+    # have happened in decides: the request, each attempt's steps in causal order, then what
+    # belongs to no attempt (the caller leaving, the conference ending, the return).
+    at = _utc(event.occurred_at)
+    if event.event in (HandoffEvent.REQUESTED, HandoffEvent.NOT_STARTED):
+        group = 0
+    elif event.attempt is not None:
+        group = event.attempt
+    else:
+        group = _AFTER_ATTEMPTS
+    second = at.replace(microsecond=0)
+    return (second, group, _RANK[event.event], event.sequence or 0, at, event.id)
 
 
 def derive(events: Iterable[EventRecord]) -> Derived:

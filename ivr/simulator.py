@@ -21,6 +21,8 @@ import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
@@ -86,6 +88,8 @@ class Call:
     on_response: Callable[[str, bytes], None] | None = None
     transcript: list[str] = field(default_factory=list)
     ended: bool = False
+    hung_up: bool = False
+    """The TwiML hung up (<Hangup/> or <Reject/>), rather than running out of verbs."""
     waiting: ElementTree.Element | None = None
     _pending: list[ElementTree.Element] = field(default_factory=list)
     _queue: ElementTree.Element | None = None
@@ -94,6 +98,16 @@ class Call:
     _mark: int = 0
     dialed: list[str] = field(default_factory=list)
     last_xml: bytes = b""
+    account_sid: str = "AC" + "0" * 32
+    direction: str = "inbound"
+    extra_params: dict[str, str] = field(default_factory=dict)
+    """Sent with every request of this call (e.g. AnsweredBy, ParentCallSid)."""
+    party: str = "caller"
+    """Who presses and speaks, in the transcript ('' for just '[presses 1]')."""
+    dial_notes: bool = True
+    """Note '[dialing ...]' / '[in conference ...]' at a <Dial> (off when Twilio is emulated)."""
+    sign: Callable[[str, dict[str, str]], str] | None = None
+    """How requests are signed (default: ivr.security.compute_signature with auth_token)."""
 
     # ------------------------------------------------------------------ what the caller does
 
@@ -127,7 +141,9 @@ class Call:
         verb = self._expect("Record")
         self.waiting = None
         sid = "RE" + secrets.token_hex(16)
-        recording_url = f"https://api.twilio.com/2010-04-01/Accounts/ACsim/Recordings/{sid}"
+        recording_url = (
+            f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+        )
         self.transcript.append(f"[caller speaks for {seconds} seconds]")
         params = {
             "RecordingSid": sid,
@@ -140,23 +156,52 @@ class Call:
         if action:
             self._fetch(action, params)
         if status_url:
-            self._post_callback(status_url, {**params, "RecordingStatus": "completed"})
+            self._post_callback(
+                status_url,
+                {
+                    **params,
+                    "RecordingStatus": "completed",
+                    "RecordingChannels": "1",
+                    "RecordingSource": "RecordVerb",
+                    "RecordingStartTime": format_datetime(datetime.now(UTC), usegmt=True),
+                },
+            )
         self._run()
         return self
 
-    def answer_dial(self, status: str = "completed") -> Call:
+    def answer_dial(
+        self, status: str = "completed", duration: int | None = None, dial_call_sid: str = ""
+    ) -> Call:
         """The dialed line answers and the call ends there (or busy / no-answer / failed)."""
         verb = self._expect("Dial")
         self.waiting = None
         action = verb.get("action")
         if action:
-            self._fetch(
-                action,
-                {
-                    "DialCallStatus": status,
-                    "DialCallDuration": "30" if status == "completed" else "0",
-                },
-            )
+            params = {
+                "DialCallStatus": status,
+                "DialCallDuration": str(
+                    duration if duration is not None else (30 if status == "completed" else 0)
+                ),
+            }
+            if dial_call_sid:
+                params["DialCallSid"] = dial_call_sid
+            self._fetch(action, params)
+        self._run()
+        return self
+
+    def redirect(self, url: str) -> Call:
+        """Twilio was told to fetch new TwiML for this call (a REST update with Url)."""
+        self.waiting = None
+        self._queue = None
+        self._fetch(url, {})
+        self._run()
+        return self
+
+    def play_twiml(self, body: bytes) -> Call:
+        """Twilio was given TwiML for this call (a REST create or update with Twiml)."""
+        self.waiting = None
+        self._queue = None
+        self._load(f"twiml:{self.call_sid}", body)
         self._run()
         return self
 
@@ -203,15 +248,16 @@ class Call:
     def _params(self, extra: Mapping[str, str]) -> dict[str, str]:
         params = {
             "CallSid": self.call_sid,
-            "AccountSid": "AC" + "0" * 32,
+            "AccountSid": self.account_sid,
             "From": self.from_number,
             "To": self.to_number,
             "Caller": self.from_number,
             "Called": self.to_number,
             "CallStatus": "in-progress",
-            "Direction": "inbound",
+            "Direction": self.direction,
             "ApiVersion": "2010-04-01",
         }
+        params.update(self.extra_params)
         params.update(extra)
         return params
 
@@ -219,7 +265,10 @@ class Call:
         self._requests += 1
         if self._requests > MAX_REQUESTS_PER_CALL:
             raise CallError(f"more than {MAX_REQUESTS_PER_CALL} requests in one call: a loop?")
-        signature = compute_signature(self.auth_token, url, params.items())
+        if self.sign is not None:
+            signature = self.sign(url, params)
+        else:
+            signature = compute_signature(self.auth_token, url, params.items())
         return self.transport.post(url, params, {SIGNATURE_HEADER: signature})
 
     def _fetch(self, url: str, extra: Mapping[str, str]) -> None:
@@ -228,6 +277,10 @@ class Call:
             raise CallError(
                 f"{url} answered HTTP {status}: Twilio would play 'an application error'"
             )
+        self._load(url, body)
+
+    def _load(self, url: str, body: bytes) -> None:
+        """Take `body` (the TwiML `url` answered) as what the call does next."""
         self.last_xml = body
         if self.on_response is not None:
             self.on_response(url, body)
@@ -268,7 +321,9 @@ class Call:
             if tag == "Dial":
                 target = (verb.text or "").strip() or " ".join((c.text or "").strip() for c in verb)
                 self.dialed.append(target)
-                if any(child.tag == "Conference" for child in verb):
+                if not self.dial_notes:
+                    pass  # the local Twilio says what the dial did (it rings, joins, bridges)
+                elif any(child.tag == "Conference" for child in verb):
                     # Held in a conference (transfer desk, intake): music until someone joins.
                     self.transcript.append(f"[in conference {target}, hold music]")
                 else:
@@ -284,6 +339,7 @@ class Call:
         elif tag == "Leave":
             self._leave_queue("leave")
         elif tag in ("Hangup", "Reject"):
+            self.hung_up = True
             self.ended = True
             self._pending = []
             self.transcript.append("[call ends]")
@@ -349,11 +405,11 @@ class Call:
             if num and num.isdigit():
                 keys = keys[: int(num)]
             params["Digits"] = keys
-            self.transcript.append(f"[caller presses {digits}]")
+            self.transcript.append(f"[{self.party} presses {digits}]".replace("[ ", "["))
         if speech is not None:
             params["SpeechResult"] = speech
             params["Confidence"] = "0.92"
-            self.transcript.append(f"[caller says '{speech}']")
+            self.transcript.append(f"[{self.party} says '{speech}']".replace("[ ", "["))
         empty = not params
         if empty:
             self.transcript.append("[silence]")
@@ -426,6 +482,12 @@ def _interactive(call: Call, out: Any = None, read: Callable[[str], str] | None 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["handoff"]:
+        # Every party of a warm handoff, against a running service and the local Twilio.
+        from ivr.local_twilio.handoff import main as handoff
+
+        return handoff(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ivr.simulator", description=__doc__.split("\n\n")[0]
     )

@@ -157,13 +157,19 @@ class Service:
 
 
 @contextmanager
-def running_service(env: Mapping[str, str], logs: Path, workers: int = 2) -> Iterator[Service]:
-    """Start `web` (gunicorn, WEB_CONCURRENCY processes) and `workers` x `worker`; stop on exit."""
+def running_service(
+    env: Mapping[str, str], logs: Path, workers: int = 2, also: tuple[str, ...] = ()
+) -> Iterator[Service]:
+    """Start `web` (gunicorn, WEB_CONCURRENCY processes) and `workers` x `worker`, and the
+    Procfile's processes named in `also` (e.g. the local Twilio); stop them all on exit."""
     port = free_port()
     full_env = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    full_env.setdefault("LOCAL_TWILIO_APP_URL", f"http://127.0.0.1:{port}")
     full_env.pop("FLASK_DEBUG", None)
     processes = Processes()
     try:
+        for kind in also:
+            processes.start(procfile_command(kind, full_env), full_env, logs / f"{kind}.log")
         processes.start(procfile_command("web", full_env), full_env, logs / "web.log")
         for n in range(workers):
             processes.start(procfile_command("worker", full_env), full_env, logs / f"worker{n}.log")

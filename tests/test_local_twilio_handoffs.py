@@ -1,0 +1,167 @@
+"""Warm handoffs and callbacks played end to end against the local Twilio, as `scripts/serve`
+runs them with the example env: the Procfile's web (gunicorn, 2 processes), two RQ workers
+and the `twilio` process (ivr/local_twilio), on this run's database (SQLite, or PostgreSQL
+with BRIDGELINE_TEST_DATABASE) and Redis DB.
+
+Nothing here posts a callback by hand: the workers place calls through the local Twilio's
+REST API, and it rings the phones, plays Bridgeline's TwiML (checked against Twilio's XSD
+when TWIML_XSD is set), runs the conference and sends Twilio's signed status callbacks and
+conference events back. The people are played by ivr.local_twilio.handoff (what
+`bridgeline-simulate handoff` runs). A document Twilio would refuse, or a callback Bridgeline
+answers with an error, fails the story.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ivr import handoffs
+from ivr.handoffs import HandoffStatus
+from ivr.local_twilio.client import LocalTwilioClient
+from ivr.local_twilio.handoff import PSAP_LINE, RESIDENT, Simulation
+from ivr.store import callbacks as callback_store
+from ivr.store.callbacks import CallbackSource
+from ivr.store.tables import callbacks as callbacks_table
+from tests.live_service import Service, always_open_config, free_port, running_service
+from tests.test_two_webs_two_workers import OKAFOR, RIVERA, enqueue
+
+CRISIS_988 = "+15205550988"
+"""The embedded clinicians' fallback after Rivera and Okafor (config/roster.yaml)."""
+
+
+@pytest.fixture
+def phones(env: dict[str, str], engine: sa.Engine, tmp_path: Path) -> Iterator[Simulation]:
+    """The service with the local Twilio in front of it, and a simulation of its people."""
+    twilio_url = f"http://127.0.0.1:{free_port()}"
+    live_env = {
+        **env,
+        "BRIDGELINE_CONFIG": str(always_open_config(tmp_path / "config")),
+        "TWILIO_API_BASE_URL": twilio_url,
+        "BRIDGELINE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    with running_service(live_env, tmp_path, workers=2, also=("twilio",)) as service:
+        twilio = LocalTwilioClient(twilio_url)
+        twilio.wait_for("the local Twilio to answer", twilio.healthy, timeout=30)
+        sim = Simulation(twilio, engine, io.StringIO(), "4821", "2468", timeout=30)
+        sim.service = service  # type: ignore[attr-defined]
+        from ivr.accounts import create_staff
+
+        create_staff(engine, staff_id="4821", name="Casey Morgan", roles=["call_taker"], pin="2468")
+        yield sim
+        problems = twilio.problems()
+        assert not problems, "\n".join(problems) + _logs(service, sim)
+
+
+def _logs(service: Service, sim: Simulation) -> str:
+    assert isinstance(sim.out, io.StringIO)
+    return f"\n--- what each party heard\n{sim.out.getvalue()}\n{service.processes.logs()}"
+
+
+def _dialed(sim: Simulation) -> list[str]:
+    """Who the workers called for a warm handoff, in order."""
+    log = sim.twilio.rest_log()
+    return [
+        r["form"]["To"]
+        for r in log
+        if r["method"] == "POST"
+        and r["path"] == "/Calls.json"
+        and "/voice/handoff/whisper" in r["form"].get("Url", "")
+    ]
+
+
+def test_a_clinician_accepts_talks_with_the_caller_and_the_handoff_completes(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    status = phones.run_accept()
+
+    assert status == HandoffStatus.COMPLETED.value, _logs(phones.service, phones)  # type: ignore[attr-defined]
+    assert _dialed(phones) == [RIVERA]
+    desk = next(c for c in phones.twilio.calls() if c["from"] == PSAP_LINE)
+    heard = "\n".join(desk["heard"])
+    assert "[announcement] The helper is connected. Call-taker, you may hang up now." in heard
+    live = handoffs.live_call_by_sid(engine, desk["sid"])
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    events = [e.event.value for e in handoffs.handoff_events(engine, handoff.id)]
+    for step in ("ringing", "answered", "accepted", "helper_joined", "announced"):
+        assert events.count(step) == 1, events
+    # Twilio's events came back signed and were taken: the conference ended with the caller.
+    room = next(r for r in phones.twilio.conferences() if r["name"] == live.conference_name)
+    assert room["status"] == "completed"
+    assert room["events"][:3] == ["participant-join caller", "conference-start",
+                                  f"participant-join helper-{handoff.id}-1"]  # fmt: skip
+
+
+def test_every_helper_declines_and_the_call_comes_back_to_the_desk_with_what_happened(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    desk = phones.desk_call()
+    seen: set[str] = set()
+    for _ in range(3):  # Rivera, Okafor, then the 988 center (the clinicians' fallback)
+        helper = phones.helper_rings(seen)
+        phones.act(helper, "answer")
+        phones.wait_view(helper, "the whisper", lambda v: v["waiting_for"] == "Gather")
+        view = phones.act(helper, "press", digits="2")
+        assert "We will try someone else" in "\n".join(view["heard"])
+
+    view = phones.wait_view(
+        desk, "the call to come back to the desk",
+        lambda v: any("No helper took the call" in line for line in v["heard"]),
+    )  # fmt: skip
+    assert phones.wait_status(desk, {"returned"}) == HandoffStatus.RETURNED.value
+    assert _dialed(phones) == [RIVERA, OKAFOR, CRISIS_988]
+    said = "\n".join(view["heard"])
+    assert "Dana Rivera declined." in said and "Sam Okafor declined." in said, said
+    assert view["waiting_for"] == "Gather"  # the helpers are offered again
+    assert view["conference"] is None  # moved out of the conference, which ended
+
+
+def test_a_caller_who_hangs_up_while_the_helper_rings_stops_the_ringing_and_is_called_back(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    desk = phones.desk_call()
+    helper = phones.helper_rings(set())
+    phones.act(desk, "hangup")
+
+    view = phones.wait_view(
+        helper, "the helper's phone to stop", lambda v: v["status"] != "ringing"
+    )
+    assert view["status"] == "canceled"  # Bridgeline hung it up; it did not ring out
+    assert phones.final_status(desk) == HandoffStatus.CALLER_DROPPED.value
+    hung_up = [
+        r for r in phones.twilio.rest_log()
+        if r["path"] == f"/Calls/{helper.sid}.json" and r["form"].get("Status") == "completed"
+    ]  # fmt: skip
+    assert len(hung_up) == 1
+    with engine.connect() as conn:
+        sources = conn.execute(sa.select(callbacks_table.c.source)).scalars().all()
+    assert sources == [CallbackSource.DROPPED_HANDOFF.value]
+
+
+def test_a_callback_answered_by_voicemail_leaves_only_the_city_and_a_number(
+    phones: Simulation, env: dict[str, str], engine: sa.Engine
+) -> None:
+    phones.twilio.set_phone(RESIDENT, "machine", after=0.1)
+    phones.ask_for_callback()
+    enqueue(env, "default", "workers.callbacks.sweep_callbacks")  # the clock's sweep
+
+    machine = phones.callback_call(phones.parties[next(iter(phones.parties))])
+    outcome = phones.wait("the attempt to be recorded", phones.callback_outcome)
+
+    assert outcome == "machine"
+    view = phones.twilio.call(machine.sid)
+    assert view["answered_by"] == "machine_end_beep"  # MachineDetection=DetectMessageEnd
+    heard = "\n".join(view["heard"])
+    assert "This is a message from the city" in heard or "message from the city" in heard, heard
+    assert "helper" not in heard and "crisis" not in heard  # never why we called
+    with engine.connect() as conn:
+        (row,) = conn.execute(sa.select(callbacks_table)).all()
+    attempt, *later = callback_store.attempts_of(engine, row.id)
+    assert attempt.answered_by == "machine_end_beep"
+    assert attempt.call_sid == machine.sid
+    assert [a.status.value for a in later] in ([], ["scheduled"])  # tried again later, once
