@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from ivr import handoffs
 from ivr.handoffs import HandoffStatus
@@ -37,10 +40,16 @@ CRISIS_988 = "+15205550988"
 @pytest.fixture
 def phones(env: dict[str, str], engine: sa.Engine, tmp_path: Path) -> Iterator[Simulation]:
     """The service with the local Twilio in front of it, and a simulation of its people."""
+    yield from _phones(env, engine, tmp_path, always_open_config(tmp_path / "config"))
+
+
+def _phones(
+    env: dict[str, str], engine: sa.Engine, tmp_path: Path, config: Path
+) -> Iterator[Simulation]:
     twilio_url = f"http://127.0.0.1:{free_port()}"
     live_env = {
         **env,
-        "BRIDGELINE_CONFIG": str(always_open_config(tmp_path / "config")),
+        "BRIDGELINE_CONFIG": str(config),
         "TWILIO_API_BASE_URL": twilio_url,
         "BRIDGELINE_SPOOL_DIR": str(tmp_path / "spool"),
     }
@@ -165,3 +174,31 @@ def test_a_callback_answered_by_voicemail_leaves_only_the_city_and_a_number(
     assert attempt.answered_by == "machine_end_beep"
     assert attempt.call_sid == machine.sid
     assert [a.status.value for a in later] in ([], ["scheduled"])  # tried again later, once
+
+
+@pytest.fixture
+def off_duty_phones(env: dict[str, str], engine: sa.Engine, tmp_path: Path) -> Iterator[Simulation]:
+    """The service with nobody on duty: every roster shift is an hour, twelve hours from now."""
+    config = always_open_config(tmp_path / "config")
+    roster_file = config / "roster.yaml"
+    roster = yaml.safe_load(roster_file.read_text())
+    local = datetime.now(ZoneInfo(roster["timezone"]))
+    start = (local.hour + 12) % 24
+    shift = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+              "start": f"{start:02d}:00", "end": f"{(start + 1) % 24:02d}:00"}]  # fmt: skip
+    for helper_type in roster["helper_types"].values():
+        for member in helper_type["members"]:
+            member["shifts"] = shift
+    roster_file.write_text(yaml.safe_dump(roster, sort_keys=False))
+    yield from _phones(env, engine, tmp_path, config)
+
+
+def test_with_nobody_on_duty_the_desk_says_so_and_dials_no_one(
+    off_duty_phones: Simulation, engine: sa.Engine
+) -> None:
+    status = off_duty_phones.run_nobody_on_duty()
+
+    assert status == HandoffStatus.NOT_STARTED.value
+    assert _dialed(off_duty_phones) == []
+    desk = next(c for c in off_duty_phones.twilio.calls() if c["from"] == PSAP_LINE)
+    assert desk["status"] == "completed"  # the desk said so and hung up

@@ -7,6 +7,7 @@ service and its real workers through the local Twilio, each party's view printed
     bridgeline-simulate handoff --scenario caller-drops-at-announcement
     bridgeline-simulate handoff --scenario callback-person              # a resident's callback
     bridgeline-simulate handoff --scenario callback-machine             # ... reaches voicemail
+    bridgeline-simulate handoff --scenario nobody-on-duty   # expects the desk to say so
 
 The call-taker signs in at the transfer desk (a demo account is created when it does not
 exist), answers the tree for a calm caller who agrees, picks the first helper offered and gives
@@ -38,6 +39,7 @@ SCENARIOS = (
     "caller-drops-at-announcement",
     "callback-person",
     "callback-machine",
+    "nobody-on-duty",
 )
 
 DEMO_STAFF_ID = "7000"
@@ -52,6 +54,9 @@ CALLER_NUMBER = "5205550123"
 
 RESIDENT = "+15205550177"
 """The resident who asks for a callback in the callback scenarios."""
+
+NOBODY_ON_DUTY = "No eligible helper is on duty now"
+"""What the desk says when no helper type the tree allows has anyone on duty."""
 
 WAIT_SECONDS = 60.0
 """How long any one step may take before the scenario gives up."""
@@ -128,6 +133,8 @@ class Simulation:
         view = self.act(desk, "press", digits=f"{self.pin}#")
         for _ in range(20):
             if view["waiting_for"] != "Gather":
+                if any(NOBODY_ON_DUTY in line for line in view["heard"]):
+                    return desk
                 raise ScenarioFailed(f"the desk stopped asking: {view['heard'][-1:]}")
             prompt = view["heard"][-1] if view["heard"] else ""
             if "Press 1 for yes, 2 for no" in prompt:
@@ -145,6 +152,12 @@ class Simulation:
         if view["waiting_for"] != "Dial" or view["conference"] is None:
             raise ScenarioFailed("the call-taker and caller were not put in the conference")
         return desk
+
+    def run_nobody_on_duty(self) -> str:
+        desk = self.desk_call()
+        if not any(NOBODY_ON_DUTY in line for line in self.refresh(desk)["heard"]):
+            raise ScenarioFailed("a helper was offered: someone is on duty now")
+        return self.wait_status(desk, {"not_started"})
 
     def helper_rings(self, seen: set[str]) -> Party:
         """The next helper's phone ringing for a warm handoff (a whisper call)."""
@@ -389,6 +402,7 @@ EXPECTED = {
     "caller-drops-at-announcement": {"caller_dropped", "completed"},
     "callback-person": {"connected"},
     "callback-machine": {"machine"},
+    "nobody-on-duty": {"not_started"},
 }
 """What the last line must say for the scenario to pass."""
 

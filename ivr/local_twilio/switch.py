@@ -15,10 +15,13 @@ Phones: each number (or SIP/client address) has a behaviour, set through the con
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,6 +58,9 @@ FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 PHONE_MODES = frozenset({"manual", "human", "machine", "busy", "failed", "no-answer"})
 """How a phone behaves when it rings (see the module docstring)."""
+
+REST_LOG_SIZE = 50_000
+"""REST requests kept for the control API (the oldest are forgotten)."""
 
 APPLICATION_ERROR = "[Twilio: We are sorry, an application error has occurred. Goodbye.]"
 
@@ -222,6 +228,36 @@ class WebhookTransport:
         return answer.status_code, answer.content
 
 
+class Timers:
+    """One thread that runs actions at their time (ring timeouts, prompt timeouts, queue
+    music), instead of a sleeping thread per timer."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], object]]] = []
+        self._count = itertools.count()
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="twilio-timers", daemon=True)
+        self._thread.start()
+
+    def at(self, when: float, action: Callable[[], object]) -> None:
+        """Run `action` at time.monotonic() `when` (on this object's thread: keep it short)."""
+        with self._ready:
+            heapq.heappush(self._heap, (when, next(self._count), action))
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._ready.wait(timeout)
+                _, _, action = heapq.heappop(self._heap)
+            try:
+                action()
+            except Exception:
+                log.exception("local twilio: a timer failed")
+
+
 class Switch:
     """Every call, conference, queue, phone and text of one account."""
 
@@ -245,9 +281,10 @@ class Switch:
         self.phones: dict[str, Phone] = {}
         self.messages: list[Message] = []
         self.problems: list[str] = []
-        self.rest_log: list[tuple[float, str, str, dict[str, str]]] = []
+        self.rest_log: deque[tuple[float, str, str, dict[str, str]]] = deque(maxlen=REST_LOG_SIZE)
         """(time.time(), method, path below the account, form) of every REST request."""
         self.transport = WebhookTransport(webhooks)
+        self.clock = Timers()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twilio-call")
 
     # ------------------------------------------------------------------ plumbing
@@ -279,9 +316,7 @@ class Switch:
                 if leg.generation == generation and leg.active:
                     action()
 
-        timer = threading.Timer(max(0.0, seconds), lambda: self.executor.submit(fire))
-        timer.daemon = True
-        timer.start()
+        self.clock.at(time.monotonic() + max(0.0, seconds), lambda: self.executor.submit(fire))
 
     def _check_twiml(self, url: str, body: bytes) -> None:
         try:
