@@ -160,7 +160,7 @@ def test_a_callback_answered_by_voicemail_leaves_only_the_city_and_a_number(
     enqueue(env, "default", "workers.callbacks.sweep_callbacks")  # the clock's sweep
 
     machine = phones.callback_call(phones.parties[next(iter(phones.parties))])
-    outcome = phones.wait("the attempt to be recorded", phones.callback_outcome)
+    outcome = phones.wait("the attempt to be recorded", lambda: phones.callback_outcome(machine))
 
     assert outcome == "machine"
     view = phones.twilio.call(machine.sid)

@@ -92,6 +92,11 @@ class Simulation:
     pin: str
     timeout: float = WAIT_SECONDS
     parties: dict[str, Party] = field(default_factory=dict)
+    earlier: set[str] = field(default_factory=set)
+    """Calls the local Twilio had before this run (a running service keeps them)."""
+
+    def __post_init__(self) -> None:
+        self.earlier = {view["sid"] for view in self.twilio.calls()}
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
@@ -165,7 +170,8 @@ class Simulation:
         def ringing() -> View | None:
             for view in self.twilio.calls():
                 whisper = "/voice/handoff/whisper" in (view["url"] or "")
-                if whisper and view["sid"] not in seen and view["status"] == "ringing":
+                fresh = view["sid"] not in seen and view["sid"] not in self.earlier
+                if whisper and fresh and view["status"] == "ringing":
                     return view
             return None
 
@@ -243,7 +249,8 @@ class Simulation:
         def next_step() -> str | None:
             for view in self.twilio.calls():
                 whisper = "/voice/handoff/whisper" in (view["url"] or "")
-                if whisper and view["sid"] not in seen and view["status"] == "ringing":
+                fresh = view["sid"] not in seen and view["sid"] not in self.earlier
+                if whisper and fresh and view["status"] == "ringing":
                     return "next"
             desk_view = self.twilio.call(desk.sid)
             if any("No helper took the call" in line for line in desk_view["heard"]):
@@ -262,6 +269,7 @@ class Simulation:
         self.accept(second)
         self.wait_view(desk, "the call-taker to hear that the helper is on",
                        lambda v: any("you may hang up now" in line for line in v["heard"]))  # fmt: skip
+        desk.name = "caller"
         self.talking(desk, second)
         self.act(desk, "hangup")
         return self.final_status(desk)
@@ -313,30 +321,27 @@ class Simulation:
 
         def placed() -> View | None:
             for view in self.twilio.calls():
+                if view["sid"] in self.earlier:
+                    continue  # a call of an earlier run of the simulator
                 if view["to"] == RESIDENT and "/voice/callback/answered" in (view["url"] or ""):
                     return view
             return None
 
         return self.party("resident (cb)", self.wait("the callback to be placed", placed))
 
-    def callback_outcome(self) -> str:
+    def callback_outcome(self, call: Party) -> str:
+        """The outcome of the callback attempt placed as `call`, once that attempt ended."""
         from ivr.store import callbacks as store
         from ivr.store.tables import callbacks as table
 
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(table.c.id)
-                .where(table.c.phone_number == RESIDENT)
-                .order_by(table.c.id.desc())
-                .limit(1)
-            ).first()
-        if row is None:
-            return "no callback recorded"
-        # The latest attempt that ended (a machine or no answer schedules another one).
-        done = [a for a in store.attempts_of(self.engine, row.id) if a.status.value in store.FINAL]
-        if not done:
-            return ""
-        return done[-1].outcome or done[-1].status.value
+            ids = conn.execute(sa.select(table.c.id).where(table.c.phone_number == RESIDENT))
+            callback_ids = list(ids.scalars())
+        for callback_id in callback_ids:
+            for attempt in store.attempts_of(self.engine, callback_id):
+                if attempt.call_sid == call.sid and attempt.status.value in store.FINAL:
+                    return attempt.outcome or attempt.status.value
+        return ""
 
     def run_callback_machine(self) -> str:
         self.twilio.set_phone(RESIDENT, "machine", after=0.3)
@@ -344,7 +349,7 @@ class Simulation:
         call = self.callback_call(resident)
         self.wait_view(call, "the voicemail message to end", lambda v: v["status"] != "in-progress"
                        and v["status"] != "ringing" and v["status"] != "queued")  # fmt: skip
-        return str(self.wait("the attempt to be recorded", self.callback_outcome))
+        return str(self.wait("the attempt to be recorded", lambda: self.callback_outcome(call)))
 
     def run_callback_person(self) -> str:
         self.twilio.set_phone(RESIDENT, "manual")
@@ -379,7 +384,7 @@ class Simulation:
             )
             self.say("The resident and the helper talk; the resident hangs up.")
             self.act(call, "hangup")
-        return str(self.wait("the attempt to be recorded", self.callback_outcome))
+        return str(self.wait("the attempt to be recorded", lambda: self.callback_outcome(call)))
 
 
 def _offer_key(prompt: str, wanted: str | None) -> str:

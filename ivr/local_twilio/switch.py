@@ -710,6 +710,9 @@ class Switch:
             if participant.start_on_enter:
                 conference.status = "in-progress"
                 self._event(conference, "conference-start")
+                if len(conference.participants) == 1:
+                    # Twilio plays the waitUrl only before a conference starts.
+                    leg.note("[alone in the started conference: silence until someone joins]")
                 for other in conference.participants.values():
                     if other is not participant:
                         self.calls[other.call_sid].note("[the conference starts]")
