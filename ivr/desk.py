@@ -61,6 +61,10 @@ MAX_TRIES = 3
 WHISPER_TIMEOUT_SECONDS = 8
 """How long the helper has to press 1 or 2 after the whisper."""
 
+CALLER_CHECK_SECONDS = 12
+"""After the desk starts a handoff: the announcement is over and the caller's leg should be in
+the conference; a worker then checks the caller has not hung up on the way."""
+
 CONFERENCE_EVENTS = "start end join leave"
 """Conference status callback events, space-separated as TwiML wants them."""
 
@@ -640,6 +644,16 @@ class TransferDesk:
             return self.offer(
                 next_state, 0, preface=f"That transfer could not start: {why}.", call_sid=call_sid
             )
+        # The caller may hang up during the announcement, before their leg joins the conference
+        # (no conference event then): once it is over, a worker asks Twilio about the call.
+        self.queues.enqueue_in(
+            CALLER_CHECK_SECONDS,
+            handoffs.DIAL_QUEUE,
+            "workers.handoffs.check_caller_on_line",
+            handoff.id,
+            job_id=f"handoff-{handoff.id}-caller-check-announced",
+            retry_intervals=(2, 5, 15),
+        )
         label = self.roster.label(helper_type)
         response = VoiceResponse()
         say(
@@ -911,6 +925,29 @@ class TransferDesk:
             if event in handoffs.ATTEMPT_FAILURES
             else None,
         )
+
+    def caller_call_status(self, call_sid: str, form: Mapping[str, str], token: str | None) -> None:
+        """The status callback of a desk or intake leg itself (the number's "call status
+        changes" URL): when that call is over, every handoff still under way records that the
+        caller left, even if the leg never reached the conference (hung up mid-announcement)."""
+        status = (form.get("CallStatus") or "").lower()
+        if not call_sid or status not in handoffs.CALLER_CALL_OVER:
+            return
+        live = handoffs.live_call_by_sid(self.engine, call_sid[:64])
+        if live is None:
+            return
+        now = self.clock()
+        touched = handoffs.record_caller_left(
+            self.engine,
+            self.queues,
+            live,
+            at=handoffs.twilio_time(form.get("Timestamp"), now),
+            now=now,
+            dedupe_key=f"{call_sid[:64]}:call-ended",
+            token=token,
+        )
+        if touched:
+            log.info("caller's call ended live_call_id=%s handoffs=%s", live.id, touched)
 
     def call_taker_status(
         self, live_id: int, attempt: int, form: Mapping[str, str], token: str | None

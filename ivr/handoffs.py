@@ -30,6 +30,7 @@ from ivr.store.handoff_tables import handoff_events as events_table
 from ivr.store.handoff_tables import handoffs, live_calls
 
 if TYPE_CHECKING:
+    from ivr.config.callbacks import CallbacksConfig
     from ivr.config.decision_tree import DecisionTree
     from ivr.config.roster import Roster
     from ivr.queueing import Queues
@@ -40,8 +41,23 @@ log = logging.getLogger(__name__)
 DIAL_QUEUE = "urgent"
 """Queue of the jobs a waiting caller depends on (dialing, announcing, returning)."""
 
-DROPPED_CALLBACK_DEADLINE = timedelta(hours=1)
-"""A caller who dropped during a handoff must be called back within this time."""
+DROPPED_CALLBACK_SOURCE = "dropped_handoff"
+"""callbacks.yaml source whose rule times the callback of a caller who dropped mid-handoff."""
+
+UNCONFIGURED_DROPPED_DEADLINE = timedelta(minutes=15)
+"""Deadline of that callback only where no callbacks.yaml was loaded (a bare unit test)."""
+
+CALLER_CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})
+"""Twilio CallStatus values of a caller's call that has ended."""
+
+_callback_rules: CallbacksConfig | None = None
+
+
+def use_callback_rules(config: CallbacksConfig) -> None:
+    """The callbacks.yaml that times the callbacks handoffs record (set where it is loaded)."""
+    global _callback_rules
+    _callback_rules = config
+
 
 CALL_TAKER_LABEL = "call-taker"
 """Conference participant label of the intake call-taker."""
@@ -1079,7 +1095,9 @@ def react(
         )
     elif after.status is HandoffStatus.CALLER_DROPPED:
         record_dropped_callback(engine, handoff_id, now)
-        if after.helper_call_sid and before in PENDING | {HandoffStatus.ACCEPTED}:
+        if before in PENDING | {HandoffStatus.ACCEPTED, HandoffStatus.CONNECTED}:
+            # Whether or not its CallSid is known yet: the job finds the attempt's legs. A
+            # "connected" helper whose caller had hung up before they joined is alone: ended too.
             queues.enqueue(
                 DIAL_QUEUE,
                 "workers.handoffs.hang_up_helper",
@@ -1096,6 +1114,12 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         return None
     if handoff.callback_id is not None:
         return handoff.callback_id
+    if _callback_rules is not None:
+        from ivr.callback_rules import times_for
+
+        due, deadline = times_for(_callback_rules, DROPPED_CALLBACK_SOURCE, now)
+    else:
+        due, deadline = now, now + UNCONFIGURED_DROPPED_DEADLINE
     saved = callback_store.create_callback(
         engine,
         key=f"handoff:{handoff_id}:dropped",
@@ -1103,8 +1127,8 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         phone_number=handoff.callback_number or "",
         language="en",
         helper_type=handoff.helper_type,
-        due_at=now,
-        deadline_at=now + DROPPED_CALLBACK_DEADLINE,
+        due_at=due,
+        deadline_at=deadline,
         consent=False,
         note=f"caller dropped during handoff {handoff_id}",
         jurisdiction=handoff.jurisdiction,
@@ -1127,6 +1151,44 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         "dropped handoff: callback recorded handoff_id=%s callback_id=%s", handoff_id, saved.id
     )
     return saved.id
+
+
+def record_caller_left(
+    engine: sa.Engine,
+    queues: Queues,
+    live: LiveCall,
+    *,
+    at: datetime,
+    now: datetime,
+    dedupe_key: str,
+    source: EventSource = EventSource.TWILIO,
+    token: str | None = None,
+) -> int:
+    """The caller's own call ended, whoever told us (its status callback, or Twilio asked by a
+    worker): every handoff still under way records it (a dropped handoff: a callback, the
+    helper's call stopped) and the live call ends. Returns how many handoffs it touched.
+
+    Needed because a caller who hangs up before their leg joins the conference (while the desk
+    announces the helper) produces no conference event at all.
+    """
+    touched = 0
+    for h in active_handoffs(engine, live.id):
+        apply_event(
+            engine,
+            queues,
+            h.id,
+            HandoffEvent.CALLER_LEFT,
+            source=source,
+            dedupe_key=f"{dedupe_key}:h{h.id}",
+            token=f"{token[:110]}:h{h.id}" if token else None,
+            occurred_at=at,
+            now=now,
+            call_sid=live.call_sid,
+        )
+        touched += 1
+    if live.status is not LiveCallStatus.ENDED:
+        end_live_call(engine, live.id, at)
+    return touched
 
 
 def active_handoffs(engine: sa.Engine, live_call_id: int) -> list[Handoff]:

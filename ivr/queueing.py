@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -57,6 +58,32 @@ class Queues:
                     pipeline=pipe,
                 )
                 pipe.execute()
+        except redis.RedisError as exc:
+            log.warning(
+                "enqueue failed, left for the sweep: func=%s error=%s", func, type(exc).__name__
+            )
+            return False
+        return True
+
+    def enqueue_in(
+        self,
+        seconds: int,
+        purpose: str,
+        func: str,
+        *args: Any,
+        job_id: str | None = None,
+        retry_intervals: Sequence[int] = (10, 30, 120, 600),
+    ) -> bool:
+        """Queue `func(*args)` to run in `seconds` (RQ's scheduler, which workers run); False
+        (and a log line) when Redis cannot be reached."""
+        try:
+            self.queue(purpose).enqueue_in(
+                timedelta(seconds=seconds),
+                func,
+                *args,
+                job_id=job_id,
+                retry=Retry(max=len(retry_intervals), interval=list(retry_intervals)),
+            )
         except redis.RedisError as exc:
             log.warning(
                 "enqueue failed, left for the sweep: func=%s error=%s", func, type(exc).__name__

@@ -359,8 +359,9 @@ def test_a_handoff_the_call_taker_cancels_while_it_rings_reads_cancelled(
     )
     document = eido_of(app, handoff.id)
     assert status_of(document) == (["Cancelled"], ["cancelled"])
-    assert "Not reached: cancelled by the call-taker" in (
-        document["notesComponent"][0]["notesActionComments"]
+    assert (
+        "Not reached: cancelled by the call-taker"
+        in (document["notesComponent"][0]["notesActionComments"])
     )
 
 

@@ -251,6 +251,9 @@ def _place_helper_call(
         # Cancelled while Twilio was placing the call: the cancel job found no leg to end.
         _end_helper_leg(ctx, call.sid)
         return "cancelled"
+    if after is not None and after.status is HandoffStatus.CALLER_DROPPED:
+        _end_helper_leg(ctx, call.sid)  # the caller left while Twilio was placing the call
+        return "caller-dropped"
     return "dialing"
 
 
@@ -342,23 +345,74 @@ def _desk_round(handoff: handoffs.Handoff) -> int:
 
 
 def hang_up_helper(handoff_id: int) -> str:
-    """The caller dropped: stop the helper's phone ringing (or the whisper)."""
+    """The caller dropped: stop the helper's phone ringing (or the whisper, or the conference).
+
+    Every leg placed for the current attempt is ended, not only the one the derived status
+    names: a drop recorded before the dial job stored the CallSid must not leave a phone ringing.
+    """
     ctx = context.current()
     handoff = handoffs.get_handoff(ctx.engine, handoff_id)
-    if handoff is None or not handoff.helper_call_sid:
+    if handoff is None or handoff.status is not HandoffStatus.CALLER_DROPPED:
         return "skipped"
-    if handoff.status is not HandoffStatus.CALLER_DROPPED:
+    legs = _helper_legs(ctx, handoff)
+    if handoff.helper_call_sid and handoff.helper_call_sid not in legs:
+        legs.append(handoff.helper_call_sid)
+    if not legs:
         return "skipped"
+    ended = [sid for sid in legs if _end_helper_leg(ctx, sid)]
+    return "hung-up" if ended else "already-ended"
+
+
+def check_caller_on_line(handoff_id: int) -> str:
+    """Once the desk's announcement is over: is the caller still on their call?
+
+    A caller who hangs up before their leg joins the conference (while the desk announces the
+    helper) produces no conference event. Twilio is asked for the caller's call; if it is over,
+    the drop is recorded, dated when Twilio says the call ended (so a helper who joined after
+    that was alone): a dropped-handoff callback, and the helper's call stopped. A caller still
+    on the line is followed by the conference's own events from then on.
+    """
+    ctx = context.current()
+    handoff = handoffs.get_handoff(ctx.engine, handoff_id)
+    if handoff is None or handoff.status in handoffs.TERMINAL:
+        return "skipped"
+    live = handoffs.get_live_call(ctx.engine, handoff.live_call_id)
+    if live is None or live.status is LiveCallStatus.ENDED:
+        return "skipped"
+    ended_at = _caller_call_ended(ctx, live.call_sid)
+    if ended_at is None:
+        return "on-the-line"
+    now = _now()
+    handoffs.record_caller_left(
+        ctx.engine,
+        ctx.queues,
+        live,
+        at=min(ended_at, now),
+        now=now,
+        dedupe_key=f"{live.call_sid}:call-ended",
+        source=EventSource.BRIDGELINE,
+    )
+    log.warning(
+        "handoff: caller hung up before joining the conference handoff_id=%s live_call_id=%s",
+        handoff_id,
+        live.id,
+    )
+    return "caller-dropped"
+
+
+def _caller_call_ended(ctx: context.WorkerContext, call_sid: str) -> datetime | None:
+    """When the caller's call ended, per Twilio (None while it goes on)."""
+    caller = ctx.twilio.calls(call_sid)
     try:
-        helper_leg = ctx.twilio.calls(handoff.helper_call_sid)
-        twilio_rest.with_retries(
-            lambda: helper_leg.update(status="completed"), what="hang up helper", sleep=_sleep
-        )
+        call = twilio_rest.with_retries(caller.fetch, what="caller status", sleep=_sleep)
     except TwilioRestException as exc:
-        if exc.status in PERMANENT_STATUS:
-            return "already-ended"
+        if exc.status == 404:
+            return None  # not a call Twilio knows (a simulated one): nothing to conclude
         raise
-    return "hung-up"
+    if (call.status or "").lower() not in handoffs.CALLER_CALL_OVER:
+        return None
+    end = call.end_time
+    return end.astimezone(UTC) if isinstance(end, datetime) else _now()
 
 
 def _helper_legs(ctx: context.WorkerContext, handoff: handoffs.Handoff) -> list[str]:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 
 from ivr import callback_twiml as cbt
+from ivr import handoffs
 from ivr.callback_rules import (
     ANSWERED_BY_VALUES,
     TWILIO_CALL_STATUSES,
@@ -109,6 +110,7 @@ def build_line(
         line_ids=tuple(config.lines.lines),
         helper_types=(*roster.helper_types, *roster.lines),
     )
+    handoffs.use_callback_rules(rules)  # a caller who drops mid-handoff is called back by them
     return CallbackLine(
         config=rules,
         roster=roster,

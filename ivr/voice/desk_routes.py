@@ -158,6 +158,13 @@ def pin() -> Response:
     )
 
 
+@desk_bp.route("/status", methods=METHODS)
+def desk_call_status() -> Response:
+    """The desk number's "call status changes" callback (see README): a leg that ended."""
+    desk().caller_call_status(_call_sid(), request.values, _token())
+    return twiml(EMPTY)
+
+
 @desk_bp.route("/answer", methods=METHODS)
 def answer() -> Response:
     if not _signed_in():
@@ -200,6 +207,13 @@ def intake() -> Response:
         return twiml(desk().intake_unanswered(state().config.numbers.get("operator")))
     jurisdiction = _program().intake_jurisdiction(_field("To", 32))
     return twiml(desk().intake(call_sid, _field("From"), jurisdiction))
+
+
+@intake_bp.route("/status", methods=METHODS)
+def intake_call_status() -> Response:
+    """The intake number's "call status changes" callback: a caller's leg that ended."""
+    desk().caller_call_status(_call_sid(), request.values, _token())
+    return twiml(EMPTY)
 
 
 @intake_bp.route("/call-taker-status", methods=METHODS)
