@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ivr import audit
 from ivr.consults import ConsultCheck, ConsultVerdict, check_new_consult
 from ivr.routing import ReasonCode, eligibility, fallback_chain
 from ivr.store import callbacks as callback_store
@@ -189,6 +190,10 @@ class Outcome(str, Enum):
 
 class HandoffError(ValueError):
     """A handoff request that cannot be carried out (unknown call, bad outcome...)."""
+
+
+class OutcomeAlreadyRecorded(HandoffError):
+    """A second save of a handoff's outcome that did not say it is an edit."""
 
 
 class ConsultConflict(HandoffError):
@@ -1207,8 +1212,12 @@ def record_outcome(
     follow_up_at: datetime | None,
     by_staff_id: str,
     now: datetime | None = None,
+    edit: bool = False,
 ) -> Handoff:
-    """The helper's outcome and follow-up date; a follow-up also records a callback."""
+    """The helper's outcome and follow-up date; a follow-up also records a callback.
+
+    Once an outcome is recorded, saving again must say it is an edit (`edit=True`): the change
+    is written to the audit trail (codes only) in the same transaction, never silently."""
     now = _utc(now or datetime.now(UTC))
     try:
         value = Outcome(outcome)
@@ -1219,6 +1228,30 @@ def record_outcome(
         raise HandoffError("no such handoff")
     follow = _opt_utc(follow_up_at)
     with engine.begin() as conn:
+        locked = conn.execute(_LOCK_HANDOFF, {"h_id": handoff_id, "h_now": now}).first()
+        before = conn.execute(
+            sa.select(handoffs.c.outcome, handoffs.c.outcome_note, handoffs.c.follow_up_at).where(
+                handoffs.c.id == handoff_id
+            )
+        ).first()
+        if locked is None or before is None:
+            raise HandoffError("no such handoff")
+        if before.outcome is not None and not edit:
+            raise OutcomeAlreadyRecorded("an outcome is already recorded: change it as an edit")
+        if before.outcome is not None:
+            audit.append(
+                conn,
+                by_staff_id,
+                "handoff.outcome_edited",
+                f"handoff:{handoff_id}",
+                {
+                    "from": before.outcome,
+                    "to": value.value,
+                    "note_changed": (before.outcome_note or None)
+                    != ((note or None) and note[:4000]),
+                    "follow_up_changed": _opt_utc(before.follow_up_at) != follow,
+                },
+            )
         conn.execute(
             handoffs.update()
             .where(handoffs.c.id == handoff_id)

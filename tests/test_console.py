@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -294,8 +295,14 @@ def test_clinician_sees_the_handoff_sent_to_them_with_its_context(
     detail = clinician.get(f"/console/clinician/handoffs/{handed_off}").get_data(as_text=True)
     assert "panic" in detail and CALLER_NUMBER in detail
     assert "Is a weapon involved? <strong>no</strong>" in detail
-    assert "Call-taker</dt><dd>4501" in detail
-    assert "helper joined" in detail
+    assert '<dd id="call-taker">Casey Call-Taker</dd>' in detail  # a name, not "4501"
+    assert "Dana Rivera joined the caller" in detail
+    # Risk answers in the tree's order (weapon first, consent after violence), not alphabetical.
+    order = [detail.index(q) for q in ("Is a weapon involved?", "immediate danger", "caller agree")]
+    assert order == sorted(order)
+    # Local time in words, not "2026-11-30T22:51:07.123456+00:00" on the screen.
+    shown = re.findall(r'<time datetime="[^"]+">([^<]+)</time>', detail)
+    assert shown and all(re.fullmatch(r"(today|yesterday) \d\d:\d\d", t) for t in shown)
 
 
 def test_another_clinician_cannot_see_or_close_that_handoff(
@@ -324,7 +331,8 @@ def test_clinician_records_an_outcome_and_a_follow_up_that_becomes_a_callback(
     )
     assert answer.status_code == 303
     page = clinician.get(answer.headers["Location"]).get_data(as_text=True)
-    assert "Outcome saved." in page and "Recorded: <strong>callback scheduled" in page
+    assert "Outcome saved." in page and "Saved: <strong>Callback scheduled" in page
+    assert '<span id="saved-note">check in</span>' in page  # what was saved is shown
     handoff = handoffs.get_handoff(engine, handed_off)
     assert handoff is not None
     assert handoff.outcome == "callback_scheduled" and handoff.outcome_by == CLINICIAN_STAFF_ID
@@ -341,8 +349,8 @@ def test_clinician_records_an_outcome_and_a_follow_up_that_becomes_a_callback(
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"outcome": "went_fishing"}, "Choose an outcome."),
-        ({}, "Choose an outcome."),
+        ({"outcome": "went_fishing"}, "Choose how the call ended."),
+        ({"note": "kept"}, "Choose how the call ended."),
         ({"outcome": "callback_scheduled"}, "A scheduled callback needs a follow-up date."),
         ({"outcome": "referred", "follow_up": "2020-01-01"}, "The follow-up date is in the past."),
         ({"outcome": "referred", "follow_up": "tomorrow"}, "Follow-up date must look like"),
@@ -352,8 +360,16 @@ def test_a_bad_outcome_form_is_sent_back_with_a_message_and_records_nothing(
     clinician: StaffClient, handed_off: int, engine: sa.Engine, form: dict, message: str
 ) -> None:
     answer = clinician.post(f"/console/clinician/handoffs/{handed_off}/outcome", data=form)
-    assert answer.status_code == 303
-    assert message in clinician.get(answer.headers["Location"]).get_data(as_text=True)
+    assert answer.status_code == 400
+    page = answer.get_data(as_text=True)
+    assert message in page
+    # What was typed is still there to fix, not cleared.
+    if form.get("outcome") in ("callback_scheduled", "referred"):
+        assert f'value="{form["outcome"]}" required checked' in page
+    if "follow_up" in form and form["follow_up"] != "tomorrow":
+        assert f'value="{form["follow_up"]}"' in page
+    if "note" in form:
+        assert f">{form['note']}</textarea>" in page
     handoff = handoffs.get_handoff(engine, handed_off)
     assert handoff is not None and handoff.outcome is None
 
@@ -433,3 +449,39 @@ def test_a_desk_call_opens_with_the_keypad_answers_and_says_where_it_stands(
         "Dana Rivera joined the caller",
     ]
     assert handoff["timer"]["label"] == "connected" and handoff["cancellable"] is False
+
+
+def test_a_second_save_is_an_explicit_edit_kept_in_the_audit_trail(
+    clinician: StaffClient, handed_off: int, engine: sa.Engine
+) -> None:
+    from ivr import audit
+
+    url = f"/console/clinician/handoffs/{handed_off}/outcome"
+    first = clinician.post(url, data={"outcome": "resolved_by_phone", "note": "talked it through"})
+    assert first.status_code == 303
+    # The same first-save form sent again (a second tab, a resubmit) overwrites nothing.
+    again = clinician.post(url, data={"outcome": "referred", "note": "other"})
+    assert again.status_code == 409
+    assert "An outcome was already saved" in again.get_data(as_text=True)
+    saved = handoffs.get_handoff(engine, handed_off)
+    assert saved is not None and saved.outcome == "resolved_by_phone"
+    assert [e.action for e in audit.entries(engine)] == []
+
+    page = clinician.get(f"/console/clinician/handoffs/{handed_off}").get_data(as_text=True)
+    assert 'name="edit" value="1"' in page and "Save the change" in page
+    assert ">talked it through</textarea>" in page  # the edit form starts from what was saved
+    edited = clinician.post(
+        url, data={"outcome": "referred", "note": "talked it through", "edit": "1"}
+    )
+    assert edited.status_code == 303
+    assert "Outcome changed." in clinician.get(edited.headers["Location"]).get_data(as_text=True)
+    changed = handoffs.get_handoff(engine, handed_off)
+    assert changed is not None and changed.outcome == "referred"
+    (entry,) = list(audit.entries(engine))
+    assert (entry.actor, entry.action, entry.subject) == (
+        CLINICIAN_STAFF_ID,
+        "handoff.outcome_edited",
+        f"handoff:{handed_off}",
+    )
+    assert "talked it through" not in entry.details  # codes only, never the note itself
+    assert audit.verify(engine).broken_at is None

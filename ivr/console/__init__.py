@@ -31,7 +31,7 @@ from werkzeug.routing import RequestRedirect
 from ivr import handoffs, routing, staff_nav, store
 from ivr.accounts import Role, Staff, get_staff
 from ivr.auth import current_staff, require_role
-from ivr.console import story
+from ivr.console import story, times
 from ivr.consults import ConsultVerdict
 from ivr.handoffs import (
     ConsultConflict,
@@ -43,8 +43,13 @@ from ivr.handoffs import (
     HandoffStatus,
     LiveCall,
     Outcome,
+    OutcomeAlreadyRecorded,
 )
-from ivr.reporting.labels import HANDOFF_STATUS_WORDS
+from ivr.reporting.labels import (
+    CALLBACK_SOURCE_WORDS,
+    CALLBACK_STATUS_WORDS,
+    HANDOFF_STATUS_WORDS,
+)
 from ivr.store.account_tables import call_notes
 
 log = logging.getLogger(__name__)
@@ -531,7 +536,7 @@ def _my_handoff_or_404(handoff_id: int) -> Handoff:
 @require_role(Role.CLINICIAN)
 def clinician() -> str:
     """The clinician's list of handoffs sent to them, newest first."""
-    items = [handoff_json(h) for h in _my_handoffs()]
+    items = [_list_item(h) for h in _my_handoffs()]
     return render_template(
         "console/clinician.html", staff=_me(), handoffs=items, outcome_labels=OUTCOME_LABELS
     )
@@ -541,25 +546,89 @@ def clinician() -> str:
 @require_role(Role.CLINICIAN)
 def clinician_handoffs() -> Response:
     """Handoffs sent to the signed-in clinician (the page polls this for new ones)."""
-    return jsonify(handoffs=[handoff_json(h) for h in _my_handoffs()])
+    return jsonify(handoffs=[_list_item(h) for h in _my_handoffs()])
+
+
+def _list_item(handoff: Handoff) -> dict[str, Any]:
+    """A row of the clinician's list: local time and words, not codes."""
+    data = handoff_json(handoff)
+    data["created_local"] = _local(handoff.created_at)
+    data["outcome_words"] = OUTCOME_LABELS.get(Outcome(handoff.outcome)) if handoff.outcome else ""
+    return data
+
+
+def _local(value: datetime | str | None) -> str:
+    """A time on a staff page, in the program's time zone ('today 15:27')."""
+    return times.local_time(value, _roster().timezone, _now())
+
+
+def clinician_view(handoff: Handoff) -> dict[str, Any]:
+    """Everything the clinician's handoff page shows: context, answers in the tree's order,
+    the call-taker's name and notes, the history in words, local times."""
+    events = handoffs.handoff_events(_engine(), handoff.id)
+    data = handoff_json(handoff, events)
+    data["answers_in_order"] = [
+        (q.prompt, handoff.answers[q.id]) for q in _tree().questions if q.id in handoff.answers
+    ]
+    data["call_taker"] = _staff_name(handoff.call_taker_staff_id) or (
+        "the transfer desk" if handoff.origin.value == "desk" else "not recorded"
+    )
+    data["created_local"] = _local(handoff.created_at)
+    data["follow_up_local"] = _local(handoff.follow_up_at)
+    data["outcome_words"] = OUTCOME_LABELS.get(Outcome(handoff.outcome)) if handoff.outcome else ""
+    data["outcome_note"] = handoff.outcome_note
+    data["outcome_by"] = _staff_name(handoff.outcome_by) or handoff.outcome_by
+    for line in data["story"]:
+        line["local"] = _local(line["at"])
+    notes = _notes(handoff.live_call_id)
+    for note in notes:
+        note["local"] = _local(note["at"])
+    data["notes"] = notes
+    return data
+
+
+def _handoff_page(
+    handoff: Handoff,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    view = clinician_view(handoff)
+    saved = {
+        "outcome": handoff.outcome or "",
+        "follow_up": handoff.follow_up_at.astimezone(_roster().timezone).date().isoformat()
+        if handoff.follow_up_at
+        else "",
+        "note": handoff.outcome_note or "",
+    }
+    page = render_template(
+        "console/handoff.html",
+        staff=_me(),
+        handoff=view,
+        outcomes=OUTCOME_LABELS,
+        form=form if form is not None else saved,
+        editing=bool(handoff.outcome),
+        error=error,
+        messages=get_flashed_messages(with_categories=True),
+        today=_now().astimezone(_roster().timezone).date().isoformat(),
+    )
+    return page, status
 
 
 @bp.get("/clinician/handoffs/<int:handoff_id>")
 @require_role(Role.CLINICIAN)
-def clinician_handoff(handoff_id: int) -> str:
+def clinician_handoff(handoff_id: int) -> tuple[str, int]:
     """One handoff: context, callback number, history, and the outcome form."""
-    handoff = _my_handoff_or_404(handoff_id)
-    events = handoffs.handoff_events(_engine(), handoff_id)
-    questions = {q.id: q.prompt for q in _tree().questions}
-    return render_template(
-        "console/handoff.html",
-        staff=_me(),
-        handoff=handoff_json(handoff, events),
-        questions=questions,
-        outcomes=OUTCOME_LABELS,
-        messages=get_flashed_messages(with_categories=True),
-        today=_now().date().isoformat(),
-    )
+    return _handoff_page(_my_handoff_or_404(handoff_id))
+
+
+@api.get("/clinician/handoffs/<int:handoff_id>")
+@require_role(Role.CLINICIAN)
+def clinician_handoff_state(handoff_id: int) -> Response:
+    """The handoff page's live part: status, history in words, the call-taker's notes."""
+    view = clinician_view(_my_handoff_or_404(handoff_id))
+    keep = ("id", "status", "status_words", "reason_words", "story", "notes", "outcome_words")
+    return jsonify({k: view[k] for k in keep})
 
 
 def parse_follow_up(raw: str, outcome: Outcome) -> datetime | None:
@@ -582,42 +651,147 @@ def parse_follow_up(raw: str, outcome: Outcome) -> datetime | None:
 @bp.post("/clinician/handoffs/<int:handoff_id>/outcome")
 @require_role(Role.CLINICIAN)
 def record_outcome(handoff_id: int) -> Any:
-    """Save the outcome form to the handoff log (and a follow-up callback when dated)."""
-    _my_handoff_or_404(handoff_id)
-    page = url_for("console.clinician_handoff", handoff_id=handoff_id)
+    """Save the outcome form to the handoff log (and a follow-up callback when dated).
+
+    A mistake re-shows the form with what was typed and says what to fix (nothing is lost);
+    once an outcome is saved, saving again is an explicit, audited edit."""
+    handoff = _my_handoff_or_404(handoff_id)
+    form = {
+        "outcome": request.form.get("outcome", ""),
+        "follow_up": request.form.get("follow_up", "").strip(),
+        "note": request.form.get("note", ""),
+    }
+    edit = request.form.get("edit") == "1"
     try:
-        outcome = Outcome(request.form.get("outcome", ""))
+        outcome = Outcome(form["outcome"])
     except ValueError:
-        flash("Choose an outcome.", "error")
-        return redirect(page), 303
-    note = request.form.get("note", "").strip()
+        return _handoff_page(handoff, form, "Choose how the call ended.", 400)
+    note = form["note"].strip()
     if len(note) > NOTE_MAX_LENGTH:
-        flash(f"The note is longer than {NOTE_MAX_LENGTH} characters.", "error")
-        return redirect(page), 303
-    try:
-        follow_up = parse_follow_up(request.form.get("follow_up", ""), outcome)
-        handoffs.record_outcome(
-            _engine(), handoff_id, outcome, note or None, follow_up, _me().staff_id
+        return _handoff_page(
+            handoff, form, f"The note is longer than {NOTE_MAX_LENGTH} characters.", 400
         )
+    try:
+        follow_up = parse_follow_up(form["follow_up"], outcome)
+        handoffs.record_outcome(
+            _engine(), handoff_id, outcome, note or None, follow_up, _me().staff_id, edit=edit
+        )
+    except OutcomeAlreadyRecorded:
+        fresh = _my_handoff_or_404(handoff_id)
+        message = (
+            "An outcome was already saved for this handoff (shown above). "
+            "To change it, check your choices below and press Save the change."
+        )
+        return _handoff_page(fresh, form, message, 409)
     except (BadRequest, HandoffError) as exc:
-        flash(str(exc).capitalize() + ".", "error")
-        return redirect(page), 303
-    log.info("outcome recorded from the console: handoff_id=%s", handoff_id)
-    flash("Outcome saved.", "ok")
-    return redirect(page), 303
+        return _handoff_page(handoff, form, str(exc).capitalize() + ".", 400)
+    log.info("outcome recorded from the console: handoff_id=%s edit=%s", handoff_id, edit)
+    flash("Outcome changed." if edit else "Outcome saved.", "ok")
+    return redirect(url_for("console.clinician_handoff", handoff_id=handoff_id)), 303
+
+
+def callback_rows() -> list[dict[str, Any]]:
+    """The open callbacks as the page shows them: words, local times, a masked number."""
+    from ivr.store import callbacks as callback_store
+
+    now = _now()
+    rows = callback_store.open_callbacks_with_age(_engine(), now)
+    details = callback_store.list_details(_engine(), [r.id for r in rows])
+    out = []
+    for r in rows:
+        detail = details.get(r.id)
+        helper = _roster().label(r.helper_type) if r.helper_type else "anyone on duty"
+        claimed = detail.claimed_by if detail else None
+        out.append(
+            {
+                "id": r.id,
+                "overdue": r.overdue,
+                "escalated": r.escalated,
+                "source": CALLBACK_SOURCE_WORDS.get(
+                    r.source.value, r.source.value.replace("_", " ")
+                ),
+                "reason": (
+                    detail.system_note if detail and detail.system_note else f"for {helper}"
+                ),
+                "number": f"ends in {detail.last_four}"
+                if detail and detail.last_four
+                else "no number",
+                "status": CALLBACK_STATUS_WORDS.get(r.status.value, r.status.value),
+                "age": times.duration(r.age.total_seconds()),
+                "created_local": _local(r.created_at),
+                "deadline_local": _local(r.deadline_at) or "none",
+                "next_local": _local(r.next_attempt_at) or "not scheduled",
+                "attempts": r.attempts_made,
+                "last_outcome": (r.last_outcome or "").replace("_", " ")
+                or ("in progress" if r.attempts_made else "not tried yet"),
+                "claimed_by": _staff_name(claimed) or claimed,
+                "claimed_by_me": claimed == _me().staff_id,
+                "can_call": r.status.value == "pending",
+            }
+        )
+    return out
 
 
 @bp.get("/callbacks")
 @require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
 def open_callbacks() -> str:
     """Every promise to call someone back that is not kept yet: age, deadline, attempts, outcome."""
+    rows = callback_rows()
+    return render_template(
+        "console/callbacks.html",
+        callbacks=rows,
+        overdue=sum(r["overdue"] for r in rows),
+        messages=get_flashed_messages(with_categories=True),
+    )
+
+
+@api.get("/callbacks")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def open_callbacks_state() -> Response:
+    """The callbacks page's rows (the page refreshes itself from this)."""
+    return jsonify(callbacks=callback_rows())
+
+
+@bp.post("/callbacks/<int:callback_id>/claim")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def claim_callback(callback_id: int) -> Any:
+    """Take a callback on (or give it back): everyone sees who has it."""
     from ivr.store import callbacks as callback_store
 
-    now = _now()
-    rows = callback_store.open_callbacks_with_age(_engine(), now)
-    return render_template(
-        "console/callbacks.html", callbacks=rows, now=now, overdue=sum(r.overdue for r in rows)
+    release = request.form.get("release") == "1"
+    if not callback_store.claim(_engine(), callback_id, _me().staff_id, release, _now()):
+        flash(f"Callback #{callback_id} is already closed.", "error")
+    else:
+        flash(
+            f"You gave back callback #{callback_id}."
+            if release
+            else f"Callback #{callback_id} is yours.",
+            "ok",
+        )
+    return redirect(url_for("console.open_callbacks")), 303
+
+
+@bp.post("/callbacks/<int:callback_id>/call-now")
+@require_role(Role.CALL_TAKER, Role.CLINICIAN, Role.SUPERVISOR)
+def call_callback_now(callback_id: int) -> Any:
+    """Queue the callback's attempt at once; the worker places it (quiet hours, consent and
+    opt-out still apply there)."""
+    from ivr.store import callbacks as callback_store
+
+    attempt = callback_store.call_now(_engine(), callback_id, _me().staff_id, _now())
+    if attempt is None:
+        flash(f"Callback #{callback_id} is closed or already being dialed.", "error")
+        return redirect(url_for("console.open_callbacks")), 303
+    _queues().enqueue(
+        "urgent",
+        "workers.callbacks.place_callback_attempt",
+        attempt.id,
+        job_id=f"callback-attempt-{attempt.id}-now-{int(attempt.scheduled_for.timestamp())}",
+        retry_intervals=(5, 30, 120),
     )
+    log.info("callback call-now: callback_id=%s attempt=%s", callback_id, attempt.id)
+    flash(f"Calling back #{callback_id} now: the line rings within seconds.", "ok")
+    return redirect(url_for("console.open_callbacks")), 303
 
 
 @bp.post("/callbacks/<int:callback_id>/done")

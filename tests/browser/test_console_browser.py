@@ -231,11 +231,14 @@ def test_clinician_records_the_outcome_of_a_handoff_sent_to_them(
     page.fill("#outcome-note", "talked it through")
     page.click("#save-outcome")
     expect(page.locator("#flash")).to_have_text("Outcome saved.")
-    expect(page.locator("#recorded-outcome")).to_contain_text("resolved by phone")
+    expect(page.locator("#recorded-outcome")).to_contain_text("Resolved by phone")
     saved = handoffs.get_handoff(engine, handoff)
     assert saved is not None and saved.outcome == "resolved_by_phone"
     assert saved.outcome_by == CLINICIAN_STAFF_ID
 
+
+SAFE_ANSWERS = {"weapon": False, "immediate_danger": False, "violence": False, "consent": True,
+                "medical": False, "health_question": False}  # fmt: skip
 
 SAFE = [
     ("weapon", "no"), ("immediate_danger", "no"), ("violence", "no"),
@@ -303,3 +306,87 @@ def test_a_double_click_and_a_second_tab_dial_the_clinician_once_and_cancel_stop
     assert "workers.handoffs.cancel_helper" in [
         j.func_name for j in queues.queue(handoffs.DIAL_QUEUE).get_jobs()
     ]
+
+
+def test_clinician_fixes_a_failed_save_without_retyping_and_a_second_save_is_an_edit(
+    page: Any, base_url: str, app: Flask, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    from ivr import audit
+
+    make_staff("call_taker", staff_id="4603", name="Casey Morgan")
+    make_staff("clinician", staff_id=CLINICIAN_STAFF_ID, helper_type="embedded_clinician")
+    live = handoffs.open_live_call(
+        engine, call_sid=CALL_SID, origin=Origin.INTAKE, callback_number=CALLER_NUMBER,
+        call_taker_staff_id="4603", now=datetime.now(UTC),
+    )  # fmt: skip
+    answers = dict.fromkeys(("weapon", "immediate_danger", "violence", "medical"), False)
+    handoff = handoffs.start_handoff(
+        engine, app.extensions["bridgeline"].queues, call_sid=live.call_sid,
+        call_taker_staff_id="4603", helper_type="embedded_clinician",
+        answers={**answers, "consent": True, "health_question": False}, reason="panic attack",
+        roster=app.extensions["bridgeline_roster"], tree=app.extensions["bridgeline_decision_tree"],
+    ).id  # fmt: skip
+    record(engine, handoff, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
+    record(engine, handoff, HandoffEvent.HELPER_JOINED, 2, attempt=1)
+
+    sign_in(page, base_url, CLINICIAN_STAFF_ID, f"/console/clinician/handoffs/{handoff}")
+    expect(page.locator("#call-taker")).to_have_text("Casey Morgan")
+    expect(page.locator("#answers li").first).to_contain_text("Is a weapon involved?")
+    page.check('input[name="outcome"][value="callback_scheduled"]')
+    page.fill("#outcome-note", "wants a call tomorrow evening")
+    page.click("#save-outcome")  # no follow-up date: refused, nothing lost
+    expect(page.locator("#form-error")).to_have_text("A scheduled callback needs a follow-up date.")
+    expect(page.locator('input[name="outcome"][value="callback_scheduled"]')).to_be_checked()
+    expect(page.locator("#outcome-note")).to_have_value("wants a call tomorrow evening")
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    page.fill("#follow-up", tomorrow)
+    page.click("#save-outcome")
+    expect(page.locator("#flash")).to_have_text("Outcome saved.")
+    expect(page.locator("#recorded-outcome")).to_contain_text("Callback scheduled")
+    expect(page.locator("#saved-note")).to_have_text("wants a call tomorrow evening")
+
+    # Saving again is a change, said as such, and kept in the audit trail.
+    expect(page.locator("#save-outcome")).to_have_text("Save the change")
+    page.check('input[name="outcome"][value="referred"]')
+    page.click("#save-outcome")
+    expect(page.locator("#flash")).to_have_text("Outcome changed.")
+    expect(page.locator("#recorded-outcome")).to_contain_text("Referred")
+    assert [e.action for e in audit.entries(engine) if e.action.startswith("handoff.")] == [
+        "handoff.outcome_edited"
+    ]
+
+
+def test_the_console_keeps_keyboard_focus_while_it_updates(
+    page: Any, base_url: str, app: Flask, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    make_staff("call_taker", staff_id="4604")
+    live = handoffs.open_live_call(
+        engine, call_sid=CALL_SID, origin=Origin.INTAKE, callback_number=CALLER_NUMBER,
+        call_taker_staff_id="4604", now=datetime.now(UTC),
+    )  # fmt: skip
+    sign_in(page, base_url, "4604")
+    status = page.locator(f'#calls tr[data-call-id="{live.id}"] .status')
+    expect(status).to_have_text("waiting for a call-taker")
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    opener = page.get_by_role("button", name=f"Open call #{live.id}")
+    opener.focus()
+    # The call changes while the call-taker's focus is on its Open button (another tab started
+    # a handoff): the row is updated in place, so the focus stays where it was.
+    handoffs.start_handoff(
+        engine, app.extensions["bridgeline"].queues, call_sid=live.call_sid,
+        call_taker_staff_id="4604", helper_type="crisis_988", answers=dict(SAFE_ANSWERS),
+        reason=None, roster=app.extensions["bridgeline_roster"],
+        tree=app.extensions["bridgeline_decision_tree"],
+    )  # fmt: skip
+    expect(status).to_have_text("calling a helper")
+    expect(opener).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#active")).to_be_visible()
+    expect(page.locator("#active-title")).to_be_focused()
+    expect(page.locator("#active-handoff")).to_contain_text("nine eight eight crisis counselor")
+    assert page.locator("#announce").text_content() == ""  # no change since it opened: silent
