@@ -16,9 +16,9 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr import auth, console, health, live, logs, metrics, queueing, store
-from ivr.callback_rules import times_for
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
+from ivr.decisions.callback_rules import times_for
 from ivr.partners import eido_api as partner_eido_api
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.decisions.phrases import spoken_phone
+from ivr.decisions.routing import Member
 from ivr.phones import national_digits
-from ivr.phrases import spoken_phone
-from ivr.routing import Member
 from ivr.twiml import Urls, gather, say, to_xml
 
 ROOT = "/voice/callback"

@@ -21,6 +21,8 @@ from ivr import accounts, audit, handoffs
 from ivr import sign_in_throttle as throttle
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
+from ivr.decisions.phrases import spoken_digits, spoken_phone
+from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
 from ivr.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
@@ -31,9 +33,7 @@ from ivr.handoffs import (
     Origin,
 )
 from ivr.phones import PhoneNumberError, callback_number, fingerprint, national_digits
-from ivr.phrases import spoken_digits, spoken_phone
 from ivr.queueing import Queues
-from ivr.routing import Eligibility, ReasonCode, eligibility, next_question, offers
 from ivr.store.handoff_tables import desk_sign_in_failures
 from ivr.store.raw_select import RawSelect
 from ivr.twiml import Urls, gather, say, to_xml

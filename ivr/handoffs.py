@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ivr import audit
-from ivr.consults import ConsultCheck, ConsultVerdict, check_new_consult
-from ivr.routing import ReasonCode, eligibility, fallback_chain
+from ivr.decisions.consults import ConsultCheck, ConsultVerdict, check_new_consult
+from ivr.decisions.routing import ReasonCode, eligibility, fallback_chain
 from ivr.store import callbacks as callback_store
 from ivr.store.db import insert_skipping_duplicates
 from ivr.store.handoff_tables import handoff_events as events_table
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ivr.config.callbacks import CallbacksConfig
     from ivr.config.decision_tree import DecisionTree
     from ivr.config.roster import Roster
+    from ivr.decisions.routing import Member
     from ivr.queueing import Queues
-    from ivr.routing import Member
 
 log = logging.getLogger(__name__)
 
@@ -682,7 +682,7 @@ def start_handoff(
     """Record a handoff of the live call `call_sid` to `helper_type`, then enqueue the first dial.
 
     Not eligible by the tree, or no one on duty: the handoff is still recorded, with a reason
-    code and status not_started, and nobody is dialed. One consult at a time (ivr.consults):
+    code and status not_started, and nobody is dialed. One consult at a time (ivr.decisions.consults):
     decided under a lock on the live call's row, so a double click or a second tab on another
     web process gets the handoff already under way, or ConsultConflict, and dials nothing.
     """
@@ -766,7 +766,7 @@ write lock (SQLite) before its handoffs are read, so two starts on one call queu
 def _check_one_consult(
     conn: sa.Connection, live_call_id: int, helper_type: str, confirm_second: bool, roster: Roster
 ) -> None:
-    """Raise ConsultConflict unless a handoff to `helper_type` may start (ivr.consults)."""
+    """Raise ConsultConflict unless a handoff to `helper_type` may start (ivr.decisions.consults)."""
     rows = conn.execute(sa.select(handoffs).where(handoffs.c.live_call_id == live_call_id)).all()
     current = [_handoff(r) for r in rows]
 
@@ -1120,7 +1120,7 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
     if handoff.callback_id is not None:
         return handoff.callback_id
     if _callback_rules is not None:
-        from ivr.callback_rules import times_for
+        from ivr.decisions.callback_rules import times_for
 
         due, deadline = times_for(_callback_rules, DROPPED_CALLBACK_SOURCE, now)
     else:

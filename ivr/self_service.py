@@ -33,7 +33,7 @@ from ivr.config.models import (
     SubmenuItem,
     TransferItem,
 )
-from ivr.menu_logic import (
+from ivr.decisions.menus import (
     Chosen,
     CrisisMatcher,
     Invalid,
@@ -44,8 +44,8 @@ from ivr.menu_logic import (
     first_key,
     yes_no,
 )
+from ivr.decisions.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, national_digits
-from ivr.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone
 from ivr.queueing import Queues
 from ivr.store import callbacks, events, outbox, service_requests
 from ivr.store.callbacks import CallbackSource

@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from ivr.phrases import LANG_CODES, VOICES, phrase
+from ivr.decisions.phrases import LANG_CODES, VOICES, phrase
 
 XML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>'
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr import callback_rules as rules
-from ivr.callback_rules import CallOutcome
 from ivr.config.callbacks import CallbacksConfig, load_callbacks
 from ivr.config.errors import ConfigError
+from ivr.decisions import callback_rules as rules
+from ivr.decisions.callback_rules import CallOutcome
 
 REPO = Path(__file__).resolve().parent.parent
 PHOENIX = ZoneInfo("America/Phoenix")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from ivr import create_app, handoffs
-from ivr.consults import ConsultVerdict, check_new_consult
+from ivr.decisions.consults import ConsultVerdict, check_new_consult
 from ivr.handoffs import (
     ConsultConflict,
     EventSource,

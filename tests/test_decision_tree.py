@@ -11,10 +11,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr import routing
 from ivr.config import ConfigError, load_decision_tree, load_roster
 from ivr.config.decision_tree import all_answer_sets, parse_tree
 from ivr.config.yaml_source import SourceFile
+from ivr.decisions import routing
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
 ROSTER = load_roster(REPO_CONFIG)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from ivr.phrases import all_phrase_names, phrase, spoken_deadline, spoken_digits, spoken_phone
+from ivr.decisions.phrases import (
+    all_phrase_names,
+    phrase,
+    spoken_deadline,
+    spoken_digits,
+    spoken_phone,
+)
 
 PHOENIX = ZoneInfo("America/Phoenix")
 WEDNESDAY_NOON = datetime(2026, 11, 25, 19, 0, tzinfo=UTC)  # 12:00 in Phoenix

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr import routing
 from ivr.config import ConfigError, load_roster
 from ivr.config.roster import Roster
+from ivr.decisions import routing
 
 PHOENIX = ZoneInfo("America/Phoenix")
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"

@@ -264,7 +264,7 @@ def test_resident_presses_5_enters_a_bad_number_and_is_asked_again(
     with engine.connect() as conn:
         row = conn.execute(sa.select(callbacks)).one()
     # The promise follows callbacks.yaml's rule for resident requests (end of the business day).
-    from ivr.callback_rules import times_for
+    from ivr.decisions.callback_rules import times_for
     from ivr.voice.callback_routes import line_of
 
     rules = line_of(app).config

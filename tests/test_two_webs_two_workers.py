@@ -177,7 +177,7 @@ def _ask_for_callback(service: Service, number: str, retried: str) -> tuple[Retr
 
 
 NOT_SAVED = b"we could not take your call back request"
-"""What a resident hears when their request could not be recorded (ivr/phrases.py)."""
+"""What a resident hears when their request could not be recorded (ivr/decisions/phrases.py)."""
 
 
 CONSENT = r"/callback/consent"

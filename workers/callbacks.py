@@ -28,10 +28,10 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from ivr import callback_rules as rules
 from ivr import twilio_rest
+from ivr.decisions import callback_rules as rules
+from ivr.decisions.routing import next_on_duty_change
 from ivr.phones import PhoneNumberError, callback_number
-from ivr.routing import next_on_duty_change
 from ivr.store import callbacks as store
 from ivr.store.callbacks import AttemptStatus, CallbackStatus, Claim, Outcome
 from ivr.voice.callback_routes import CallbackLine, settle_from_twilio

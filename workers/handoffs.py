@@ -21,6 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 from ivr import conference_inbox, handoffs, twilio_rest
 from ivr.config.decision_tree import DecisionTree, load_decision_tree
 from ivr.config.roster import Roster, load_roster
+from ivr.decisions.routing import Member, ReasonCode, on_duty, ring_timeout
 from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
 from ivr.handoffs import (
     CALL_TAKER_LABEL,
@@ -31,7 +32,6 @@ from ivr.handoffs import (
     LiveCallStatus,
     Origin,
 )
-from ivr.routing import Member, ReasonCode, on_duty, ring_timeout
 from ivr.twiml import Urls
 from workers import context
 

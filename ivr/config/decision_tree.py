@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr.config.roster import Roster
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
-from ivr.routing import NOT_ELIGIBLE_REASONS, ReasonCode, eligibility
+from ivr.decisions.routing import NOT_ELIGIBLE_REASONS, ReasonCode, eligibility
 
 TREE_FILE = "decision_tree.yaml"
 """The decision tree file inside the config folder."""

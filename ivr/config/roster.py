@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
+from ivr.decisions.routing import Member
 from ivr.phones import PhoneNumberError, callback_number
-from ivr.routing import Member
 
 ROSTER_FILE = "roster.yaml"
 """The roster file inside the config folder."""

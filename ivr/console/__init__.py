@@ -28,11 +28,12 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ivr import handoffs, routing, staff_nav, store
+from ivr import handoffs, staff_nav, store
 from ivr.accounts import Role, Staff, get_staff
 from ivr.auth import current_staff, require_role
 from ivr.console import story, times
-from ivr.consults import ConsultVerdict
+from ivr.decisions import routing
+from ivr.decisions.consults import ConsultVerdict
 from ivr.handoffs import (
     ConsultConflict,
     EventRecord,

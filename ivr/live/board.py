@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ivr import handoffs as handoff_store
-from ivr import routing
 from ivr.config.program import AnswerTarget, ProgramConfig
 from ivr.config.roster import Roster
+from ivr.decisions import routing
 from ivr.handoffs import Handoff, HandoffStatus, LiveCall, LiveCallStatus
 from ivr.reporting.labels import Labels
 from ivr.reports import seconds_between

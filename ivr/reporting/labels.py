@@ -35,7 +35,7 @@ REASON_WORDS: dict[str, str] = {
     "dial_refused": "number refused (outside US/Canada or premium)",
     "cancelled": "cancelled by the call-taker",
 }
-"""Why a handoff did not reach a helper (ivr.routing.ReasonCode)."""
+"""Why a handoff did not reach a helper (ivr.decisions.routing.ReasonCode)."""
 
 OUTCOME_WORDS: dict[str, str] = {
     "resolved_by_phone": "resolved by phone",

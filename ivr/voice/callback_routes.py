@@ -25,7 +25,10 @@ from flask import Flask, Response, current_app, request
 
 from ivr import callback_twiml as cbt
 from ivr import handoffs
-from ivr.callback_rules import (
+from ivr.config import BridgelineConfig
+from ivr.config.callbacks import CallbacksConfig, load_callbacks
+from ivr.config.roster import Roster
+from ivr.decisions.callback_rules import (
     ANSWERED_BY_VALUES,
     TWILIO_CALL_STATUSES,
     TWILIO_FINAL_STATUSES,
@@ -33,11 +36,8 @@ from ivr.callback_rules import (
     outcome_of,
     retry_plan,
 )
-from ivr.config import BridgelineConfig
-from ivr.config.callbacks import CallbacksConfig, load_callbacks
-from ivr.config.roster import Roster
+from ivr.decisions.routing import Member, on_duty
 from ivr.queueing import Queues
-from ivr.routing import Member, on_duty
 from ivr.settings import Settings
 from ivr.store import callbacks as store
 from ivr.store.callbacks import AttemptStatus, CallbackStatus, Outcome
