@@ -8,15 +8,16 @@ Every combination of answers is checked, so the check is exhaustive, not a sampl
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ivr.config.reasons import NOT_ELIGIBLE_REASONS, ReasonCode
 from ivr.config.roster import Roster
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
-from ivr.decisions.routing import NOT_ELIGIBLE_REASONS, ReasonCode, eligibility
 
 TREE_FILE = "decision_tree.yaml"
 """The decision tree file inside the config folder."""
@@ -70,6 +71,24 @@ class DecisionTree:
     def blocking(self) -> tuple[str, ...]:
         """Ids of the questions whose yes forbids any diversion."""
         return tuple(q.id for q in self.questions if q.blocks_diversion)
+
+    def first_match(self, answers: Mapping[str, bool]) -> tuple[int | None, bool]:
+        """(index of the first rule `answers` satisfy or None, whether an answer it needs is
+        missing): rules apply in order; a missing answer the first possible rule needs means
+        "ask more" (ivr.decisions.routing.eligibility turns this into a decision)."""
+        for index, rule in enumerate(self.rules):
+            pending = False
+            matched = True
+            for question, wanted in rule.when.items():
+                if question not in answers:
+                    pending = True
+                elif answers[question] is not wanted:
+                    matched = False
+                    break
+            if not matched:
+                continue
+            return index, pending
+        return None, False
 
 
 def _validate(source: SourceFile) -> TreeFile:
@@ -125,15 +144,16 @@ def check_tree(src: SourceFile, tree: DecisionTree, roster: Roster | None) -> No
                     f"unknown helper type {type_id!r} (not in roster.yaml)",
                 )
     for answers in all_answer_sets(tree):
-        result = eligibility(tree, answers)
-        if result.rule_index is None:
+        rule_index, _ = tree.first_match(answers)  # every question answered: never pending
+        if rule_index is None:
             raise src.error(("rules",), f"no rule matches the answers {_spoken(answers)}")
+        allows = tree.rules[rule_index].allow
         blocked = [q for q in tree.blocking if answers[q]]
-        if blocked and result.allowed:
+        if blocked and allows:
             raise src.error(
-                ("rules", result.rule_index, "allow"),
+                ("rules", rule_index, "allow"),
                 f"unsafe: with {blocked[0]} = yes this rule allows a diversion "
-                f"({', '.join(result.allowed)}); answers {_spoken(answers)}",
+                f"({', '.join(allows)}); answers {_spoken(answers)}",
             )
 
 

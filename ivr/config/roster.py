@@ -15,8 +15,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
-from ivr.decisions.routing import Member
 from ivr.phones import PhoneNumberError, callback_number
+
+
+@dataclass(frozen=True)
+class Member:
+    """Someone (or a line) Bridgeline may dial: `address` is E.164, a SIP URI or client:identity."""
+
+    member_id: str
+    name: str
+    helper_type: str
+    address: str
+    kind: str  # "number" | "sip" | "client"
+    staff_id: str | None = None  # the member's console account, when they have one
+
 
 ROSTER_FILE = "roster.yaml"
 """The roster file inside the config folder."""

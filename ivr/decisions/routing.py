@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from ivr.config.reasons import NOT_ELIGIBLE_REASONS as NOT_ELIGIBLE_REASONS
+from ivr.config.reasons import ReasonCode
+from ivr.config.roster import Member as Member
 
 if TYPE_CHECKING:
     from ivr.config.decision_tree import DecisionTree
@@ -17,51 +20,6 @@ if TYPE_CHECKING:
 
 LOOKAHEAD_DAYS = 8
 """How far ahead next_on_duty_change looks (a weekly roster repeats within 8 days)."""
-
-
-@dataclass(frozen=True)
-class Member:
-    """Someone (or a line) Bridgeline may dial: `address` is E.164, a SIP URI or client:identity."""
-
-    member_id: str
-    name: str
-    helper_type: str
-    address: str
-    kind: str  # "number" | "sip" | "client"
-    staff_id: str | None = None  # the member's console account, when they have one
-
-
-class ReasonCode(str, Enum):
-    """Why a handoff did not reach a helper, or why one step of it was skipped."""
-
-    NOT_ELIGIBLE_WEAPON = "not_eligible_weapon"
-    NOT_ELIGIBLE_DANGER = "not_eligible_danger"
-    NOT_ELIGIBLE_VIOLENCE = "not_eligible_violence"
-    NOT_ELIGIBLE_MEDICAL = "not_eligible_medical"
-    NOT_ELIGIBLE_TYPE = "not_eligible_type"
-    NO_CONSENT = "no_consent"
-    NO_ONE_ON_DUTY = "no_one_on_duty"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    FAILED = "failed"
-    DECLINED = "declined"
-    NO_RESPONSE_TO_WHISPER = "no_response_to_whisper"
-    CALLER_HUNG_UP = "caller_hung_up"
-    CHAIN_EXHAUSTED = "chain_exhausted"
-    DIAL_REFUSED = "dial_refused"
-    CANCELLED = "cancelled"
-
-
-NOT_ELIGIBLE_REASONS = frozenset(
-    {
-        ReasonCode.NOT_ELIGIBLE_WEAPON,
-        ReasonCode.NOT_ELIGIBLE_DANGER,
-        ReasonCode.NOT_ELIGIBLE_VIOLENCE,
-        ReasonCode.NOT_ELIGIBLE_MEDICAL,
-        ReasonCode.NO_CONSENT,
-    }
-)
-"""Reason codes a decision-tree rule may give for allowing no helper."""
 
 
 @dataclass(frozen=True)
@@ -81,21 +39,13 @@ class Eligibility:
 
 def eligibility(tree: DecisionTree, answers: Mapping[str, bool]) -> Eligibility:
     """Apply the tree's rules in order to `answers` (question id -> yes/no; missing = not asked)."""
-    for index, rule in enumerate(tree.rules):
-        pending = False
-        matched = True
-        for question, wanted in rule.when.items():
-            if question not in answers:
-                pending = True
-            elif answers[question] is not wanted:
-                matched = False
-                break
-        if not matched:
-            continue
-        if pending:
-            return Eligibility(decided=False)
-        return Eligibility(decided=True, allowed=rule.allow, reason=rule.reason, rule_index=index)
-    return Eligibility(decided=True, allowed=(), reason=ReasonCode.NOT_ELIGIBLE_TYPE)
+    index, pending = tree.first_match(answers)
+    if pending:
+        return Eligibility(decided=False)
+    if index is None:
+        return Eligibility(decided=True, allowed=(), reason=ReasonCode.NOT_ELIGIBLE_TYPE)
+    rule = tree.rules[index]
+    return Eligibility(decided=True, allowed=rule.allow, reason=rule.reason, rule_index=index)
 
 
 def next_question(tree: DecisionTree, answers: Mapping[str, bool]) -> str | None:
