@@ -20,6 +20,7 @@ from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_r
 from ivr.dashboard import init_app as init_dashboard
 from ivr.decisions.callback_rules import times_for
 from ivr.partners import eido_api as partner_eido_api
+from ivr.partners import supervisor as partner_supervisor
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
 from ivr.settings import Settings, load_settings
@@ -99,4 +100,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(console.api)
     live.init_app(app)  # /live: the supervisor's wall
     partner_eido_api.init_app(app)  # GET /api/eido/incidents/<id> with a partner key
+    partner_supervisor.init_app(app)  # /partners: how EIDO pushes to partners fare
     return app

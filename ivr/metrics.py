@@ -127,6 +127,8 @@ class StoreCollector(Collector):
                 )
             if "desk_sign_in_failures" in tables:
                 yield from _desk_sign_in(conn)
+            if "eido_deliveries" in tables:
+                yield from _eido_pushes(conn)
             if "outbound_sms" in tables:
                 pending = conn.execute(
                     sa.text(
@@ -134,6 +136,38 @@ class StoreCollector(Collector):
                     )
                 ).scalar_one()
                 yield _gauge("bridgeline_sms_unsent", "Texts recorded but not yet sent", pending)
+
+
+def _eido_pushes(conn: sa.Connection) -> Iterator[GaugeMetricFamily]:
+    """EIDO pushes to partners: by status, and those failing (retrying or given up)."""
+    by_status = GaugeMetricFamily(
+        "bridgeline_eido_deliveries", "EIDO pushes to partners by status", labels=["status"]
+    )
+    counts = dict.fromkeys(("pending", "sending", "delivered", "failed"), 0)
+    retrying = 0
+    rows = conn.execute(
+        sa.text(
+            "SELECT status, CASE WHEN attempts > 0 THEN 1 ELSE 0 END, COUNT(*)"
+            " FROM eido_deliveries GROUP BY status, CASE WHEN attempts > 0 THEN 1 ELSE 0 END"
+        )
+    )
+    for status, tried, count in rows:
+        counts[str(status)] = counts.get(str(status), 0) + int(count)
+        if status == "pending" and tried:
+            retrying += int(count)
+    for status, count in counts.items():
+        by_status.add_metric([status], count)
+    yield by_status
+    yield _gauge(
+        "bridgeline_eido_pushes_retrying",
+        "EIDO pushes whose partner refused or did not answer, waiting to be tried again",
+        retrying,
+    )
+    yield _gauge(
+        "bridgeline_eido_pushes_failed",
+        "EIDO pushes given up on after every try (alert on > 0; supervisors see them)",
+        counts["failed"],
+    )
 
 
 def _desk_sign_in(conn: sa.Connection) -> Iterator[GaugeMetricFamily]:

@@ -33,6 +33,7 @@ STAFF_LINKS: tuple[NavLink, ...] = (
     NavLink("Live", "/live", frozenset({SUPERVISOR})),
     NavLink("Dashboard", "/dashboard", frozenset({SUPERVISOR})),
     NavLink("QA", "/dashboard/qa", frozenset({SUPERVISOR})),
+    NavLink("Partners", "/partners", frozenset({SUPERVISOR})),
 )
 """The staff pages, in header order (a link shows only to its roles, and only once served)."""
 

@@ -8,6 +8,7 @@ from ivr import logs
 from ivr.settings import load_settings
 from workers import context
 from workers.callbacks import sweep_callbacks
+from workers.eido_push import sweep_eido_push
 from workers.handoffs import sweep_handoffs
 from workers.reports import ROLLUP_INTERVAL_SECONDS, refresh_rollups
 from workers.retention import load_retention, purge_expired
@@ -18,6 +19,9 @@ SWEEP_INTERVAL_SECONDS = 60
 
 HANDOFF_SWEEP_INTERVAL_SECONDS = 15
 """How often handoffs that lost their dial job or never heard from Twilio are settled."""
+
+EIDO_PUSH_INTERVAL_SECONDS = 10
+"""How often handoff changes are looked for and owed EIDO pushes are sent to partners."""
 
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 """How often records past their retention limit are deleted."""
@@ -40,6 +44,11 @@ def main() -> int:
         sweep_handoffs,
         queue_name=ctx.queues.queue("urgent").name,
         interval=HANDOFF_SWEEP_INTERVAL_SECONDS,
+    )
+    cron.register(
+        sweep_eido_push,
+        queue_name=ctx.queues.queue("default").name,
+        interval=EIDO_PUSH_INTERVAL_SECONDS,
     )
     cron.register(
         purge_expired,

@@ -1,4 +1,5 @@
-"""`python -m ivr.partners add|list|disable|enable`: partner systems and their API keys."""
+"""`python -m ivr.partners add|list|disable|enable|subscribe|subscriptions|unsubscribe`:
+partner systems, their API keys and the URLs that receive EIDO pushes."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from ivr.partners import (
     PartnerError,
     Scope,
     create_partner,
+    deliveries,
     list_partners,
     set_enabled,
+    subscriptions,
 )
 
 
@@ -55,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=f"{name} a partner's key (by its prefix, see list)")
         cmd.add_argument("prefix")
     sub.add_parser("list", help="list every partner (no keys)")
+    subscribe = sub.add_parser(
+        "subscribe", help="push each handoff's EIDO to a URL when it changes (eido scope)"
+    )
+    subscribe.add_argument("prefix", help="the partner's key prefix (see list)")
+    subscribe.add_argument("--url", required=True, help="https://… (http only to this machine)")
+    sub.add_parser("subscriptions", help="list every subscription and how its pushes fare")
+    for name in ("unsubscribe", "resubscribe"):
+        cmd = sub.add_parser(name, help=f"{name} a subscription (by its number)")
+        cmd.add_argument("subscription_id", type=int)
     return parser
 
 
@@ -117,6 +129,37 @@ def main(
             )
             print("This key is shown once; only its hash is kept.", file=stdout)
             print(f"API key: {made.key}", file=stdout)
+        elif args.command == "subscribe":
+            new = subscriptions.create_subscription(engine, args.prefix, args.url, actor=actor)
+            print(
+                f"subscription {new.subscription.id}: {new.subscription.partner_name} at "
+                f"{new.subscription.url}; pushes are signed with this secret (shown once):",
+                file=stdout,
+            )
+            print(f"signing secret: {new.signing_secret}", file=stdout)
+        elif args.command == "subscriptions":
+            for h in deliveries.health(engine):
+                print(
+                    "\t".join(
+                        [
+                            str(h.subscription_id),
+                            h.partner_name,
+                            h.host,
+                            "on" if h.enabled else "off",
+                            f"delivered {h.delivered}",
+                            f"waiting {h.waiting}",
+                            f"retrying {h.retrying}",
+                            f"failed {h.failed}",
+                            h.last_error or "-",
+                        ]
+                    ),
+                    file=stdout,
+                )
+        elif args.command in ("unsubscribe", "resubscribe"):
+            done = subscriptions.set_subscription_enabled(
+                engine, args.subscription_id, args.command == "resubscribe", actor=actor
+            )
+            print(f"subscription {done.id} {'on' if done.enabled else 'off'}", file=stdout)
         elif args.command in ("disable", "enable"):
             p = set_enabled(engine, args.prefix, args.command == "enable", actor=actor)
             print(f"{p.key_prefix} ({p.name}) {args.command}d", file=stdout)

@@ -50,3 +50,47 @@ partner_rate_windows = sa.Table(
     sa.Column("minute", sa.BigInteger, nullable=False),
     sa.Column("uses", sa.Integer, nullable=False),
 )
+
+partner_subscriptions = sa.Table(
+    "partner_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "partner_id", sa.Integer, sa.ForeignKey("partners.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("url", sa.String(500), nullable=False),
+    # The HMAC key pushes are signed with: the partner holds a copy to verify, so it is kept as
+    # given (a hash could not sign). Shown once when the subscription is made.
+    sa.Column("signing_secret", sa.String(128), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # Handoffs changed after this moment are looked at for this subscription (never history).
+    sa.Column("cursor_at", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+eido_deliveries = sa.Table(
+    "eido_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscription_id",
+        sa.Integer,
+        sa.ForeignKey("partner_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("handoff_id", sa.Integer, nullable=False),
+    # subscription:handoff:sha256 of the document: one delivery per change, sent as the
+    # Idempotency-Key header so the partner can drop a repeat.
+    sa.Column("idempotency_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("last_error", sa.String(255)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("claimed_at", Timestamp),
+    sa.Column("delivered_at", Timestamp),
+    sa.Index("ix_eido_deliveries_stream", "subscription_id", "handoff_id", "id"),
+    sa.Index("ix_eido_deliveries_status_next", "status", "next_attempt_at"),
+)
