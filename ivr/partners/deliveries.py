@@ -329,14 +329,14 @@ def health(engine: sa.Engine) -> list[SubscriptionHealth]:
             .join(partners, partners.c.id == partner_subscriptions.c.partner_id)
             .order_by(partner_subscriptions.c.id)
         ).all()
-        counts = {
-            (int(s), str(st), bool(tried)): int(n)
-            for s, st, tried, n in conn.execute(
-                sa.select(
-                    d.c.subscription_id, d.c.status, d.c.attempts > 0, sa.func.count()
-                ).group_by(d.c.subscription_id, d.c.status, d.c.attempts > 0)
+        counts: dict[tuple[int, str, bool], int] = {}
+        for s, st, attempts, n in conn.execute(
+            sa.select(d.c.subscription_id, d.c.status, d.c.attempts, sa.func.count()).group_by(
+                d.c.subscription_id, d.c.status, d.c.attempts
             )
-        }
+        ):
+            slot = (int(s), str(st), int(attempts) > 0)
+            counts[slot] = counts.get(slot, 0) + int(n)
         last_at = dict(
             conn.execute(
                 sa.select(d.c.subscription_id, sa.func.max(d.c.delivered_at)).group_by(
