@@ -132,13 +132,18 @@ def test_clinician_pages(tab: Any, base_url: str, busy_program: int, make_staff:
 
 
 def test_supervisor_pages(
-    tab: Any, base_url: str, busy_program: int, make_staff: MakeStaff
+    tab: Any, base_url: str, busy_program: int, make_staff: MakeStaff, engine: sa.Engine
 ) -> None:
+    from ivr import partners
+    from ivr.partners.subscriptions import create_subscription
+
+    cad = partners.create_partner(engine, name="Pima County CAD", scopes=["eido"])
+    create_subscription(engine, cad.partner.key_prefix, "https://cad.pima.example/bridgeline/eido")
     make_staff("supervisor", staff_id="4702")
     sign_in(tab, base_url, "4702", "/console/callbacks")
     problems = check(tab, "callbacks")
     # /dashboard and /dashboard/qa: their own browser tests (tests/browser/test_dashboard_browser.py)
-    for path in ("/live", "/account"):
+    for path in ("/live", "/account", "/partners"):
         tab.goto(base_url + path)
         problems += check(tab, path)
     assert problems == []
