@@ -1,104 +1,17 @@
 """Bridgeline: the phone layer for alternative 911 response programs.
 
-`create_app()` builds the Flask app; nothing connects or reads the environment at import time.
+Importing `ivr` (or any module under it) imports nothing of the app: the factory lives in
+`ivr.app`, and `ivr.create_app` (what `gunicorn 'ivr:create_app()'` asks for) imports it only
+when asked (PEP 562).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
+import importlib
 from typing import Any
 
-import sqlalchemy as sa
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import auth, console, health, live, logs, metrics, queueing, store
-from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
-from ivr.dashboard import init_app as init_dashboard
-from ivr.decisions.callback_rules import times_for
-from ivr.partners import eido_api as partner_eido_api
-from ivr.partners import supervisor as partner_supervisor
-from ivr.queueing import Queues
-from ivr.self_service import SelfServiceLine
-from ivr.settings import Settings, load_settings
-from ivr.store import events as store_events
-from ivr.voice import agent_routes, callback_routes, desk_routes, fallback, self_service_routes
-from ivr.voice import common as voice_common
-
-ROSTER_KEY = "bridgeline_roster"
-"""app.extensions key of the validated roster (ivr.config.roster.Roster)."""
-
-DECISION_TREE_KEY = "bridgeline_decision_tree"
-"""app.extensions key of the validated decision tree."""
-
-
-@dataclass(frozen=True)
-class Bridgeline:
-    """What a running app holds: validated settings and config, connections, the flows."""
-
-    settings: Settings
-    config: BridgelineConfig
-    engine: sa.Engine
-    queues: Queues
-    self_service: SelfServiceLine
-
-
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `overrides` may set environment names (e.g. DATABASE_URL) or Flask keys."""
-    overrides = dict(overrides or {})
-    env = {**os.environ, **{k: str(v) for k, v in overrides.items() if isinstance(v, str | int)}}
-    settings = load_settings(env)
-    config = load_config(settings.config_dir)
-
-    app = Flask(__name__)
-    if settings.trusted_proxies:
-        # Client addresses (login limits) come from X-Forwarded-For set by our own proxies only.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
-        )
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
-    app.config.update({k: v for k, v in overrides.items() if k in ("TESTING", "DEBUG")})
-    logs.install_redaction()
-
-    store.init_app(app, settings.database_url)
-    queueing.init_app(
-        app, settings.redis_url, settings.redis_timeout_seconds, settings.queue_prefix
-    )
-    engine = store.engine_of(app)
-    queues = queueing.queues_of(app)
-    app.extensions[voice_common.APP_KEY] = Bridgeline(
-        settings=settings,
-        config=config,
-        engine=engine,
-        queues=queues,
-        self_service=SelfServiceLine(config, settings.public_base_url, engine, queues),
-    )
-
-    roster = load_roster(settings.config_dir)
-    app.extensions[ROSTER_KEY] = roster
-    app.extensions[DECISION_TREE_KEY] = load_decision_tree(settings.config_dir, roster)
-
-    store_events.init_app(app, engine, env.get("BRIDGELINE_SPOOL_DIR", ""))  # event spool
-    voice_common.init_app(app)
-    app.register_blueprint(self_service_routes.bp)
-    app.register_blueprint(fallback.bp)
-    app.register_blueprint(health.bp)
-    metrics.init_app(app)  # /metrics and per-route latency
-    desk_routes.init_app(app, env.get("BRIDGELINE_SPOOL_DIR", ""))  # desk, intake, handoff
-    agent_routes.init_app(app)  # /voice/agent-line: 311 agents take the self-service queue
-    callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
-    callback_rules = callback_routes.line_of(app).config
-    app.extensions[voice_common.APP_KEY].self_service.callback_times = partial(
-        times_for, callback_rules
-    )
-    init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
-    auth.init_app(app)  # sessions, CSRF, /login
-    app.register_blueprint(console.bp)
-    app.register_blueprint(console.api)
-    live.init_app(app)  # /live: the supervisor's wall
-    partner_eido_api.init_app(app)  # GET /api/eido/incidents/<id> with a partner key
-    partner_supervisor.init_app(app)  # /partners: how EIDO pushes to partners fare
-    return app
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        return importlib.import_module("ivr.app").create_app
+    raise AttributeError(f"module 'ivr' has no attribute {name!r}")

@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         transport = HttpTransport(args.url, public_base)
     else:
-        from ivr import create_app
+        from ivr.app import create_app
         from ivr.store.db import migrate
 
         app = create_app()

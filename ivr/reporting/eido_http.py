@@ -20,7 +20,7 @@ def context_of(app: Flask) -> EidoContext:
     """The app's EidoContext (program.yaml, roster, decision tree), built once."""
     found = app.extensions.get(EXTENSION_KEY)
     if found is None:
-        from ivr import DECISION_TREE_KEY, ROSTER_KEY
+        from ivr.app import DECISION_TREE_KEY, ROSTER_KEY
         from ivr.config.program import ProgramConfig
         from ivr.dashboard.routes import PROGRAM_KEY
 

@@ -40,7 +40,7 @@ def init_app(app: Flask, spool_folder: str = "") -> None:
     Conference callbacks are spooled in `spool_folder` (BRIDGELINE_SPOOL_DIR, default
     instance/spool) and applied by a worker; when testing, or with 'off', they apply at once.
     """
-    from ivr import DECISION_TREE_KEY, ROSTER_KEY
+    from ivr.app import DECISION_TREE_KEY, ROSTER_KEY
 
     core = app.extensions[APP_KEY]
     transfer_desk = TransferDesk(
