@@ -299,7 +299,7 @@ def gunicorn(target: str, env: dict[str, str], log: Path, ready_path: str) -> It
     """A gunicorn started as the Procfile starts it, on loopback; stopped on exit."""
     port = free_port()
     command = [
-        str(REPO / ".venv/bin/gunicorn"),
+        str(Path(sys.executable).parent / "gunicorn"),  # the running environment's own
         "--workers",
         os.environ.get("WEB_CONCURRENCY", "2"),
         "--bind",

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024)
     app.config.update({k: v for k, v in overrides.items() if k in ("TESTING", "DEBUG")})
     logs.install_redaction()
+    if not app.testing and not logging.getLogger().handlers:
+        logs.configure()  # served by something that set up no logging: JSON lines anyway
 
     store.init_app(app, settings.database_url)
     queueing.init_app(

@@ -195,6 +195,13 @@ def main(argv: list[str]) -> int:
     engine = make_engine(url)
     try:
         verdict = verify(engine)
+    except sa.exc.DBAPIError as exc:
+        print(
+            f"cannot read the audit trail ({type(exc.orig).__name__}): "
+            "is DATABASE_URL right, and has `python -m ivr.store migrate` run?",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         engine.dispose()
     if verdict.intact:

@@ -10,19 +10,63 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-# A number may follow a non-word character or a URL-encoded "+" (%2B, as in a query string).
-_NUMBER = re.compile(r"(?:(?<![\w])|(?<=%2B)|(?<=%2b))\+?\d[\d\s().-]{6,}\d")
+import phonenumbers
+from phonenumbers import Leniency
+
 _RECORDING_URL = re.compile(r"https?://\S*(?:Recordings|recordings)\S*")
-_SIP = re.compile(r"sip:[^\s@]+@\S+")
+_SIP = re.compile(r"sips?:[^\s@]+@\S+")
+# E.164 with its plus, also percent-encoded as in a query string (From=%2B15205550123).
+_PLUS_NUMBER = re.compile(r"(?:\+|%2[Bb])\d{7,15}(?!\d)")
+# Ten NANP-shaped digits (optionally after a 1) standing alone: what a caller keys in, valid
+# or not. Digits inside words (CallSids, worker names, job IDs) and times never match.
+_NANP_DIGITS = re.compile(r"(?<![\w.:/-])1?[2-9]\d{9}(?![\w:])")
+_MIN_DIGITS = 7
+"""Fewer digits than this in a line and it cannot hold a phone number."""
 
 _installed = False
 
 
 def redact(text: str) -> str:
-    """Replace anything that looks like a phone number or recording URL."""
+    """Replace phone numbers, SIP URIs and recording URLs; leave other digits searchable.
+
+    Numbers are found by `phonenumbers`' own matcher (any usual spelling, any country), plus
+    E.164 written with a plus or %2B and ten keyed-in digits; job IDs, worker names, CallSids,
+    times and counts are kept as they are.
+    """
     text = _RECORDING_URL.sub("[recording-url]", text)
     text = _SIP.sub("[sip-uri]", text)
-    return _NUMBER.sub("[number]", text)
+    if sum(ch.isdigit() for ch in text) < _MIN_DIGITS:
+        return text
+    text = _PLUS_NUMBER.sub("[number]", text)
+    text = _NANP_DIGITS.sub("[number]", text)
+    spans = [
+        (match.start, match.end)
+        for match in phonenumbers.PhoneNumberMatcher(text, "US", leniency=Leniency.VALID)
+    ]
+    for start, end in reversed(spans):
+        text = text[:start] + "[number]" + text[end:]
+    return text
+
+
+def gunicorn_logconfig() -> dict[str, Any]:
+    """logging.config.dictConfig settings for gunicorn: its error and access logs and the
+    app's own loggers as JSON lines, scrubbed (ivr/gunicorn_config.py hands them over)."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "ivr.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {**handler, "stream": "ext://sys.stderr"},
+            "stdout": {**handler, "stream": "ext://sys.stdout"},
+        },
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+            "twilio.http_client": {"level": "WARNING"},
+        },
+    }
 
 
 class JsonFormatter(logging.Formatter):

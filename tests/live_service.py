@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -37,6 +38,14 @@ START_SECONDS = 30
 """How long a process may take to answer (gunicorn) or register with Redis (an RQ worker)."""
 
 
+def next_to_python(program: str) -> str:
+    """`.venv/bin/gunicorn` -> the gunicorn installed beside the Python running the tests, so the
+    suite runs from any virtual environment (a CI venv, tox, a system install)."""
+    if program.startswith(".venv/bin/"):
+        return str(Path(sys.executable).parent / program.removeprefix(".venv/bin/"))
+    return program
+
+
 def procfile_command(kind: str, env: Mapping[str, str]) -> list[str]:
     """The Procfile's command for `kind` (web, worker, clock), ${VAR:-default} expanded."""
     for line in (REPO / "Procfile").read_text().splitlines():
@@ -45,7 +54,8 @@ def procfile_command(kind: str, env: Mapping[str, str]) -> list[str]:
             expanded = re.sub(
                 r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], command.strip()
             )
-            return shlex.split(expanded.replace("0.0.0.0:", "127.0.0.1:"))
+            argv = shlex.split(expanded.replace("0.0.0.0:", "127.0.0.1:"))
+            return [next_to_python(argv[0]), *argv[1:]]
     raise LookupError(f"Procfile has no {kind!r} process")
 
 
