@@ -21,7 +21,7 @@ from ivr import accounts, audit, handoffs
 from ivr import sign_in_throttle as throttle
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
-from ivr.decisions.phrases import spoken_digits, spoken_phone
+from ivr.decisions.phrases import sentence, spoken_digits, spoken_phone
 from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
 from ivr.handoffs import (
     CALL_TAKER_LABEL,
@@ -506,7 +506,10 @@ class TransferDesk:
                 lines.append(f"For {with_article(item.label)}, press {len(available)}.")
             elif item.next_change is not None:
                 lines.append(
-                    f"No {item.label} is on duty until {spoken_time(item.next_change, now, self.roster)}."
+                    sentence(
+                        f"No {item.label} is on duty until "
+                        f"{spoken_time(item.next_change, now, self.roster)}."
+                    )
                 )
             else:
                 lines.append(f"No {item.label} is on duty.")

@@ -118,10 +118,10 @@ class SelfServiceLine:
                 num_digits=1,
                 hints=("English", "Español", "Spanish"),
             )
-            say(g, self.menus.greeting.en, "en")
-            say(g, phrase("choose_language", "en"), "en")
-            say(g, self.menus.greeting.es, "es")
-            say(g, phrase("choose_language", "es"), "es")
+            for lang in ("en", "es"):  # 911 comes first, before any choice, in each language
+                say(g, self.menus.greeting.get(lang), lang)
+                say(g, phrase("greeting_emergency", lang), lang)
+                say(g, phrase("choose_language", lang), lang)
             self._cache[key] = to_xml(response)
         return self._cache[key]
 
@@ -224,12 +224,13 @@ class SelfServiceLine:
             return self.emergency(turn)
         return self.to_person(turn)
 
-    def _retry(self, turn: Turn, ask_again: Callable[[Turn], str]) -> str:
-        """Re-ask with one more attempt counted, or send the caller to a person."""
+    def _retry(self, turn: Turn, ask_again: Callable[[Turn], str], why: str | None = None) -> str:
+        """Re-ask with one more attempt counted, or send the caller to a person (saying `why`
+        first, so the last answer is not met with silence about what was wrong)."""
         next_attempt = turn.attempt + 1
         if next_attempt >= self.settings.max_attempts:
             self._note(turn, "attempts_exhausted", None)
-            return self.to_person(turn)
+            return self.to_person(turn, preface=why)
         return ask_again(replace(turn, attempt=next_attempt))
 
     def _ask(
@@ -707,7 +708,7 @@ class SelfServiceLine:
         except PhoneNumberError as exc:
             reason = phrase(f"callback_{exc.problem.value}", turn.lang)
             self._note(turn, "callback_number_refused", exc.problem.value, unique=False)
-            return self._retry(turn, lambda t: self.callback_enter_prompt(t, src, reason))
+            return self._retry(turn, lambda t: self.callback_enter_prompt(t, src, reason), reason)
         return self._save_draft(turn, number, src, readback=True)
 
     def _save_draft(self, turn: Turn, number: str, src: str, readback: bool) -> str:
@@ -740,6 +741,8 @@ class SelfServiceLine:
         rule = self.crisis.match(turn.speech)
         if rule is not None:
             return self.crisis_transfer(turn, rule)
+        if first_key(turn.digits) == EMERGENCY_KEY:
+            return self.emergency(turn)
         answer = yes_no(turn.digits, turn.speech)
         if answer is True:
             return self.callback_consent_prompt(replace(turn, attempt=0), src)
@@ -775,6 +778,8 @@ class SelfServiceLine:
         rule = self.crisis.match(turn.speech)
         if rule is not None:
             return self.crisis_transfer(turn, rule)
+        if first_key(turn.digits) == EMERGENCY_KEY:
+            return self.emergency(turn)
         answer = yes_no(turn.digits, turn.speech)
         if answer is None:
             preface = (

@@ -166,7 +166,7 @@ def test_resident_transfers_to_the_nurse_line_and_no_one_answers(call: Place) ->
     assert c.dialed == ["+15205550140"]
     c.answer_dial("no-answer")
     heard = c.heard_since_last()
-    assert "the nurse advice line did not answer" in heard
+    assert "The nurse advice line did not answer." in heard
     assert c.waiting_for == "Enqueue"
 
 

@@ -137,6 +137,7 @@ def test_only_eligible_helpers_on_duty_are_offered_and_the_others_are_said_with_
     heard = _walk_to_offer(c)
     assert "No embedded clinician is on duty until 10 a.m." in heard
     assert "No community navigator is on duty until 9 a.m." in heard
+    assert "a.m.." not in heard and "p.m.." not in heard
     assert "For a nine eight eight crisis counselor, press 1." in heard
     assert "telehealth" not in heard  # not eligible for these answers
     assert c.waiting_for == "Gather"

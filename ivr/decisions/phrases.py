@@ -6,6 +6,7 @@ sentences around them, which an operator does not need to change.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,10 @@ _PHRASES: dict[str, dict[str, str]] = {
     "choose_language": {
         "en": "For English, press 1.",
         "es": "Para español, oprima 2.",
+    },
+    "greeting_emergency": {
+        "en": "If this is an emergency, hang up and dial 9 1 1.",
+        "es": "Si es una emergencia, cuelgue y marque el 9 1 1.",
     },
     "press": {"en": "{label}, press {key}.", "es": "{label}, oprima {key}."},
     "repeat_hint": {
@@ -196,7 +201,18 @@ def phrase(phrase_id: str, lang: str, /, **values: object) -> str:
     """The sentence `phrase_id` in `lang` (English for an unknown language), filled with `values`."""
     texts = _PHRASES[phrase_id]
     text = texts.get(lang) or texts["en"]
-    return text.format(**values) if values else text
+    return sentence(text.format(**values)) if values else text
+
+
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
+
+
+def sentence(text: str) -> str:
+    """A filled-in sentence as it should be spoken and read: a value ending in "p.m." does not
+    double the full stop ("5 p.m.."), and a sentence opening with a value ("the nurse advice
+    line did not answer") starts with a capital."""
+    text = _DOUBLE_STOP.sub(".", text)
+    return text[:1].upper() + text[1:]
 
 
 def spoken_digits(digits: str) -> str:
