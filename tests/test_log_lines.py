@@ -84,21 +84,21 @@ def test_every_line_gunicorn_and_the_app_write_is_json_without_numbers(
     try:
         processes.start(procfile_command("web", full_env), full_env, log)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
+        for _ in range(600):
             processes.check_alive()
             try:
-                requests.get(f"{base}/readyz", timeout=2)
+                requests.get(f"{base}/readyz", timeout=30)
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
         # A forged request (logged as a warning by the app) and a signed one from a caller.
         path = "/voice/self-service/language"
         form = {"From": "+15205550123", "Digits": "1"}
-        forged = requests.post(f"{base}{path}?From=%2B15205550123", data=form, timeout=5)
+        forged = requests.post(f"{base}{path}?From=%2B15205550123", data=form, timeout=60)
         assert forged.status_code == 403
         signature = compute_signature(AUTH_TOKEN, env["PUBLIC_BASE_URL"] + path, form.items())
         signed = requests.post(
-            f"{base}{path}", data=form, headers={SIGNATURE_HEADER: signature}, timeout=5
+            f"{base}{path}", data=form, headers={SIGNATURE_HEADER: signature}, timeout=60
         )
         assert signed.status_code == 200
     finally:
