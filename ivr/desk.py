@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from ivr import accounts, audit, handoffs
-from ivr import sign_in_throttle as throttle
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
+from ivr.decisions import sign_in_throttle as throttle
 from ivr.decisions.phrases import sentence, spoken_digits, spoken_phone
 from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
 from ivr.handoffs import (
@@ -212,7 +212,7 @@ class TransferDesk:
     ) -> str:
         """Greeting, then the staff ID (after a wait when this number has had wrong PINs).
 
-        A calling number is never refused: it is a PSAP's shared trunk (sign_in_throttle).
+        A calling number is never refused: it is a PSAP's shared trunk (ivr.decisions.sign_in_throttle).
         `base` is the line signing in: the transfer desk, or the 311 agent line, which shares
         the staff IDs, PINs and lockouts.
         """
@@ -265,7 +265,7 @@ class TransferDesk:
         """The signed-in staff member, or the TwiML that asks again or ends the call.
 
         The third wrong PIN in a call ends it; a staff ID is locked after repeated wrong PINs,
-        a calling number only slowed down (sign_in_throttle).
+        a calling number only slowed down (ivr.decisions.sign_in_throttle).
         """
         pin = "".join(ch for ch in (digits or "") if ch.isdigit())[:12]
         staff_id = "".join(ch for ch in staff_id if ch.isdigit())[:12]

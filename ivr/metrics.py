@@ -172,7 +172,7 @@ def _eido_pushes(conn: sa.Connection) -> Iterator[GaugeMetricFamily]:
 
 def _desk_sign_in(conn: sa.Connection) -> Iterator[GaugeMetricFamily]:
     """Wrong desk PINs in the lockout window, and the lines a supervisor should look at."""
-    from ivr.sign_in_throttle import ALERT_AFTER, WINDOW
+    from ivr.decisions.sign_in_throttle import ALERT_AFTER, WINDOW
     from ivr.store.handoff_tables import desk_sign_in_failures as failures
 
     per_line = (

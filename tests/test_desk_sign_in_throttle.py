@@ -20,14 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import audit
 from ivr.accounts import Staff
-from ivr.desk import TransferDesk
-from ivr.sign_in_throttle import (
+from ivr.decisions.sign_in_throttle import (
     MAX_DELAY_PSAP_SECONDS,
     MAX_DELAY_SECONDS,
     caller_delay_seconds,
     should_alert,
     staff_locked,
 )
+from ivr.desk import TransferDesk
 from ivr.simulator import Call
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
     CALL_TAKER_ID,
