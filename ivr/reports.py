@@ -937,68 +937,6 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def subject_facts(engine: sa.Engine, kind: str, ref: str) -> list[tuple[str, Any]]:
-    """What a QA reviewer sees of a flagged record: its fields and history, no phone numbers."""
-    facts: list[tuple[str, Any]] = []
-    with engine.connect() as conn:
-        if kind == "handoff" and ref.isdigit():
-            from ivr.store.handoff_tables import handoff_events, handoffs
-
-            row = conn.execute(sa.select(handoffs).where(handoffs.c.id == int(ref))).first()
-            if row is None:
-                return [("record", "no longer stored")]
-            for name in (
-                "helper_type",
-                "origin",
-                "status",
-                "reason_code",
-                "answers",
-                "reason",
-                "member_id",
-                "call_taker_staff_id",
-                "outcome",
-                "outcome_note",
-                "created_at",
-                "accepted_at",
-                "connected_at",
-                "ended_at",
-            ):
-                facts.append((name.replace("_", " "), _fact(getattr(row, name))))
-            for ev in conn.execute(
-                sa.select(
-                    handoff_events.c.occurred_at, handoff_events.c.event, handoff_events.c.reason
-                )
-                .where(handoff_events.c.handoff_id == int(ref))
-                .order_by(handoff_events.c.occurred_at, handoff_events.c.id)
-            ):
-                facts.append(("event", f"{_fact(ev[0])} {ev[1]} {ev[2] or ''}".strip()))
-        elif kind == "callback" and ref.isdigit():
-            row = conn.execute(sa.select(callbacks).where(callbacks.c.id == int(ref))).first()
-            if row is None:
-                return [("record", "no longer stored")]
-            for name in ("source", "status", "helper_type", "created_at", "due_at", "deadline_at"):
-                facts.append((name.replace("_", " "), _fact(getattr(row, name))))
-        else:
-            for ev in conn.execute(
-                sa.select(
-                    self_service_events.c.at,
-                    self_service_events.c.event,
-                    self_service_events.c.detail,
-                )
-                .where(self_service_events.c.call_sid == ref)
-                .order_by(self_service_events.c.at, self_service_events.c.id)
-            ):
-                facts.append(("event", f"{_fact(ev[0])} {ev[1]} {ev[2] or ''}".strip()))
-    return facts
-
-
-def _fact(value: Any) -> Any:
-    if isinstance(value, datetime):
-        utc_value = _utc(value)
-        return utc_value.strftime("%Y-%m-%d %H:%M:%S UTC") if utc_value else ""
-    return "" if value is None else value
-
-
 # ------------------------------------------------------------------ from the hourly rollups
 
 

@@ -181,7 +181,7 @@ def add_handoff(
                     handoff_id=handoff_id,
                     dedupe_key=f"seed-e-{n}-{index}",
                     event=event,
-                    source="test",
+                    source="twilio",
                     occurred_at=created_at,
                     received_at=created_at,
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from ivr.store.qa_tables import qa_findings, qa_items
 from tests.console_fixtures import PASSWORD, MakeStaff, make_staff
 from tests.dashboard_fixtures import (
     _forget_handoffs,
+    add_callback,
     add_event,
     add_handoff,
     add_live_call,
@@ -85,20 +87,150 @@ def test_clinician_and_call_taker_logins_are_refused(app: Flask, make_staff: Mak
             assert b"nothing in this range" not in response.data
 
 
-def test_supervisor_sees_the_figures_and_the_charts(
+def visible_text(html: str) -> str:
+    """What a reader sees: the page's text without markup, scripts or styles."""
+    import lxml.html
+
+    tree = lxml.html.fromstring(html)
+    for node in tree.xpath("//script|//style|//title"):
+        node.drop_tree()
+    main = tree.find(".//main")
+    return " ".join(" ".join((main if main is not None else tree).itertext()).split())
+
+
+CODE = re.compile(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b|\b[a-z]+:\d+:[a-z_]+\b")
+"""A code a program stores (no_one_on_duty, crisis_988, main:1:report), not a word."""
+
+
+def test_supervisor_reads_the_figures_in_words_with_money_and_charts(
     client: FlaskClient, make_staff: MakeStaff, engine: sa.Engine
 ) -> None:
     _seed(engine)
+    slow = add_live_call(engine, "CA-live-3", utc(2026, 11, 12, 18))
+    add_handoff(engine, slow, "telehealth_nurse", utc(2026, 11, 12, 18), answer_s=16, duration_s=60)
     _supervisor(client, make_staff)
     page = client.get("/dashboard", query_string=NOV, base_url="https://localhost")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="chart-handoffs-by-hour"' in html and "<svg" in html
     assert 'data-label="02" data-value="1"' in html  # one handoff at 02:xx local
-    assert "resolved_by_phone" in html and "chain_exhausted" in html
-    # a diverted call x $250
-    assert "<td>250.0</td>" in html or "<td>250</td>" in html
+    text = visible_text(html)
+    assert CODE.findall(text) == []
+    assert "Resolved by phone" in text and "Everyone on the roster tried" in text
+    assert "Embedded clinician" in text and "Telehealth nurse" in text
+    # two diverted calls x $250, as money
+    assert "Estimated savings ($250 per avoided dispatch) $500" in text
+    # the nurse answered nobody within 15 s: below the NENA target, said in words
+    nurse = re.search(r"Telehealth nurse 2 1 16 s 16 s (\S+) (.{14})", text)
+    assert nurse and nurse.groups() == ("0.0%", "— below target"), text
     assert "kill myself" not in html and "sister" not in html
+    # every chart has a visible title, axis titles, and a table of its figures beside it
+    titles = re.findall(r'<h3 id="chart-[a-z-]+-caption" class="chart-title">([^<]+)</h3>', html)
+    assert len(titles) == 6 and "Handoffs by hour of day" in titles
+    assert html.count('class="axis-title"') >= 11
+    assert html.count('<table class="chart-data') == 6
+
+
+def test_numbers_read_with_separators_money_and_units() -> None:
+    from ivr.dashboard import present
+
+    assert present.count(1234567) == "1,234,567"
+    assert present.money(16750.0, "USD") == "$16,750"
+    assert present.money(1234.5, "CAD") == "CA$1,234.50"
+    assert present.money(10, "CHF") == "CHF 10"
+    assert present.percent(81.8) == "81.8%" and present.percent("") == "no data"
+    assert present.seconds(12) == "12 s" and present.minutes(7.5) == "7.5 min"
+
+
+def test_each_figure_links_to_the_handoffs_behind_it_with_the_same_filters(
+    client: FlaskClient, make_staff: MakeStaff, engine: sa.Engine
+) -> None:
+    _seed(engine)
+    _supervisor(client, make_staff)
+    html = client.get("/dashboard", query_string=NOV, base_url="https://localhost").get_data(
+        as_text=True
+    )
+    link = re.search(
+        r'<a href="(/dashboard/records/handoffs\?[^"]*reason=chain_exhausted[^"]*)">', html
+    )
+    assert link, "the no-helper reason links to its handoffs"
+    href = link.group(1).replace("&amp;", "&")
+    assert "start=2026-11-01" in href and "end=2026-11-30" in href  # same filters
+    records = client.get(href, base_url="https://localhost").get_data(as_text=True)
+    text = visible_text(records)
+    assert "1 record." in text
+    assert "everyone on the roster tried" in text and "Telehealth nurse" in text
+    assert "Wed 11 Nov 2026 02:10" in text  # local time (Phoenix), 09:10 UTC
+    assert CODE.findall(text) == []
+    # the requested figure lists both handoffs; outside the range, none
+    every = client.get(
+        "/dashboard/records/handoffs", query_string=NOV, base_url="https://localhost"
+    )
+    assert "2 records." in visible_text(every.get_data(as_text=True))
+    outside = client.get(
+        "/dashboard/records/handoffs",
+        query_string={"start": "2026-10-01", "end": "2026-10-31"},
+        base_url="https://localhost",
+    )
+    assert "0 records." in visible_text(outside.get_data(as_text=True))
+    bad = client.get(
+        "/dashboard/records/handoffs",
+        query_string={**NOV, "reached": "maybe"},
+        base_url="https://localhost",
+    )
+    assert bad.status_code == 400
+    assert client.get("/dashboard/records/wizards", base_url="https://localhost").status_code == 404
+
+
+def test_every_drill_down_link_lists_as_many_records_as_its_figure_says(
+    client: FlaskClient, make_staff: MakeStaff, engine: sa.Engine
+) -> None:
+    _seed(engine)
+    add_callback(engine, status="pending", created_at=utc(2026, 11, 9, 18),
+                 deadline_at=utc(2026, 11, 10, 18))  # fmt: skip
+    add_event(engine, "CA-self-1", "to_person", None, utc(2026, 11, 8, 9, 12))
+    add_event(engine, "CA-self-2", "transfer", "crisis_988", utc(2026, 11, 9, 9, 12))
+    add_event(engine, "CA-self-3", "menu_item", "main:1:report", utc(2026, 11, 9, 10, 0))
+    _supervisor(client, make_staff)
+    html = client.get("/dashboard", query_string=NOV, base_url="https://localhost").get_data(
+        as_text=True
+    )
+    checked = 0
+    for href, shown in re.findall(r'<a href="(/dashboard/records/[^"]+)">([0-9,]+)</a>', html):
+        records = client.get(href.replace("&amp;", "&"), base_url="https://localhost")
+        assert records.status_code == 200, href
+        found = re.search(r"<strong>([0-9,]+)</strong> record", records.get_data(as_text=True))
+        assert found and found.group(1) == shown, (href, shown)
+        checked += 1
+    assert checked > 40
+
+
+def test_the_council_report_prints_the_programs_name_and_the_seed_figures(
+    client: FlaskClient, make_staff: MakeStaff, engine: sa.Engine
+) -> None:
+    _seed(engine)
+    _supervisor(client, make_staff)
+    page = client.get(
+        "/dashboard/report",
+        query_string={**NOV, "jurisdiction": "city"},
+        base_url="https://localhost",
+    )
+    assert page.status_code == 200
+    text = visible_text(page.get_data(as_text=True))
+    assert "Tucson Alternative Response" in text and "City of Tucson" in text
+    for figure in (
+        "Calls diverted from police or EMS dispatch",
+        "Estimated savings ($250 per avoided dispatch)",
+        "Calls transferred to the 988 crisis line",
+        "Calls transferred to 311",
+        "Answer time, median",
+        "Call length, median",
+        "Outcomes by helper type",
+    ):
+        assert figure in text, figure
+    assert CODE.findall(text) == []
+    css = client.get("/dashboard/static/dashboard.css").get_data(as_text=True)
+    assert "@media print" in css and "@page" in css
 
 
 def test_filters_narrow_the_figures_and_bad_values_are_explained(

@@ -8,8 +8,7 @@ from flask import Flask
 
 from ivr.config.program import load_program
 from ivr.dashboard.routes import PROGRAM_KEY, bp
-from ivr.live.routes import LABELS_KEY
-from ivr.reporting.labels import labels_for
+from ivr.reporting.labels import LABELS_KEY, labels_for
 
 
 def init_app(app: Flask, config_dir: Path, default_timezone: str) -> None:

@@ -41,6 +41,8 @@ class HandoffView:
     answers: tuple[tuple[str, str], ...]
     outcome: str
     events: tuple[EventLine, ...]
+    outcome_note: str = ""
+    call_taker: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def build(
                 answers=answers,
                 outcome=labels.outcome(h.outcome) if h.outcome else "",
                 events=_event_lines(history.get(h.id, ()), labels),
+                outcome_note=h.outcome_note or "",
+                call_taker=h.call_taker_staff_id or "",
             )
         )
     return CallView(

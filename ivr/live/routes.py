@@ -21,12 +21,9 @@ from ivr.config.program import ProgramConfig
 from ivr.config.roster import Roster
 from ivr.live import board, call_view
 from ivr.live.format import elapsed, local_clock
-from ivr.reporting.labels import Labels
+from ivr.reporting.labels import LABELS_KEY, Labels
 
 log = logging.getLogger(__name__)
-
-LABELS_KEY = "bridgeline_labels"
-"""app.extensions key of the app's one Labels (set by the dashboard's init_app)."""
 
 POLL_MILLISECONDS = 1000
 """How often the page asks whether the wall changed (a change shows within 2 s)."""

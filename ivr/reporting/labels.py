@@ -17,6 +17,9 @@ from ivr.config.loader import BridgelineConfig
 from ivr.config.program import ProgramConfig
 from ivr.config.roster import Roster
 
+LABELS_KEY = "bridgeline_labels"
+"""app.extensions key of the app's one Labels (built by the dashboard's init_app)."""
+
 REASON_WORDS: dict[str, str] = {
     "not_eligible_weapon": "weapon involved: not eligible",
     "not_eligible_danger": "immediate danger: not eligible",
@@ -171,6 +174,15 @@ def plain(code: str) -> str:
     return _CODE.sub(" ", code).strip()
 
 
+_MENU_LEAD = re.compile(r"^(to|for)\s+", re.IGNORECASE)
+
+
+def menu_phrase(spoken: str) -> str:
+    """A menu item as a name: "To report a problem" (as the menu says it) -> "Report a problem"."""
+    text = _MENU_LEAD.sub("", spoken.strip()) or spoken.strip()
+    return text[:1].upper() + text[1:]
+
+
 @dataclass(frozen=True)
 class Labels:
     """Words for every code a staff page shows; operator names come from config."""
@@ -315,7 +327,7 @@ def labels_for(
         for menu_id, menu in config.menus.menus.items():
             for item in menu.items:
                 menu_items[f"{menu_id}:{item.key}:{item.action}"] = (
-                    f"{item.label.en} ({plain(menu_id)} menu, key {item.key})"
+                    f"{menu_phrase(item.label.en)} ({plain(menu_id)} menu, key {item.key})"
                 )
         line_names = {line_id: plain(line_id) for line_id in config.lines.lines}
     return labels_from_config(
