@@ -8,8 +8,13 @@ and the same page filtered to one jurisdiction, and prints the median of several
 first view it runs the rollup refresh the clock job (workers.reports) runs every minute, and
 times it; --no-clock-job leaves that to the first view.
 
+Then it times the supervisor's live wall with `--live-calls` (200) calls in progress on the
+same database: the page's poll when something changed (every section rendered), when nothing
+did (an empty 304), and the whole /live page. Target: under 100 ms. `--live-only` skips the
+year. The year is written a chunk at a time (COPY on PostgreSQL), so 10,000,000 events fit.
+
     .venv/bin/python bench/dashboard.py [--events 1000000] [--runs 5] [--pg URL | --no-pg]
-        [--no-clock-job] [--jurisdiction city]
+        [--no-clock-job] [--jurisdiction city] [--live-calls 200] [--live-runs 30] [--live-only]
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,27 +78,32 @@ def _when(rng: random.Random) -> datetime:
     return YEAR_START + timedelta(days=day, hours=hour, seconds=rng.randrange(3600))
 
 
-def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert: COPY on PostgreSQL (the 10M-event year would take an hour as INSERTs),
+    executemany on SQLite."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(columns)
+    with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
-def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
-    """Insert the year of records; returns how many rows of each kind."""
-    rng = random.Random(seed_value)
-    n_handoffs = events // EVENTS_PER_HANDOFF
+def _handoff_chunk(
+    rng: random.Random, first: int, last: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Live calls, handoffs and their events for handoff ids first..last."""
     types = [t for t, _ in HELPER_TYPES]
     weights = [w for _, w in HELPER_TYPES]
     places = [j for j, _ in JURISDICTIONS]
     place_weights = [w for _, w in JURISDICTIONS]
     call_rows, handoff_rows, event_rows = [], [], []
-    for i in range(1, n_handoffs + 1):
+    for i in range(first, last + 1):
         at = _when(rng)
         place = rng.choices(places, place_weights)[0]
         call_rows.append(
@@ -152,8 +161,13 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
                     "received_at": at + timedelta(seconds=k),
                 }
             )
-    ss_rows, cb_rows = [], []
-    for j in range(n_handoffs):  # as many self-service calls, three events each
+    return call_rows, handoff_rows, event_rows
+
+
+def _self_service_chunk(rng: random.Random, first: int, last: int) -> list[dict[str, Any]]:
+    """Three events for each self-service call first..last."""
+    rows = []
+    for j in range(first, last + 1):
         at = _when(rng)
         sid = f"CAss{j:030d}"
         for k, (name, detail) in enumerate(
@@ -163,7 +177,7 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
                 rng.choice((("report_filed", "pothole"), ("to_person", None), ("info_sms", "h"))),
             )
         ):
-            ss_rows.append(
+            rows.append(
                 {
                     "idempotency_key": f"{sid}:{k}",
                     "call_sid": sid,
@@ -173,6 +187,33 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
                     "at": at + timedelta(seconds=10 * k),
                 }
             )
+    return rows
+
+
+def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
+    """Insert the year of records a chunk at a time (10M events do not fit in memory as
+    dicts); returns how many rows of each kind."""
+    rng = random.Random(seed_value)
+    n_handoffs = events // EVENTS_PER_HANDOFF
+    chunk = BATCH
+    counts = {"live_calls": 0, "handoffs": 0, "handoff_events": 0}
+    counts.update(self_service_events=0, callbacks=0)
+    for first in range(1, n_handoffs + 1, chunk):
+        last = min(first + chunk - 1, n_handoffs)
+        calls, rows, events_rows = _handoff_chunk(rng, first, last)
+        ss_rows = _self_service_chunk(rng, first - 1, last - 1)  # as many self-service calls
+        with engine.begin() as conn:
+            for table, batch in (
+                (live_calls, calls),
+                (handoffs, rows),
+                (handoff_events, events_rows),
+                (self_service_events, ss_rows),
+            ):
+                _insert(conn, table, batch)
+                counts[table.name] += len(batch)
+        if (first // chunk) % 10 == 0:
+            print(f"  seeded {last:,} of {n_handoffs:,} handoffs", flush=True)
+    cb_rows = []
     for j in range(n_handoffs // 10):
         at = _when(rng)
         cb_rows.append(
@@ -188,35 +229,213 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
                 "updated_at": at,
             }
         )
-    counts = {}
     with engine.begin() as conn:
-        for table, rows in (
-            (live_calls, call_rows),
-            (handoffs, handoff_rows),
-            (handoff_events, event_rows),
-            (self_service_events, ss_rows),
-            (callbacks, cb_rows),
-        ):
-            for batch in _batches(iter(rows)):
-                conn.execute(table.insert(), batch)
-            counts[table.name] = len(rows)
+        for start in range(0, len(cb_rows), BATCH):
+            _insert(conn, callbacks, cb_rows[start : start + BATCH])
+    counts["callbacks"] = len(cb_rows)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            for table in (
+            for table_name in (
                 "live_calls",
                 "handoffs",
                 "handoff_events",
                 "self_service_events",
+                "callbacks",
             ):  # fixed names
-                ids = sa.table(table, sa.column("id"))
+                ids = sa.table(table_name, sa.column("id"))
                 top = sa.select(sa.func.max(ids.c.id)).scalar_subquery()
                 conn.execute(
-                    sa.select(sa.func.setval(sa.func.pg_get_serial_sequence(table, "id"), top))
+                    sa.select(
+                        sa.func.setval(sa.func.pg_get_serial_sequence(table_name, "id"), top)
+                    )
                 )
             conn.exec_driver_sql("ANALYZE")
         else:
             conn.exec_driver_sql("ANALYZE")
     return counts
+
+
+def _env(url: str) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "bench-token",
+        "PUBLIC_BASE_URL": "https://bridgeline.example.org",
+        "DATABASE_URL": url,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "BRIDGELINE_CONFIG": str(REPO / "config"),
+    }
+
+
+def _signed_in(app: Any) -> Any:
+    """A test client signed in as a supervisor (the account is made once per database)."""
+    engine = app.extensions["bridgeline"].engine
+    from ivr.accounts import get_staff
+
+    if get_staff(engine, "9001") is None:
+        create_staff(
+            engine,
+            staff_id="9001",
+            name="Bench Supervisor",
+            roles=("supervisor",),
+            helper_type=None,
+            password=PASSWORD,
+            pin=None,
+        )
+    client = app.test_client()
+    page = client.get("/login", base_url="https://localhost").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    signed = client.post(
+        "/login",
+        data={"csrf_token": token, "staff_id": "9001", "password": PASSWORD},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/login"},
+    )
+    assert signed.status_code == 302, signed.status_code
+    return client
+
+
+LIVE_STATUSES = ("dialing", "ringing", "screening", "accepted", "connected", "connected")
+"""Handoff statuses of the calls in progress on the timed wall."""
+
+
+def seed_live(engine: sa.Engine, calls: int, now: datetime, seed_value: int = 11) -> None:
+    """`calls` calls in progress now: a tenth waiting for a call-taker, the rest each with a
+    handoff ringing or connected; 15 residents in the 311 queue; 50 open callbacks."""
+    rng = random.Random(seed_value)
+    members = {
+        "embedded_clinician": ("clin-rivera", "clin-okafor"),
+        "telehealth_nurse": ("nurse-lee",),
+        "navigator": ("nav-brooks",),
+        "crisis_988": ("crisis-988-center",),
+    }
+    with engine.connect() as conn:
+        base = int(
+            conn.execute(sa.select(sa.func.coalesce(sa.func.max(live_calls.c.id), 0))).scalar_one()
+        )
+        top = int(
+            conn.execute(sa.select(sa.func.coalesce(sa.func.max(handoffs.c.id), 0))).scalar_one()
+        )
+    call_rows, handoff_rows, ss_rows, cb_rows = [], [], [], []
+    for n in range(calls):
+        started = now - timedelta(seconds=rng.randrange(20, 1800))
+        waiting = n % 10 == 0
+        call_id = base + n + 1
+        call_rows.append(
+            {
+                "id": call_id,
+                "conference_name": f"bl-live-{call_id}",
+                "origin": "intake" if waiting else "desk",
+                "call_sid": f"CAlive{call_id:028d}",
+                "status": "waiting" if waiting else "with_call_taker",
+                "jurisdiction": "city",
+                "created_at": started,
+                "updated_at": started,
+            }
+        )
+        if waiting:
+            continue
+        helper_type = rng.choice(tuple(members))
+        status = rng.choice(LIVE_STATUSES)
+        asked = started + timedelta(seconds=10)
+        accepted = (
+            asked + timedelta(seconds=rng.randrange(5, 30)) if status == "connected" else None
+        )
+        handoff_rows.append(
+            {
+                "id": top + n + 1,
+                "idempotency_key": f"bench-live-{call_id}",
+                "live_call_id": call_id,
+                "origin": "desk",
+                "call_taker_staff_id": "4101",
+                "helper_type": helper_type,
+                "jurisdiction": "city",
+                "answers": '{"weapon": false, "consent": true}',
+                "chain": "[]",
+                "status": status,
+                "attempt": 1,
+                "member_id": rng.choice(members[helper_type]),
+                "created_at": asked,
+                "updated_at": accepted or asked,
+                "accepted_at": accepted,
+                "connected_at": accepted,
+            }
+        )
+    for q in range(15):
+        ss_rows.append(
+            {
+                "idempotency_key": f"bench-queue-{q}-{now.timestamp()}",
+                "call_sid": f"CAqueue{q:027d}",
+                "event": "to_person",
+                "language": "en",
+                "at": now - timedelta(seconds=rng.randrange(10, 900)),
+            }
+        )
+    for c in range(50):
+        created = now - timedelta(hours=rng.randrange(1, 30))
+        cb_rows.append(
+            {
+                "idempotency_key": f"bench-live-cb-{c}-{now.timestamp()}",
+                "source": "resident_menu",
+                "language": "en",
+                "status": "pending",
+                "consent": True,
+                "due_at": created,
+                "deadline_at": created + timedelta(hours=24),
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
+    with engine.begin() as conn:
+        for table, rows in (
+            (live_calls, call_rows),
+            (handoffs, handoff_rows),
+            (self_service_events, ss_rows),
+            (callbacks, cb_rows),
+        ):
+            _insert(conn, table, rows)
+
+
+@dataclass
+class LiveTimings:
+    """GET /live and its poll, in seconds."""
+
+    full: list[float] = field(default_factory=list)
+    unchanged: list[float] = field(default_factory=list)
+    page: list[float] = field(default_factory=list)
+
+
+def time_live(url: str, calls: int, runs: int) -> LiveTimings:
+    """Seed `calls` calls in progress, then time the wall's poll when something changed
+    (a full answer), when nothing did (304), and the whole /live page."""
+    from ivr import live  # noqa: F401  (the blueprint is registered by create_app)
+
+    app = create_app(_env(url))
+    engine = app.extensions["bridgeline"].engine
+    seed_live(engine, calls, datetime.now(UTC))
+    client = _signed_in(app)
+    out = LiveTimings()
+    first = client.get("/api/live/wall", base_url="https://localhost")
+    assert first.status_code == 200
+    body = first.get_json()
+    assert body["sections"]["handoffs"].count("<tr data-key=") >= calls * 0.8
+    etag = first.headers["ETag"]
+    for _ in range(runs):
+        started = time.perf_counter()
+        full = client.get("/api/live/wall", base_url="https://localhost")
+        out.full.append(time.perf_counter() - started)
+        assert full.status_code == 200
+        started = time.perf_counter()
+        same = client.get(
+            "/api/live/wall", headers={"If-None-Match": etag}, base_url="https://localhost"
+        )
+        out.unchanged.append(time.perf_counter() - started)
+        assert same.status_code == 304, same.status_code
+        started = time.perf_counter()
+        page = client.get("/live", base_url="https://localhost")
+        out.page.append(time.perf_counter() - started)
+        assert page.status_code == 200
+    engine.dispose()
+    return out
 
 
 @dataclass
@@ -237,35 +456,9 @@ def time_dashboard(url: str, runs: int, clock_job: bool, jurisdiction: str) -> T
     from ivr import reports, rollups
     from ivr.reports import Filters
 
-    env = {
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "TWILIO_AUTH_TOKEN": "bench-token",
-        "PUBLIC_BASE_URL": "https://bridgeline.example.org",
-        "DATABASE_URL": url,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
-        "BRIDGELINE_CONFIG": str(REPO / "config"),
-    }
-    app = create_app(env)
+    app = create_app(_env(url))
     engine = app.extensions["bridgeline"].engine
-    create_staff(
-        engine,
-        staff_id="9001",
-        name="Bench Supervisor",
-        roles=("supervisor",),
-        helper_type=None,
-        password=PASSWORD,
-        pin=None,
-    )
-    client = app.test_client()
-    page = client.get("/login", base_url="https://localhost").get_data(as_text=True)
-    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    signed = client.post(
-        "/login",
-        data={"csrf_token": token, "staff_id": "9001", "password": PASSWORD},
-        base_url="https://localhost",
-        headers={"Referer": "https://localhost/login"},
-    )
-    assert signed.status_code == 302, signed.status_code
+    client = _signed_in(app)
     query = {"start": "2025-11-01", "end": "2026-10-31"}
     program = app.extensions["bridgeline_program"]
     filters = Filters(YEAR_START, YEAR_START + timedelta(days=365))
@@ -307,6 +500,15 @@ def _summary(times: list[float]) -> str:
     )
 
 
+def _print_live(name: str, calls: int, lived: LiveTimings) -> None:
+    print(
+        f"{name}: /live with {calls} calls in progress: poll with a change "
+        f"{_summary(lived.full)}; poll with nothing changed (304) {_summary(lived.unchanged)}; "
+        f"whole page {_summary(lived.page)}",
+        flush=True,
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -314,6 +516,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--live-calls", type=int, default=200, help="calls in progress on the timed /live wall"
+    )
+    parser.add_argument("--live-runs", type=int, default=30)
+    parser.add_argument(
+        "--live-only", action="store_true", help="seed no year: time /live on an empty database"
+    )
     parser.add_argument(
         "--jurisdiction", default="city", help="jurisdiction of the filtered view that is timed"
     )
@@ -328,10 +537,10 @@ def main(argv: list[str]) -> int:
         if not args.no_sqlite:
             targets.append(("SQLite", f"sqlite:///{folder}/bench.sqlite3", None))
         if not args.no_pg:
-            admin_url = normalise_database_url(args.pg)
-            bench_url = sa.engine.make_url(admin_url).set(database="bridgeline_bench")
+            pg_admin = normalise_database_url(args.pg)
+            bench_url = sa.engine.make_url(pg_admin).set(database="bridgeline_bench")
             targets.append(
-                ("PostgreSQL", bench_url.render_as_string(hide_password=False), admin_url)
+                ("PostgreSQL", bench_url.render_as_string(hide_password=False), pg_admin)
             )
         for name, url, admin_url in targets:
             admin = None
@@ -342,6 +551,10 @@ def main(argv: list[str]) -> int:
                     conn.exec_driver_sql('CREATE DATABASE "bridgeline_bench"')
             try:
                 migrate(url)
+                if args.live_only:
+                    lived = time_live(url, args.live_calls, args.live_runs)
+                    _print_live(name, args.live_calls, lived)
+                    continue
                 engine = make_engine(url)
                 started = time.perf_counter()
                 counts = seed(engine, args.events)
@@ -372,6 +585,8 @@ def main(argv: list[str]) -> int:
                     f"{_summary(timed.jurisdiction_page)}",
                     flush=True,
                 )
+                lived = time_live(url, args.live_calls, args.live_runs)
+                _print_live(name, args.live_calls, lived)
             finally:
                 if admin is not None:
                     with admin.connect() as conn:

@@ -173,7 +173,7 @@ def test_supervisor_filters_reads_charts_downloads_csv_and_records_a_finding(
     assert download_info.value.suggested_filename.startswith("handoff_log_2026-11-01")
 
     # the QA queue: review the clinician handoff through the form
-    page.click("nav.sub >> text=QA queue")
+    page.click("nav.staff-nav >> text=QA")
     page.wait_for_url("**/dashboard/qa**")
     page.goto(base_url + "/dashboard/qa?start=2026-11-01&end=2026-11-30")
     row = page.locator('#qa-items tr[data-reason="mental_health_handoff"]').first
@@ -300,7 +300,7 @@ def test_the_council_report_prints_with_the_programs_name_and_no_navigation(
     assert page.locator("#program-name").is_visible()
     assert page.locator("#program-name").inner_text() == "Tucson Alternative Response"
     assert not page.locator("header.top").is_visible()
-    assert not page.locator("nav.sub").is_visible()
+    assert not page.locator("nav.staff-nav").is_visible()
     assert page.locator("#headlines").is_visible()
     pdf = page.pdf(path=str(tmp_path / "report.pdf"))
     assert pdf[:4] == b"%PDF"
