@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -19,8 +20,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ivr import auth, console, health, live, logs, metrics, queueing, store
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
+from ivr.dashboard.routes import PROGRAM_KEY
 from ivr.decisions.callback_rules import times_for
 from ivr.partners import eido_api as partner_eido_api
+from ivr.partners import open311_routes
 from ivr.partners import supervisor as partner_supervisor
 from ivr.queueing import Queues
 from ivr.self_service import SelfServiceLine
@@ -98,6 +101,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         times_for, callback_rules
     )
     init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
+    program = app.extensions[PROGRAM_KEY]
+    app.extensions[voice_common.APP_KEY].self_service.report_jurisdiction = (
+        program.self_service_jurisdiction
+    )
+    open311_routes.init_app(  # /open311/v2: 311 reports for partner systems
+        app,
+        open311_routes.Endpoint(
+            engine=engine,
+            categories=config.menus.report_categories,
+            program=program,
+            base_url=settings.public_base_url.rstrip("/") + open311_routes.PREFIX,
+            reference_digits=config.menus.settings.reference_digits,
+            started_at=datetime.now(UTC),
+        ),
+    )
     auth.init_app(app)  # sessions, CSRF, /login
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)

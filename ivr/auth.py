@@ -290,6 +290,15 @@ def _is_twilio_webhook() -> bool:
     return require_twilio_signature in gates
 
 
+CSRF_EXEMPT_KEY = "bridgeline_csrf_exempt"
+"""app.extensions key: names of blueprints whose callers prove themselves with an API key."""
+
+
+def exempt_from_csrf(app: Flask, blueprint: str) -> None:
+    """Partner APIs authenticate every request with a key and carry no session cookie."""
+    app.extensions.setdefault(CSRF_EXEMPT_KEY, set()).add(blueprint)
+
+
 def _csrf_error(exc: CSRFError) -> Response:
     log.warning("refused a request without a valid CSRF token: path=%s", request.path)
     return _refuse(400, "This form has expired or did not come from Bridgeline. Reload the page.")
@@ -332,6 +341,8 @@ def init_app(app: Flask) -> None:
             return
         if request.url_rule is None or _is_twilio_webhook():
             return  # no route (404/405 answers) or a Twilio webhook with its signature check
+        if request.blueprint in app.extensions.get(CSRF_EXEMPT_KEY, ()):
+            return  # a partner API: its key is checked by the route
         csrf.protect()
 
     app.register_error_handler(CSRFError, _csrf_error)

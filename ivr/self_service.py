@@ -42,9 +42,10 @@ from ivr.decisions.menus import (
     choose,
     digits_from,
     first_key,
+    normalise,
     yes_no,
 )
-from ivr.decisions.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone
+from ivr.decisions.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone, spoken_when
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, national_digits
 from ivr.queueing import Queues
 from ivr.store import callbacks, events, outbox, service_requests
@@ -102,6 +103,8 @@ class SelfServiceLine:
             )
         )
         self._cache: dict[tuple[str, ...], str] = {}
+        # The jurisdiction the line's reports belong to (program.yaml; set by create_app).
+        self.report_jurisdiction: str | None = None
 
     # ----------------------------------------------------------------- entry and language
 
@@ -482,26 +485,159 @@ class SelfServiceLine:
                 recording_sid=recording_sid[:64],
                 recording_url=(recording_url or "")[:512] or None,
                 reference_digits=self.settings.reference_digits,
+                jurisdiction=self.report_jurisdiction,
             )
         except sa.exc.SQLAlchemyError as exc:
             log.error("report not saved: call=%s error=%s", turn.call_sid, type(exc).__name__)
             return self.to_person(turn, preface=phrase("report_not_saved", turn.lang))
         self._note(turn, "report_filed", category)
-        return self.report_readback(turn, request.reference)
+        return self.address_prompt(replace(turn, attempt=0), request.reference)
 
-    def report_readback(self, turn: Turn, reference: str) -> str:
+    # ----------------------------------------------------------------- where the problem is
+
+    def address_prompt(self, turn: Turn, reference: str, preface: str | None = None) -> str:
+        """Ask where the problem is: an address or cross streets, spoken; 1 or "skip" skips."""
+        return self._ask(
+            turn,
+            self.url(f"{ROOT}/report/address", lang=turn.lang, ref=reference, attempt=turn.attempt),
+            phrase("report_where", turn.lang),
+            preface=preface,
+            timeout=8,
+            hints=ADDRESS_HINTS[turn.lang],
+        )
+
+    def address_heard(self, turn: Turn, reference: str) -> str:
+        """Store what the caller said as the report's address, then read it back."""
+        rule = self.crisis.match(turn.speech)
+        if rule is not None:
+            return self.crisis_transfer(turn, rule)
+        if not _is_reference(reference):
+            return self.after(turn)
+        key = first_key(turn.digits)
+        if key == EMERGENCY_KEY:
+            return self.emergency(turn)
+        spoken = spoken_address(turn.speech)
+        if key == "1" or (spoken is not None and is_skip(spoken)):
+            self._note(turn, "report_address_skipped", None)
+            return self.report_readback(replace(turn, attempt=0), reference)
+        if spoken is None:
+            preface = (
+                phrase("not_an_option", turn.lang, key=self._key_name(key, turn.lang))
+                if key
+                else phrase("no_input", turn.lang)
+            )
+            return self._retry_address(turn, reference, preface)
+        try:
+            service_requests.set_address(self.engine, reference, turn.call_sid[:64], spoken)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("address not saved: call=%s error=%s", turn.call_sid, type(exc).__name__)
+            return self.report_readback(replace(turn, attempt=0), reference)
+        # The same count of tries covers hearing and confirming, so "no" cannot loop forever.
+        return self.address_readback(turn, reference, spoken)
+
+    def _retry_address(self, turn: Turn, reference: str, preface: str) -> str:
+        """Ask again; after the last try, go on without an address (the report is saved)."""
+        if turn.attempt + 1 >= self.settings.max_attempts:
+            self._note(turn, "report_address_missing", None)
+            return self.report_readback(
+                replace(turn, attempt=0),
+                reference,
+                preface=phrase("report_where_missing", turn.lang),
+            )
+        return self.address_prompt(replace(turn, attempt=turn.attempt + 1), reference, preface)
+
+    def address_readback(
+        self, turn: Turn, reference: str, address: str, preface: str | None = None
+    ) -> str:
+        return self._ask(
+            turn,
+            self.url(
+                f"{ROOT}/report/address/confirm",
+                lang=turn.lang,
+                ref=reference,
+                attempt=turn.attempt,
+            ),
+            phrase("report_where_readback", turn.lang, address=address),
+            preface=preface,
+        )
+
+    def address_confirm(self, turn: Turn, reference: str) -> str:
+        """1/yes keeps the address; 2/no asks for it again (the wrong one is cleared)."""
+        rule = self.crisis.match(turn.speech)
+        if rule is not None:
+            return self.crisis_transfer(turn, rule)
+        if not _is_reference(reference):
+            return self.after(turn)
+        if first_key(turn.digits) == EMERGENCY_KEY:
+            return self.emergency(turn)
+        answer = yes_no(turn.digits, turn.speech)
+        if answer is True:
+            self._note(turn, "report_address_confirmed", None)
+            return self.report_readback(replace(turn, attempt=0), reference)
+        if answer is False:
+            try:
+                service_requests.set_address(self.engine, reference, turn.call_sid[:64], None)
+            except sa.exc.SQLAlchemyError as exc:
+                log.error(
+                    "address not cleared: call=%s error=%s", turn.call_sid, type(exc).__name__
+                )
+            return self._retry_address(turn, reference, "")
+        try:
+            found = service_requests.find_by_reference(self.engine, reference)
+        except sa.exc.SQLAlchemyError:
+            found = None
+        if found is None or not found.address or turn.attempt + 1 >= self.settings.max_attempts:
+            # Heard it and did not object (or it cannot be read now): keep it and go on.
+            return self.report_readback(replace(turn, attempt=0), reference)
+        preface = (
+            phrase("no_input", turn.lang)
+            if not turn.has_input
+            else phrase("not_understood", turn.lang)
+        )
+        return self.address_readback(
+            replace(turn, attempt=turn.attempt + 1), reference, found.address, preface
+        )
+
+    # ----------------------------------------------------------------- the reference number
+
+    def report_readback(self, turn: Turn, reference: str, preface: str | None = None) -> str:
+        texts = [
+            phrase("report_saved", turn.lang, digits=spoken_digits(reference)),
+            phrase("report_hear_again", turn.lang),
+        ]
+        if _usable_number(turn.from_number) is not None:
+            texts.append(phrase("report_text_offer", turn.lang))
+        texts.append(phrase("anything_else", turn.lang))
         return self._ask(
             turn,
             self.url(f"{ROOT}/report/after", lang=turn.lang, ref=reference),
-            phrase("report_saved", turn.lang, digits=spoken_digits(reference)),
-            phrase("report_hear_again", turn.lang),
-            phrase("anything_else", turn.lang),
+            *texts,
+            preface=preface,
         )
 
     def report_after(self, turn: Turn, reference: str) -> str:
-        if first_key(turn.digits) == "1" and reference.isdigit() and len(reference) <= 10:
+        key = first_key(turn.digits)
+        if key == "1" and _is_reference(reference):
             return self.report_readback(turn, reference)
+        if key == "2" and _is_reference(reference):
+            return self.report_text_consent(turn, reference)
         return self.after(turn)
+
+    def report_text_consent(self, turn: Turn, reference: str) -> str:
+        """The resident asked for a text when the status changes: record the consent first."""
+        if _usable_number(turn.from_number) is None:
+            return self._with_choices(turn, phrase("sms_no_number", turn.lang))
+        try:
+            saved = service_requests.set_text_consent(
+                self.engine, reference, turn.call_sid[:64], True
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("text consent not saved: call=%s error=%s", turn.call_sid, type(exc).__name__)
+            saved = False
+        if not saved:
+            return self._with_choices(turn, phrase("sms_failed", turn.lang))
+        self._note(turn, "report_text_consent", None)
+        return self._with_choices(turn, phrase("report_text_saved", turn.lang))
 
     def recording_status(
         self, recording_sid: str | None, url: str | None, duration: str | None, status: str | None
@@ -561,13 +697,7 @@ class SelfServiceLine:
             ),
             request.category,
         )
-        text = phrase(
-            "status_found",
-            turn.lang,
-            digits=spoken_digits(digits),
-            category=category,
-            status=phrase(f"status_{request.status.value}", turn.lang),
-        )
+        text = status_sentence(request, category, turn.lang, datetime.now(UTC), self.zone)
         self._note(turn, "status_checked", None)
         return self._with_choices(turn, text)
 
@@ -828,6 +958,61 @@ class SelfServiceLine:
             )
         except sa.exc.SQLAlchemyError as exc:
             log.warning("event not recorded: event=%s error=%s", event, type(exc).__name__)
+
+
+ADDRESS_HINTS = {
+    "en": ("street", "avenue", "road", "boulevard", "drive", "and", "corner of", "skip"),
+    "es": ("calle", "avenida", "camino", "bulevar", "y", "esquina", "saltar"),
+}
+"""Speech hints for the address question."""
+
+SKIP_WORDS = frozenset(
+    {"skip", "skip it", "skip that", "pass", "saltar", "saltarla", "omitir", "pasar", "siguiente"}
+)
+"""What a caller says to skip the address question."""
+
+
+def spoken_address(speech: str | None) -> str | None:
+    """What the caller said, tidied (Twilio adds a final period); None when nothing was said."""
+    text = " ".join((speech or "").split()).strip(" .,!?¿¡")
+    return text[:400] or None
+
+
+def is_skip(text: str) -> bool:
+    """True when the caller asked to skip the address ("skip", "saltar", ...)."""
+    return normalise(text) in SKIP_WORDS
+
+
+def status_sentence(
+    request: service_requests.ServiceRequest,
+    category: str,
+    lang: str,
+    now: datetime,
+    zone: ZoneInfo,
+) -> str:
+    """What the line says about a report: its status, the public note, when it last changed."""
+    parts = [
+        phrase(
+            "status_found",
+            lang,
+            digits=spoken_digits(request.reference),
+            category=category,
+            status=phrase(f"status_{request.status.value}", lang),
+        )
+    ]
+    if request.status_note:
+        note = " ".join(request.status_note.split()).rstrip(".")[:300]
+        parts.append(phrase("status_note", lang, note=note))
+    changed = request.status_changed_at or request.updated_at
+    if changed is not None and request.status is not service_requests.RequestStatus.RECEIVED:
+        parts.append(
+            phrase("status_changed_when", lang, when=spoken_when(changed, now, zone, lang))
+        )
+    return " ".join(parts)
+
+
+def _is_reference(reference: str) -> bool:
+    return reference.isdigit() and len(reference) <= 16
 
 
 def _unique_suffix() -> str:

@@ -85,11 +85,24 @@ def test_a_report_logs_neither_the_number_nor_the_recording(
     c.press("1")
     c.press("3")
     c.record(seconds=20)
+    c.speak("Corner of Speedway and Euclid")
+    c.press("1")
+    c.press("2")  # a text when the status changes
     with engine.connect() as conn:
         row = conn.execute(sa.select(service_requests)).one()
     assert row.caller_number == RESIDENT and row.recording_url
+    assert row.address == "Corner of Speedway and Euclid" and row.notify_sms
     logging.getLogger("bridgeline.test").info("flow finished: report %s", row.reference)
-    assert_clean(logs, [*spellings(RESIDENT), row.recording_url, row.recording_url.split("/")[-1]])
+    assert_clean(
+        logs,
+        [
+            *spellings(RESIDENT),
+            row.recording_url,
+            row.recording_url.split("/")[-1],
+            "Speedway",
+            "Euclid",
+        ],
+    )
 
 
 def test_a_callback_to_a_keyed_number_logs_neither_number(

@@ -33,11 +33,16 @@ def test_resident_files_a_pothole_report_and_hears_the_reference_digit_by_digit(
     c.press("2")
     assert "After the tone" in c.heard_since_last()
     c.record(seconds=14)
+    assert "Where is the problem?" in c.heard_since_last()
+    c.speak("1200 North Stone Avenue.")
+    assert "I heard: 1200 North Stone Avenue." in c.heard_since_last()
+    c.press("1")
     heard = c.heard_since_last()
     with engine.connect() as conn:
         row = conn.execute(sa.select(service_requests)).one()
     assert row.category == "pothole" and row.language == "en"
     assert row.recording_status == "completed" and row.recording_duration == 14
+    assert row.address == "1200 North Stone Avenue"
     spoken = " ".join(row.reference)
     assert f"Your reference number is {spoken}" in heard
     c.press("1")

@@ -10,6 +10,7 @@ from workers import context
 from workers.callbacks import sweep_callbacks
 from workers.eido_push import sweep_eido_push
 from workers.handoffs import sweep_handoffs
+from workers.report_texts import sweep_report_texts
 from workers.reports import ROLLUP_INTERVAL_SECONDS, refresh_rollups
 from workers.retention import load_retention, purge_expired
 from workers.sms import sweep_sms
@@ -34,6 +35,11 @@ def main() -> int:
     cron = CronScheduler(connection=ctx.queues.connection)
     cron.register(
         sweep_sms, queue_name=ctx.queues.queue("default").name, interval=SWEEP_INTERVAL_SECONDS
+    )
+    cron.register(
+        sweep_report_texts,
+        queue_name=ctx.queues.queue("default").name,
+        interval=SWEEP_INTERVAL_SECONDS,
     )
     cron.register(
         sweep_callbacks,

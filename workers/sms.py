@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from twilio.base.exceptions import TwilioRestException
 
+from ivr.config.callbacks import Window
+from ivr.decisions.callback_rules import in_window
 from ivr.phones import PhoneNumberError, dialable_number
 from ivr.store import outbox
 from workers import context
@@ -20,13 +23,36 @@ STALE_AFTER = timedelta(minutes=10)
 """A text left in 'sending' this long belonged to a worker that died; the sweep checks it."""
 
 
+TEXT_WINDOW = Window(start=time(8), end=time(21))
+"""When no callbacks.yaml is loaded: texts nobody asked for right now go 8 a.m. to 9 p.m."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def quiet_time(ctx: context.WorkerContext, now: datetime) -> bool:
+    """True outside the window automated contact is allowed in (callbacks.yaml's standard
+    window, 8 a.m. to 9 p.m. local by default)."""
+    if ctx.callbacks is not None:
+        rules = ctx.callbacks.config
+        return not in_window(now, rules.windows.standard, rules.zone)
+    return not in_window(now, TEXT_WINDOW, ZoneInfo(ctx.config.lines.timezone))
+
+
 def send_sms(sms_id: int) -> str:
-    """Send one recorded text once; safe to run twice and from two workers at once."""
+    """Send one recorded text once; safe to run twice and from two workers at once.
+
+    A text marked `quiet_hours` waits (stays pending) outside the window; the sweep sends it.
+    """
     ctx = context.current()
     sms = outbox.get(ctx.engine, sms_id)
     if sms is None:
         log.error("send_sms: no such text sms_id=%s", sms_id)
         return "missing"
+    if sms.quiet_hours and sms.status is outbox.SmsStatus.PENDING and quiet_time(ctx, _now()):
+        log.info("send_sms: quiet hours, left for the sweep sms_id=%s", sms_id)
+        return "quiet_hours"
     if not outbox.claim(ctx.engine, sms_id):
         return sms.status.value
     try:
@@ -68,7 +94,7 @@ def sweep_sms() -> int:
         else:
             outbox.release(ctx.engine, sms.id, "worker died while sending")
         settled += 1
-    for sms_id in outbox.pending_ids(ctx.engine):
+    for sms_id in outbox.pending_ids(ctx.engine, quiet_time=quiet_time(ctx, _now())):
         if ctx.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}"):
             settled += 1
     return settled

@@ -121,6 +121,26 @@ class ReportCategory(Frozen):
     key: Key
     code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     label: Text
+    # What partners see of this category (Open311 service_name, description, group,
+    # keywords) and the department that takes its reports by default.
+    name: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    group: Annotated[str, Field(max_length=120)] | None = None
+    keywords: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = ()
+    department: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+
+    @property
+    def service_name(self) -> str:
+        """The category's name for staff and partners ("Pothole or road damage")."""
+        if self.name:
+            return self.name
+        words = self.label.en.split(" ", 1)
+        text = (
+            words[1]
+            if len(words) == 2 and words[0].lower() in ("a", "an", "the")
+            else self.label.en
+        )
+        return text[:1].upper() + text[1:]
 
 
 class CrisisRule(Frozen):

@@ -123,6 +123,41 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "We are sorry, we cannot look up reports right now.",
         "es": "Lo sentimos, no podemos consultar reportes en este momento.",
     },
+    # 311 reports: where the problem is, the status note, texts on status changes
+    "report_where": {
+        "en": "Where is the problem? Please say the street address, or the two nearest cross streets. To skip this question, press 1 or say skip.",
+        "es": "¿Dónde está el problema? Diga la dirección, o las dos calles que se cruzan más cerca. Para saltar esta pregunta, oprima 1 o diga saltar.",
+    },
+    "report_where_readback": {
+        "en": "I heard: {address}. If that is right, press 1 or say yes. To say it again, press 2 or say no.",
+        "es": "Escuché: {address}. Si es correcto, oprima 1 o diga sí. Para decirlo otra vez, oprima 2 o diga no.",
+    },
+    "report_where_missing": {
+        "en": "We will use your description to find the place.",
+        "es": "Usaremos su descripción para encontrar el lugar.",
+    },
+    "report_text_offer": {
+        "en": "To get a text message when the status of your report changes, press 2.",
+        "es": "Para recibir un mensaje de texto cuando cambie el estado de su reporte, oprima 2.",
+    },
+    "report_text_saved": {
+        "en": "Thank you. We will send a text message to the number you are calling from each time the status of your report changes, between 8 a.m. and 9 p.m. Message and data rates may apply. Reply STOP to stop them.",
+        "es": "Gracias. Le enviaremos un mensaje de texto al número desde el que llama cada vez que cambie el estado de su reporte, entre las 8 de la mañana y las 9 de la noche. Pueden aplicarse tarifas de mensajes y datos. Responda STOP para dejar de recibirlos.",
+    },
+    "status_note": {"en": "The city's note: {note}.", "es": "La nota de la ciudad: {note}."},
+    "status_changed_when": {
+        "en": "This was last updated {when}.",
+        "es": "Esto se actualizó por última vez {when}.",
+    },
+    "status_text": {
+        "en": "City 311: your report {reference} ({category}) {status}.",
+        "es": "Ciudad 311: su reporte {reference} ({category}) {status}.",
+    },
+    "status_text_note": {"en": " Note: {note}", "es": " Nota: {note}"},
+    "status_text_stop": {
+        "en": " Reply STOP to stop these texts.",
+        "es": " Responda STOP para no recibir más mensajes.",
+    },
     # information
     "info_options": {
         "en": "To get this by text message, press 1. To hear it again, press 2. For the main menu, press 8. For an emergency, press 9.",
@@ -263,3 +298,37 @@ def spoken_deadline(deadline: datetime, now: datetime, zone: ZoneInfo, lang: str
     if days == 1:
         return f"{clock} tomorrow"
     return f"{_WEEKDAYS['en'][local.weekday()]} at {clock}"
+
+
+_MONTHS = {
+    "en": (
+        "January", "February", "March", "April", "May", "June", "July", "August", "September",
+        "October", "November", "December",
+    ),
+    "es": (
+        "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
+        "octubre", "noviembre", "diciembre",
+    ),
+}  # fmt: skip
+
+
+def spoken_when(at: datetime, now: datetime, zone: ZoneInfo, lang: str) -> str:
+    """When something happened, said plainly: 'today at 3:15 p.m.', 'ayer a las 9 a.m.',
+    'on November 28 at 4 p.m.', in the program's time zone."""
+    local, today = at.astimezone(zone), now.astimezone(zone).date()
+    hour = local.hour % 12 or 12
+    clock = f"{hour}:{local.minute:02d}" if local.minute else f"{hour}"
+    clock += " a.m." if local.hour < 12 else " p.m."
+    days = (today - local.date()).days
+    if lang == "es":
+        article = "a la" if hour == 1 else "a las"
+        if days <= 0:
+            return f"hoy {article} {clock}"
+        if days == 1:
+            return f"ayer {article} {clock}"
+        return f"el {local.day} de {_MONTHS['es'][local.month - 1]} {article} {clock}"
+    if days <= 0:
+        return f"today at {clock}"
+    if days == 1:
+        return f"yesterday at {clock}"
+    return f"on {_MONTHS['en'][local.month - 1]} {local.day} at {clock}"

@@ -28,6 +28,7 @@ class OutboundSms:
     attempts: int
     twilio_sid: str | None
     created_at: datetime
+    quiet_hours: bool = False
 
 
 def _row(row: sa.Row) -> OutboundSms:
@@ -40,11 +41,23 @@ def _row(row: sa.Row) -> OutboundSms:
         attempts=row.attempts,
         twilio_sid=row.twilio_sid,
         created_at=row.created_at,
+        quiet_hours=bool(row.quiet_hours),
     )
 
 
-def queue_sms(engine: sa.Engine, *, key: str, to_number: str, from_number: str, body: str) -> int:
-    """Record a text to send; the same key always yields the same row id."""
+def queue_sms(
+    engine: sa.Engine,
+    *,
+    key: str,
+    to_number: str,
+    from_number: str,
+    body: str,
+    quiet_hours: bool = False,
+) -> int:
+    """Record a text to send; the same key always yields the same row id.
+
+    `quiet_hours`: the text may only go out inside the quiet-hours window (workers.sms).
+    """
     with engine.begin() as conn:
         existing = conn.execute(
             sa.select(outbound_sms.c.id).where(outbound_sms.c.idempotency_key == key)
@@ -62,6 +75,7 @@ def queue_sms(engine: sa.Engine, *, key: str, to_number: str, from_number: str, 
                     status=SmsStatus.PENDING.value,
                     attempts=0,
                     created_at=datetime.now(UTC),
+                    quiet_hours=quiet_hours,
                 )
             )
             primary_key = result.inserted_primary_key
@@ -82,15 +96,14 @@ def get(engine: sa.Engine, sms_id: int) -> OutboundSms | None:
     return _row(row) if row else None
 
 
-def pending_ids(engine: sa.Engine, limit: int = 500) -> list[int]:
-    """Texts recorded but not yet sent (for the sweep that re-enqueues them)."""
+def pending_ids(engine: sa.Engine, limit: int = 500, *, quiet_time: bool = False) -> list[int]:
+    """Texts recorded but not yet sent (for the sweep that re-enqueues them); during quiet
+    hours (`quiet_time`), not those that must wait for the window."""
+    query = sa.select(outbound_sms.c.id).where(outbound_sms.c.status == SmsStatus.PENDING.value)
+    if quiet_time:
+        query = query.where(outbound_sms.c.quiet_hours.is_(False))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(outbound_sms.c.id)
-            .where(outbound_sms.c.status == SmsStatus.PENDING.value)
-            .order_by(outbound_sms.c.id)
-            .limit(limit)
-        ).all()
+        rows = conn.execute(query.order_by(outbound_sms.c.id).limit(limit)).all()
     return [int(r[0]) for r in rows]
 
 

@@ -88,6 +88,16 @@ def report_recorded() -> Response:
     )
 
 
+@bp.route("/report/address", methods=METHODS)
+def report_address() -> Response:
+    return twiml(line().address_heard(turn(), _arg("ref", 16)))
+
+
+@bp.route("/report/address/confirm", methods=METHODS)
+def report_address_confirm() -> Response:
+    return twiml(line().address_confirm(turn(), _arg("ref", 16)))
+
+
 @bp.route("/report/after", methods=METHODS)
 def report_after() -> Response:
     return twiml(line().report_after(turn(), _arg("ref", 16)))
