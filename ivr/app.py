@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ivr import auth, console, health, live, logs, metrics, queueing, store
+from ivr import auth, console, health, live, logs, metrics, queueing, store, work_queue
 from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
 from ivr.dashboard import init_app as init_dashboard
 from ivr.dashboard.routes import PROGRAM_KEY
@@ -114,6 +114,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             base_url=settings.public_base_url.rstrip("/") + open311_routes.PREFIX,
             reference_digits=config.menus.settings.reference_digits,
             started_at=datetime.now(UTC),
+        ),
+    )
+    work_queue.init_app(  # /reports: the 311 work queue
+        app,
+        work_queue.WorkQueue(
+            settings=settings,
+            categories=config.menus.report_categories,
+            program=program,
+            queues=queues,
         ),
     )
     auth.init_app(app)  # sessions, CSRF, /login

@@ -61,6 +61,7 @@ HOME_BY_ROLE = (
     (Role.CALL_TAKER, "console.call_taker"),
     (Role.CLINICIAN, "console.clinician"),
     (Role.SUPERVISOR, "dashboard.index"),
+    (Role.AGENT_311, "work_queue.index"),
 )
 """Where each role lands after signing in, in order of preference."""
 
@@ -264,15 +265,20 @@ def account() -> str:
     """Who is signed in, their roles, and the pages they may open."""
     staff = current_staff()
     assert staff is not None
-    pages = [
-        (endpoint, label)
-        for role, endpoint, label in (
-            (Role.CALL_TAKER, "console.call_taker", "Call-taker console"),
-            (Role.CLINICIAN, "console.clinician", "Clinician handoffs"),
-            (Role.SUPERVISOR, "dashboard.index", "Dashboard"),
+    pages = list(
+        dict.fromkeys(
+            (endpoint, label)
+            for role, endpoint, label in (
+                (Role.CALL_TAKER, "console.call_taker", "Call-taker console"),
+                (Role.CLINICIAN, "console.clinician", "Clinician handoffs"),
+                (Role.SUPERVISOR, "dashboard.index", "Dashboard"),
+                (Role.AGENT_311, "work_queue.index", "311 reports"),
+                (Role.SUPERVISOR, "work_queue.index", "311 reports"),
+                (Role.CALL_TAKER, "work_queue.index", "311 reports"),
+            )
+            if role.value in staff.roles and endpoint in current_app.view_functions
         )
-        if role.value in staff.roles and endpoint in current_app.view_functions
-    ]
+    )
     return render_template("account.html", staff=staff, pages=pages)
 
 

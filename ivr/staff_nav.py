@@ -14,6 +14,7 @@ from dataclasses import dataclass
 CALL_TAKER = "call_taker"
 CLINICIAN = "clinician"
 SUPERVISOR = "supervisor"
+AGENT_311 = "agent_311"
 EVERY_ROLE = frozenset({CALL_TAKER, CLINICIAN, SUPERVISOR})
 
 
@@ -34,6 +35,7 @@ STAFF_LINKS: tuple[NavLink, ...] = (
     NavLink("Dashboard", "/dashboard", frozenset({SUPERVISOR})),
     NavLink("QA", "/dashboard/qa", frozenset({SUPERVISOR})),
     NavLink("Partners", "/partners", frozenset({SUPERVISOR})),
+    NavLink("311 reports", "/reports", frozenset({AGENT_311, SUPERVISOR, CALL_TAKER})),
 )
 """The staff pages, in header order (a link shows only to its roles, and only once served)."""
 

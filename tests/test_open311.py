@@ -40,6 +40,7 @@ def endpoint(app: Flask) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}/open311/v2"
     server.shutdown()
     thread.join()
+    server.server_close()
 
 
 @pytest.fixture

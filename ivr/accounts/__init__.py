@@ -67,6 +67,7 @@ class Role(str, Enum):
     CALL_TAKER = "call_taker"
     CLINICIAN = "clinician"
     SUPERVISOR = "supervisor"
+    AGENT_311 = "agent_311"  # works the 311 report queue (/reports)
 
 
 class AccountError(ValueError):

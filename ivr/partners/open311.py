@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.config.models import ReportCategory
-from ivr.store.service_requests import RequestSource, ServiceRequest
+from ivr.store.service_requests import RequestSource, ServiceRequest, assigned_department
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 """The specification URL partners find in the discovery document."""
@@ -209,7 +209,9 @@ def request_view(
         "service_code": request.category,
         # A resident's own words (the recording, its transcript) are for staff only.
         "description": request.description if from_partner else None,
-        "agency_responsible": request.assigned_to or (category.department if category else None),
+        # The department that has it; a person's name stays inside the city.
+        "agency_responsible": assigned_department(request.assigned_to)
+        or (category.department if category else None),
         "service_notice": None,
         "requested_datetime": w3c(request.created_at, zone),
         "updated_datetime": w3c(request.updated_at or request.created_at, zone),

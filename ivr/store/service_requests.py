@@ -31,6 +31,20 @@ OPEN_STATUSES = frozenset({"received", "in_progress"})
 """Statuses Open311 calls `open`; the others are `closed`."""
 
 
+ASSIGN_STAFF = "staff:"
+"""assigned_to of a request given to a person: 'staff:' and their staff ID."""
+
+ASSIGN_DEPARTMENT = "dept:"
+"""assigned_to of a request given to a department: 'dept:' and its name."""
+
+
+def assigned_department(assigned_to: str | None) -> str | None:
+    """The department an assignment names, or None (a person, or nobody)."""
+    if assigned_to and assigned_to.startswith(ASSIGN_DEPARTMENT):
+        return assigned_to[len(ASSIGN_DEPARTMENT) :]
+    return None
+
+
 class RequestSource(str, Enum):
     """Where a service request came from."""
 
