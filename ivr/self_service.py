@@ -524,7 +524,7 @@ class SelfServiceLine:
             preface = (
                 phrase("not_an_option", turn.lang, key=self._key_name(key, turn.lang))
                 if key
-                else phrase("no_input", turn.lang)
+                else phrase("report_where_not_heard", turn.lang)
             )
             return self._retry_address(turn, reference, preface)
         try:

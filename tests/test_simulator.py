@@ -30,7 +30,9 @@ def test_simulated_call_in_process_files_a_report_and_reads_back_the_reference(
     app, env, monkeypatch, scripted_input, capsys, tmp_path
 ) -> None:
     _use_env(monkeypatch, env)
-    scripted_input("1", "1", "2", "there is a pothole on Main Street", "", "hangup")
+    scripted_input(
+        "1", "1", "2", "there is a pothole", "Main Street and Fifth Avenue", "1", "", "hangup"
+    )
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("", encoding="utf-8")
     assert simulator.main(["--env-file", str(empty_env)]) == 0
@@ -39,6 +41,7 @@ def test_simulated_call_in_process_files_a_report_and_reads_back_the_reference(
     match = re.search(r"Your reference number is ((?:\d ){7}\d)\.", out)
     assert match, out
     assert "[caller speaks for 12 seconds]" in out
+    assert "I heard: Main Street and Fifth Avenue." in out
 
 
 def test_simulated_call_against_a_running_service_over_http(

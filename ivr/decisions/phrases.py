@@ -76,8 +76,8 @@ _PHRASES: dict[str, dict[str, str]] = {
     "report_category": {"en": "What would you like to report?", "es": "¿Qué desea reportar?"},
     "category_choice": {"en": "For {label}, press {key}.", "es": "Para {label}, oprima {key}."},
     "report_record": {
-        "en": "After the tone, please describe the problem and where it is. Press the pound key when you are done.",
-        "es": "Después del tono, describa el problema y dónde está. Oprima la tecla de número cuando termine.",
+        "en": "After the tone, please describe the problem. Press the pound key when you are done.",
+        "es": "Después del tono, describa el problema. Oprima la tecla de número cuando termine.",
     },
     "report_no_audio": {
         "en": "Sorry, I did not hear a description.",
@@ -131,6 +131,10 @@ _PHRASES: dict[str, dict[str, str]] = {
     "report_where_readback": {
         "en": "I heard: {address}. If that is right, press 1 or say yes. To say it again, press 2 or say no.",
         "es": "Escuché: {address}. Si es correcto, oprima 1 o diga sí. Para decirlo otra vez, oprima 2 o diga no.",
+    },
+    "report_where_not_heard": {
+        "en": "Sorry, I did not hear where the problem is.",
+        "es": "Lo siento, no escuché dónde está el problema.",
     },
     "report_where_missing": {
         "en": "We will use your description to find the place.",
