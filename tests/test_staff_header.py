@@ -62,14 +62,15 @@ def test_a_link_added_for_a_new_page_shows_to_its_roles_only() -> None:
 @pytest.mark.parametrize(
     ("roles", "path", "expected"),
     [
-        (("call_taker",), "/console", [("Console", "/console", True), ("Callbacks", "/console/callbacks", False)]),
+        (("call_taker",), "/console", [("Console", "/console", True), ("Callbacks", "/console/callbacks", False), ("311 reports", "/reports", False)]),
         (("clinician",), "/console/clinician", [("Clinician", "/console/clinician", True), ("Callbacks", "/console/callbacks", False)]),
         (("clinician",), "/console/callbacks", [("Clinician", "/console/clinician", False), ("Callbacks", "/console/callbacks", True)]),
-        (("supervisor",), "/console/callbacks", [("Callbacks", "/console/callbacks", True), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False)]),
-        (("supervisor",), "/dashboard", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", True), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False)]),
-        (("supervisor",), "/dashboard/qa", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", True), ("Partners", "/partners", False)]),
-        (("supervisor",), "/partners", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", True)]),
-        (("call_taker", "supervisor"), "/account", [("Console", "/console", False), ("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False)]),
+        (("supervisor",), "/console/callbacks", [("Callbacks", "/console/callbacks", True), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False), ("311 reports", "/reports", False)]),
+        (("supervisor",), "/dashboard", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", True), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False), ("311 reports", "/reports", False)]),
+        (("supervisor",), "/dashboard/qa", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", True), ("Partners", "/partners", False), ("311 reports", "/reports", False)]),
+        (("supervisor",), "/partners", [("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", True), ("311 reports", "/reports", False)]),
+        (("agent_311",), "/reports", [("311 reports", "/reports", True)]),
+        (("call_taker", "supervisor"), "/account", [("Console", "/console", False), ("Callbacks", "/console/callbacks", False), ("Dashboard", "/dashboard", False), ("QA", "/dashboard/qa", False), ("Partners", "/partners", False), ("311 reports", "/reports", False)]),
     ],
 )  # fmt: skip
 def test_every_staff_page_has_the_header_with_navigation_and_sign_out(
