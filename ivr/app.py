@@ -102,9 +102,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
     program = app.extensions[PROGRAM_KEY]
-    app.extensions[voice_common.APP_KEY].self_service.report_jurisdiction = (
-        program.self_service_jurisdiction
-    )
+    app.extensions[
+        voice_common.APP_KEY
+    ].self_service.report_jurisdiction = program.self_service_jurisdiction
     open311_routes.init_app(  # /open311/v2: 311 reports for partner systems
         app,
         open311_routes.Endpoint(
