@@ -42,7 +42,7 @@ from rq import Queue  # noqa: E402
 
 from ivr.accounts import create_staff  # noqa: E402
 from ivr.local_twilio.client import LocalTwilioClient  # noqa: E402
-from ivr.local_twilio.handoff import CALLER_NUMBER, Simulation  # noqa: E402
+from ivr.local_twilio.handoff import CALLER_NUMBER, ScenarioFailed, Simulation  # noqa: E402
 from ivr.store import callbacks as callback_store  # noqa: E402
 from ivr.store.callbacks import CallbackSource  # noqa: E402
 from ivr.store.db import make_engine, migrate  # noqa: E402
@@ -103,6 +103,9 @@ def desk_to_dial(sim: Simulation, runs: int) -> list[float]:
         out.append(at - started)
         helper = sim.helper_rings(seen)
         sim.accept(helper)
+        # They talk: the caller hangs up once the call-taker was told the helper is on.
+        sim.wait_view(desk, "the announcement",
+                      lambda v: any("you may hang up now" in line for line in v["heard"]))  # fmt: skip
         sim.act(desk, "hangup")
         sim.final_status(desk)
         if (n + 1) % 50 == 0:
@@ -184,8 +187,13 @@ def main() -> int:
             twilio = LocalTwilioClient(twilio_url)
             twilio.wait_for("the local Twilio", twilio.healthy, timeout=30)
             sim = Simulation(twilio, engine, io.StringIO(), "4821", "2468", timeout=60)
-            desk = desk_to_dial(sim, args.runs)
-            due = due_to_dial(sim, env, args.runs)
+            try:
+                desk = desk_to_dial(sim, args.runs)
+                due = due_to_dial(sim, env, args.runs)
+            except ScenarioFailed:
+                assert isinstance(sim.out, io.StringIO)
+                print("\n".join(sim.out.getvalue().splitlines()[-40:]), file=sys.stderr)
+                raise
             problems = twilio.problems()
         engine.dispose()
     print(f"database: {'PostgreSQL' if args.database else 'SQLite'}; one Procfile worker")

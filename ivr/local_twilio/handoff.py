@@ -58,6 +58,9 @@ RESIDENT = "+15205550177"
 NOBODY_ON_DUTY = "No eligible helper is on duty now"
 """What the desk says when no helper type the tree allows has anyone on duty."""
 
+QUIET_SECONDS = 3.0
+"""How long the simulator watches for calls that should not happen after a handoff ended."""
+
 WAIT_SECONDS = 60.0
 """How long any one step may take before the scenario gives up."""
 
@@ -294,7 +297,24 @@ class Simulation:
             helper, "the helper's call to end", lambda v: v["status"] != "in-progress"
         )
         self.say(f"The helper's call: {view['status']}.")
-        return self.final_status(desk)
+        status = self.final_status(desk)
+        self.no_more_dials(helper, QUIET_SECONDS)
+        return status
+
+    def no_more_dials(self, helper: Party, seconds: float) -> None:
+        """Nobody else may be rung for this handoff once it ended (watched for `seconds`)."""
+        first = self.twilio.call(helper.sid)["url"] or ""
+        handoff = first.split("h=", 1)[1].split("&", 1)[0] if "h=" in first else ""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for view in self.twilio.calls():
+                url = view["url"] or ""
+                if view["sid"] != helper.sid and f"/voice/handoff/whisper?h={handoff}&" in url:
+                    self.party("another helper", view)
+                    raise ScenarioFailed(
+                        f"after the handoff ended, another helper was dialed for it ({view['to']})"
+                    )
+            time.sleep(0.1)
 
     # ------------------------------------------------------------------ callbacks
 
