@@ -101,7 +101,7 @@ def desk_to_dial(sim: Simulation, runs: int) -> list[float]:
 
         at = sim.wait("the helper to be dialed", dialed)
         out.append(at - started)
-        helper = sim.helper_rings(seen)
+        helper = sim.helper_rings(seen, desk)
         sim.accept(helper)
         # They talk: the caller hangs up once the call-taker was told the helper is on.
         sim.wait_view(desk, "the announcement",

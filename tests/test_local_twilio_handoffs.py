@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -106,13 +107,35 @@ def test_a_clinician_accepts_talks_with_the_caller_and_the_handoff_completes(
                                   f"participant-join helper-{handoff.id}-1"]  # fmt: skip
 
 
+def test_three_warm_handoffs_at_once_each_complete_and_each_helper_is_dialed_once(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    """Three call-takers at the desk at the same moment, on both web processes and workers."""
+
+    def one_handoff(_: int) -> tuple[str, Simulation]:
+        sim = Simulation(LocalTwilioClient(phones.twilio.base), engine, io.StringIO(),
+                         "4821", "2468", timeout=60)  # fmt: skip
+        return sim.run_accept(), sim
+
+    with ThreadPoolExecutor(3) as pool:
+        done = list(pool.map(one_handoff, range(3)))
+
+    assert [status for status, _ in done] == ["completed"] * 3, [s.out for _, s in done]
+    assert _dialed(phones) == [RIVERA] * 3  # one call per handoff, nobody else
+    announced = [
+        r for r in phones.twilio.rest_log()
+        if r["path"].endswith("/Participants/caller.json") and r["form"].get("AnnounceUrl")
+    ]  # fmt: skip
+    assert len(announced) == 3  # each call-taker told once
+
+
 def test_every_helper_declines_and_the_call_comes_back_to_the_desk_with_what_happened(
     phones: Simulation, engine: sa.Engine
 ) -> None:
     desk = phones.desk_call()
     seen: set[str] = set()
     for _ in range(3):  # Rivera, Okafor, then the 988 center (the clinicians' fallback)
-        helper = phones.helper_rings(seen)
+        helper = phones.helper_rings(seen, desk)
         phones.act(helper, "answer")
         phones.wait_view(helper, "the whisper", lambda v: v["waiting_for"] == "Gather")
         view = phones.act(helper, "press", digits="2")
@@ -134,7 +157,7 @@ def test_a_caller_who_hangs_up_while_the_helper_rings_stops_the_ringing_and_is_c
     phones: Simulation, engine: sa.Engine
 ) -> None:
     desk = phones.desk_call()
-    helper = phones.helper_rings(set())
+    helper = phones.helper_rings(set(), desk)
     phones.act(desk, "hangup")
 
     view = phones.wait_view(

@@ -167,12 +167,29 @@ class Simulation:
             raise ScenarioFailed("a helper was offered: someone is on duty now")
         return self.wait_status(desk, {"not_started"})
 
-    def helper_rings(self, seen: set[str]) -> Party:
-        """The next helper's phone ringing for a warm handoff (a whisper call)."""
+    def handoff_id(self, desk: Party) -> int:
+        """The handoff the desk call started (read from the database)."""
+        from ivr import handoffs
+
+        def started() -> int | None:
+            live = handoffs.live_call_by_sid(self.engine, desk.sid)
+            found = handoffs.handoffs_for_call(self.engine, live.id) if live else []
+            return found[-1].id if found else None
+
+        return int(self.wait("the handoff to be recorded", started))
+
+    def helper_rings(self, seen: set[str], desk: Party | None = None) -> Party:
+        """The next helper's phone ringing for a warm handoff (a whisper call): for the
+        handoff `desk` started, when given (a busy service has others)."""
+        mine = (
+            f"/voice/handoff/whisper?h={self.handoff_id(desk)}&"
+            if desk
+            else "/voice/handoff/whisper"
+        )
 
         def ringing() -> View | None:
             for view in self.twilio.calls():
-                whisper = "/voice/handoff/whisper" in (view["url"] or "")
+                whisper = mine in (view["url"] or "")
                 fresh = view["sid"] not in seen and view["sid"] not in self.earlier
                 if whisper and fresh and view["status"] == "ringing":
                     return view
@@ -216,7 +233,7 @@ class Simulation:
 
     def run_accept(self) -> str:
         desk = self.desk_call()
-        helper = self.helper_rings(set())
+        helper = self.helper_rings(set(), desk)
         self.accept(helper)
         self.wait_view(desk, "the call-taker to hear that the helper is on",
                        lambda v: any("you may hang up now" in line for line in v["heard"]))  # fmt: skip
@@ -243,15 +260,17 @@ class Simulation:
     def run_decline(self) -> str:
         desk = self.desk_call()
         seen: set[str] = set()
-        helper = self.helper_rings(seen)
+        helper = self.helper_rings(seen, desk)
         self.act(helper, "answer")
         self.wait_view(helper, "the whisper", lambda v: v["waiting_for"] == "Gather")
         self.say("The first helper hears the whisper and presses 2 (declines).")
         self.act(helper, "press", digits="2")
 
+        mine = f"/voice/handoff/whisper?h={self.handoff_id(desk)}&"
+
         def next_step() -> str | None:
             for view in self.twilio.calls():
-                whisper = "/voice/handoff/whisper" in (view["url"] or "")
+                whisper = mine in (view["url"] or "")
                 fresh = view["sid"] not in seen and view["sid"] not in self.earlier
                 if whisper and fresh and view["status"] == "ringing":
                     return "next"
@@ -268,7 +287,7 @@ class Simulation:
             self.act(desk, "hangup")
             return status
         self.say("The next helper in the chain rings.")
-        second = self.helper_rings(seen)
+        second = self.helper_rings(seen, desk)
         self.accept(second)
         self.wait_view(desk, "the call-taker to hear that the helper is on",
                        lambda v: any("you may hang up now" in line for line in v["heard"]))  # fmt: skip
@@ -279,7 +298,7 @@ class Simulation:
 
     def run_caller_drops_while_ringing(self) -> str:
         desk = self.desk_call()
-        helper = self.helper_rings(set())
+        helper = self.helper_rings(set(), desk)
         self.say("The caller hangs up while the helper's phone is still ringing.")
         self.act(desk, "hangup")
         view = self.wait_view(helper, "the helper's phone to stop ringing",
@@ -289,7 +308,7 @@ class Simulation:
 
     def run_caller_drops_at_announcement(self) -> str:
         desk = self.desk_call()
-        helper = self.helper_rings(set())
+        helper = self.helper_rings(set(), desk)
         self.accept(helper)
         self.say("The caller hangs up just as the helper joins (the desk's announcement is due).")
         self.act(desk, "hangup")
