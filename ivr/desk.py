@@ -581,7 +581,8 @@ class TransferDesk:
             say(g, preface, "en")
         say(
             g,
-            "Enter the caller's ten digit callback number, then press pound. If you do not have it, just press pound.",
+            "Enter the caller's ten digit callback number, then press pound. If you do not have it, just press pound. "
+            "If the caller speaks Spanish, press star before the number.",
             "en",
         )
         return to_xml(response)
@@ -597,6 +598,8 @@ class TransferDesk:
                 state, 0, preface="That helper is no longer available.", call_sid=call_sid
             )
         raw = "".join(ch for ch in (digits or "") if ch.isdigit())
+        # A star before the number: the caller speaks Spanish (their callback is made in it).
+        language = "es" if (digits or "").lstrip().startswith("*") else "en"
         number = None
         if raw:
             try:
@@ -619,6 +622,7 @@ class TransferDesk:
             now=now,
             round_=state.round,
             jurisdiction=state.jurisdiction,
+            language=language,
         )
         try:
             handoff = handoffs.start_handoff(

@@ -287,6 +287,7 @@ class LiveCall:
     ended_at: datetime | None
     handoffs: tuple[Handoff, ...] = field(default=())
     jurisdiction: str | None = None
+    language: str = "en"
 
 
 # --------------------------------------------------------------------------- the state machine
@@ -468,6 +469,7 @@ def _live_call(row: Any, items: tuple[Handoff, ...] = ()) -> LiveCall:
         ended_at=_opt_utc(row.ended_at),
         handoffs=items,
         jurisdiction=row.jurisdiction,
+        language=row.language or "en",
     )
 
 
@@ -503,6 +505,7 @@ def open_live_call(
     now: datetime,
     round_: int = 1,
     jurisdiction: str | None = None,
+    language: str = "en",
 ) -> LiveCall:
     """Record a call held in a conference (idempotent on CallSid); later values fill gaps.
 
@@ -519,6 +522,7 @@ def open_live_call(
         "status": LiveCallStatus.WAITING.value,
         "call_taker_attempt": 0,
         "jurisdiction": jurisdiction,
+        "language": language,
         "created_at": now,
         "updated_at": now,
     }
@@ -531,6 +535,8 @@ def open_live_call(
             updates["callback_number"] = callback_number
         if call_taker_staff_id:
             updates["call_taker_staff_id"] = call_taker_staff_id
+        if language != "en":
+            updates["language"] = language
         existing = live_call_by_sid(engine, call_sid)
         if jurisdiction and existing is not None and existing.jurisdiction is None:
             updates["jurisdiction"] = jurisdiction
@@ -1119,6 +1125,7 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         return None
     if handoff.callback_id is not None:
         return handoff.callback_id
+    live = get_live_call_only(engine, handoff.live_call_id)
     if _callback_rules is not None:
         from ivr.decisions.callback_rules import times_for
 
@@ -1130,7 +1137,7 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         key=f"handoff:{handoff_id}:dropped",
         source=callback_store.CallbackSource.DROPPED_HANDOFF,
         phone_number=handoff.callback_number or "",
-        language="en",
+        language=live.language if live is not None else "en",  # the caller's, not the desk's
         helper_type=handoff.helper_type,
         due_at=due,
         deadline_at=deadline,

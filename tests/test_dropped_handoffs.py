@@ -52,16 +52,18 @@ def ts(seconds: int) -> str:
     return format_datetime(WEDNESDAY_11AM + timedelta(seconds=seconds), usegmt=True)
 
 
-def _desk_hands_off_to_the_clinician(call: Place) -> Call:
+def _desk_hands_off_to_the_clinician(call: Place, number_keys: str = "5205550123#") -> Call:
     """A call-taker signs in, answers the tree for a calm caller, picks the embedded clinician
-    and gives the caller's number: the desk announces the helper, then the conference."""
+    and gives the caller's number (a star first: the caller speaks Spanish): the desk
+    announces the helper, then the conference."""
     c = call("/voice/transfer-desk", from_number=PSAP_LINE)
     c.press("4821#")
     c.press("2468#")
     for answer in ("2", "2", "2", "1", "2", "2"):
         c.press(answer)
     c.press("1")
-    c.press("5205550123#")
+    assert "If the caller speaks Spanish, press star before the number." in c.heard_since_last()
+    c.press(number_keys)
     assert "Calling an embedded clinician now" in c.heard
     return c
 
@@ -72,8 +74,9 @@ def _helper_is_ringing(
     run_jobs: Callable[[], int],
     twilio_api: responses.RequestsMock,
     twilio_post: Callable[..., Any],
+    number_keys: str = "5205550123#",
 ) -> tuple[Call, handoffs.LiveCall, handoffs.Handoff]:
-    c = _desk_hands_off_to_the_clinician(call)
+    c = _desk_hands_off_to_the_clinician(call, number_keys)
     live = handoffs.live_call_by_sid(engine, c.call_sid)
     assert live is not None
     (handoff,) = handoffs.handoffs_for_call(engine, live.id)
@@ -120,6 +123,7 @@ def test_the_desk_legs_status_callback_records_the_drop_and_stops_the_helper(
     assert dropped.reason_code == "caller_hung_up"
     row = _the_dropped_callback(engine)
     assert row.source == "dropped_handoff" and row.phone_number == "+15205550123"
+    assert row.language == "en"
     assert dropped.callback_id == row.id
     ended = handoffs.get_live_call(engine, live.id)
     assert ended is not None and ended.status is LiveCallStatus.ENDED
@@ -273,3 +277,31 @@ def test_an_intake_caller_who_hangs_up_during_the_greeting_ends_the_live_call(
     )
     live = handoffs.live_call_by_sid(engine, c.call_sid)
     assert live is not None and live.status is LiveCallStatus.ENDED
+
+
+def test_a_spanish_speaking_callers_dropped_callback_is_made_in_spanish(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    c, live, _handoff = _helper_is_ringing(
+        call, engine, run_jobs, twilio_api, twilio_post, number_keys="*5205550123#"
+    )
+    assert live.language == "es" and live.callback_number == "+15205550123"
+    twilio_post(
+        "/voice/transfer-desk/status",
+        {"AccountSid": ACCOUNT_SID, "CallSid": c.call_sid, "CallStatus": "completed"},
+    )
+    row = _the_dropped_callback(engine)
+    assert (row.source, row.language, row.phone_number) == (
+        "dropped_handoff",
+        "es",
+        "+15205550123",
+    )
+    _expect_helper_hung_up(twilio_api)
+    run_jobs()

@@ -23,6 +23,8 @@ live_calls = sa.Table(
     sa.Column("call_taker_attempt", sa.Integer, nullable=False, default=0),
     # config/program.yaml call_jurisdictions, set when the call starts (migration 0009).
     sa.Column("jurisdiction", sa.String(64)),
+    # The caller's language, en or es (migration 0015): a dropped handoff's callback uses it.
+    sa.Column("language", sa.String(8), nullable=False, server_default="en"),
     sa.Column("status", sa.String(24), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
