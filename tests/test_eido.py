@@ -63,6 +63,7 @@ def eido_of(app: Flask, handoff_id: int) -> dict[str, Any]:
     assert document is not None
     assert_conforms(document)
     assert_references_resolve(document)
+    assert "null" not in json.dumps(document), "a member with no value must be left out"
     return document
 
 

@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,7 +36,13 @@ from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by nam
     worker_clock,
 )
 from tests.eido_check import assert_conforms
-from tests.test_handoff_log import HELPER_1, _desk_to_conference, _expect_helper_dial, _status
+from tests.test_handoff_log import (
+    HELPER_1,
+    _conference,
+    _desk_to_conference,
+    _expect_helper_dial,
+    _status,
+)
 
 FIXTURES = (make_staff, logged_in_client)
 """Fixtures this module uses from tests/console_fixtures.py (pytest finds them here)."""
@@ -338,3 +344,56 @@ def test_operators_subscribe_from_the_command_line_and_see_how_pushes_fare(
     stopped = io.StringIO()
     assert partners_cli(["unsubscribe", sub_id], env=env, stdout=stopped) == 0
     assert stopped.getvalue().strip() == f"subscription {sub_id} off"
+
+
+def test_a_dropped_caller_called_back_closes_the_incident_and_the_partner_hears_of_it(
+    app: Flask,
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    sub_id, _secret = subscribe(engine, "https://cad.pima.example/eido")
+    c = _desk_to_conference(call, "3")
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    _expect_helper_dial(twilio_api, HELPER_1)
+    run_jobs()
+    _status(twilio_post, handoff.id, 1, HELPER_1, "ringing", 1, 2)
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=10)
+    _conference(twilio_post, live, "participant-leave", 3, 9, label="caller", sid=c.call_sid)
+    context = context_of(app)
+    deliveries.record_changes(engine, context, WEDNESDAY_11AM + timedelta(seconds=20))
+
+    def statuses() -> list[list[str]]:
+        return [
+            json.loads(d.body)["incidentComponent"]["incidentStatusCommonRegistryText"]
+            for d in deliveries.deliveries_of(engine, sub_id)
+        ]
+
+    assert statuses()[-1] == ["Active"]  # the callback is still owed
+    dropped = handoffs.get_handoff(engine, handoff.id)
+    assert dropped is not None and dropped.callback_id is not None
+    # Time passes: the sweep has looked well past the handoff's last change.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE partner_subscriptions SET cursor_at = :at"),
+            {"at": datetime.now(UTC)},
+        )
+    # The callback is made: only the callbacks row changes; the partner hears the incident close.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE callbacks SET status = 'done', updated_at = :at WHERE id = :id"),
+            # (the callback's rows carry the real clock, the handoff's the test's Wednesday)
+            {"at": datetime.now(UTC) + timedelta(minutes=1), "id": dropped.callback_id},
+        )
+    before = len(statuses())
+    deliveries.record_changes(engine, context, WEDNESDAY_11AM + timedelta(minutes=21))
+    assert len(statuses()) == before + 1 and statuses()[-1] == ["Closed"]
+    deliveries.record_changes(engine, context, WEDNESDAY_11AM + timedelta(minutes=22))
+    assert len(statuses()) == before + 1  # nothing new: nothing recorded

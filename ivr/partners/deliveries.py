@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from ivr.partners import Partner, Scope, get_partner
 from ivr.reporting.eido import EidoContext, build_eido, jurisdiction_of, load_facts
 from ivr.store.db import insert_skipping_duplicates
-from ivr.store.handoff_tables import handoffs
+from ivr.store.handoff_tables import handoffs, live_calls
 from ivr.store.partner_tables import eido_deliveries, partner_subscriptions, partners
+from ivr.store.tables import callbacks
 
 MAX_ATTEMPTS = 10
 """Tries per change before it is given up on (about three hours of backoff)."""
@@ -142,16 +143,9 @@ def record_changes(engine: sa.Engine, context: EidoContext, now: datetime) -> li
         if partner is None:
             continue
         cursor = _utc(cursor_at)
-        with engine.connect() as conn:
-            changed = conn.execute(
-                sa.select(handoffs.c.id, handoffs.c.updated_at)
-                .where(handoffs.c.updated_at > cursor - SCAN_OVERLAP)
-                .order_by(handoffs.c.updated_at, handoffs.c.id)
-                .limit(SCAN_LIMIT)
-            ).all()
         newest = cursor
-        for handoff_id, updated_at in changed:
-            newest = max(newest, _utc(updated_at))
+        for handoff_id, updated_at in changed_since(engine, cursor - SCAN_OVERLAP):
+            newest = max(newest, updated_at)
             facts = load_facts(engine, handoff_id)
             if facts is None or not partner.may_read(jurisdiction_of(facts, context)):
                 continue
@@ -169,6 +163,37 @@ def record_changes(engine: sa.Engine, context: EidoContext, now: datetime) -> li
                     .values(cursor_at=newest)
                 )
     return streams
+
+
+def changed_since(engine: sa.Engine, since: datetime) -> list[tuple[int, datetime]]:
+    """Handoffs whose EIDO may have changed after `since`, with the time of the change: the
+    handoff itself, its call (the call ended) or the callback owed to a dropped caller (made,
+    which closes the incident). Oldest change first, at most SCAN_LIMIT."""
+    found: dict[int, datetime] = {}
+    sources = (
+        (sa.select(handoffs.c.id, handoffs.c.updated_at), handoffs.c.updated_at),
+        (
+            sa.select(handoffs.c.id, live_calls.c.updated_at).join(
+                live_calls, live_calls.c.id == handoffs.c.live_call_id
+            ),
+            live_calls.c.updated_at,
+        ),
+        (
+            sa.select(handoffs.c.id, callbacks.c.updated_at).join(
+                callbacks, callbacks.c.id == handoffs.c.callback_id
+            ),
+            callbacks.c.updated_at,
+        ),
+    )
+    with engine.connect() as conn:
+        for query, stamp in sources:
+            rows = conn.execute(query.where(stamp > since).order_by(stamp).limit(SCAN_LIMIT))
+            for handoff_id, at in rows:
+                at = _utc(at)
+                if at > found.get(int(handoff_id), since):
+                    found[int(handoff_id)] = at
+    ordered = sorted(found.items(), key=lambda item: (item[1], item[0]))
+    return ordered[:SCAN_LIMIT]
 
 
 def _record(
