@@ -2,8 +2,10 @@
 
 (handoffs.updated_at is indexed since 0008.)
 
+Also joins the two 0014 branches (EIDO subscriptions, service request work) into one head.
+
 Revision ID: 0015_change_scan_indexes
-Revises: 0014_eido_subscriptions
+Revises: 0014_eido_subscriptions, 0014_service_request_work
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015_change_scan_indexes"
-down_revision = "0014_eido_subscriptions"
+down_revision = ("0014_eido_subscriptions", "0014_service_request_work")
 branch_labels = None
 depends_on = None
 
