@@ -305,3 +305,44 @@ def test_a_spanish_speaking_callers_dropped_callback_is_made_in_spanish(
     )
     _expect_helper_hung_up(twilio_api)
     run_jobs()
+
+
+def test_twilio_events_stamped_in_the_same_second_as_ours_are_not_lost(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    """Twilio's Timestamp has whole seconds, ours microseconds: a 'ringing' and a hang-up that
+    Twilio stamps 11:00:00 come after our dial at 11:00:00.7, not before it."""
+    moment = WEDNESDAY_11AM + timedelta(milliseconds=700)
+    desk.clock = lambda: moment
+    worker_clock(moment)
+    c = _desk_hands_off_to_the_clinician(call)
+    live = handoffs.live_call_by_sid(engine, c.call_sid)
+    assert live is not None
+    (handoff,) = handoffs.handoffs_for_call(engine, live.id)
+    twilio_api.add(responses.POST, CALLS_URL, body=call_json(HELPER), status=201)
+    assert run_jobs() == 1
+    twilio_post(
+        f"/voice/handoff/helper-status?h={handoff.id}&at=1",
+        {"AccountSid": ACCOUNT_SID, "CallSid": HELPER, "CallStatus": "ringing",
+         "SequenceNumber": "0", "Timestamp": ts(0)},
+    )  # fmt: skip
+    ringing = handoffs.get_handoff(engine, handoff.id)
+    assert ringing is not None and ringing.status is HandoffStatus.RINGING
+    twilio_post(
+        "/voice/transfer-desk/status",
+        {"AccountSid": ACCOUNT_SID, "CallSid": c.call_sid, "CallStatus": "completed",
+         "Timestamp": ts(0)},
+    )  # fmt: skip
+    dropped = handoffs.get_handoff(engine, handoff.id)
+    assert dropped is not None and dropped.status is HandoffStatus.CALLER_DROPPED
+    assert dropped.helper_call_sid == HELPER  # it still knows whom it had dialed
+    _expect_helper_hung_up(twilio_api)
+    assert run_jobs() == 1
+    assert twilio_api.calls[-1].request.url.endswith(f"/Calls/{HELPER}.json")
