@@ -136,6 +136,7 @@ def test_supervisor_watches_a_handoff_ring_then_connect_and_the_poll_is_304_in_b
     assert "1 handoffs ringing" in body["summary"]
     staffing = _text(body["sections"]["staffing"])
     assert re.search(r"Embedded clinician \d+ 1: Dana Rivera", staffing)  # busy while rung
+    assert "988 crisis line 1 0 1: Regional 988 center always on duty (no shifts)" in staffing
 
     _record(engine, handoff.id, HandoffEvent.ACCEPTED, attempt=1)
     _record(engine, handoff.id, HandoffEvent.HELPER_JOINED, attempt=1)

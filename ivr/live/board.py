@@ -99,6 +99,7 @@ class Staffing:
     busy: tuple[str, ...]
     free: tuple[str, ...]
     next_change: datetime | None
+    always_on: bool = False
 
 
 @dataclass(frozen=True)
@@ -455,6 +456,7 @@ def staffing(
                 busy=busy,
                 free=free,
                 next_change=routing.next_on_duty_change(roster, type_id, now),
+                always_on=all(r.shifts is None for r in roster.helper_types[type_id].members),
             )
         )
     return tuple(out)
