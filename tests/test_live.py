@@ -253,6 +253,14 @@ def test_a_supervisor_opens_a_live_call_read_only_and_follows_it(
     assert client.get("/live/calls/999999", base_url="https://localhost").status_code == 404
 
 
+def test_a_supervisor_sent_to_the_console_lands_on_the_live_wall(
+    client: FlaskClient, make_staff: MakeStaff
+) -> None:
+    _supervisor(client, make_staff)
+    answer = client.get("/console", base_url="https://localhost")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/live"
+
+
 def test_the_console_calls_api_answers_a_supervisor(
     app: Flask, client: FlaskClient, engine: sa.Engine, make_staff: MakeStaff
 ) -> None:

@@ -388,9 +388,12 @@ def _live_call_or_404(live_call_id: int) -> LiveCall:
 
 
 @bp.get("")
-@require_role(Role.CALL_TAKER)
-def call_taker() -> str:
-    """The call-taker's console: live calls, the decision tree, helpers, handoff progress."""
+@require_role(Role.CALL_TAKER, Role.SUPERVISOR)
+def call_taker() -> Any:
+    """The call-taker's console: live calls, the decision tree, helpers, handoff progress.
+    A supervisor who is not a call-taker watches the same calls read-only on the live wall."""
+    if Role.CALL_TAKER.value not in _me().roles:
+        return redirect(url_for("live.wall"))
     return render_template("console/call_taker.html", staff=_me(), questions=_tree().questions)
 
 
