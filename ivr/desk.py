@@ -695,8 +695,13 @@ class TransferDesk:
     def returned(self, call_sid: str, handoff_id: int, state: DeskState) -> str:
         """Nobody in the chain took the call: say who did what, and offer the helpers again."""
         handoff = handoffs.get_handoff(self.engine, handoff_id)
-        lines = ["No helper took the call."]
-        if handoff is not None:
+        cancelled = handoff is not None and handoff.status is HandoffStatus.CANCELLED
+        lines = [
+            "The transfer was cancelled from the console."
+            if cancelled
+            else "No helper took the call."
+        ]
+        if handoff is not None and not cancelled:
             for step in self.attempt_summary(handoff_id):
                 lines.append(step)
         lines.append("The caller is still with you.")

@@ -442,3 +442,42 @@ def test_a_late_twilio_status_does_not_undo_a_cancel() -> None:
     ]
     derived = handoffs.derive(history)
     assert (derived.status, derived.reason_code) == (HandoffStatus.CANCELLED, "cancelled")
+
+
+def test_a_desk_handoff_cancelled_from_the_console_gives_the_desk_call_taker_the_offer_again(
+    app: Flask,
+    call_taker: StaffClient,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+) -> None:
+    desk_leg = "CA" + "5" * 32
+    live = handoffs.open_live_call(
+        engine, call_sid=desk_leg, origin=Origin.DESK, callback_number=CALLER_NUMBER,
+        call_taker_staff_id="4511", now=datetime.now(UTC),
+    )  # fmt: skip
+    with app.app_context():
+        started = handoffs.start_handoff(
+            engine, app.extensions["bridgeline"].queues, call_sid=desk_leg,
+            call_taker_staff_id="4511", helper_type="embedded_clinician", answers=SAFE_ANSWERS,
+            reason=None, key="desk:cancel:1",
+        )  # fmt: skip
+    twilio_api.add(responses.POST, call_url(desk_leg), body=call_json(desk_leg))
+    answer = call_taker.post(f"/api/console/calls/{live.id}/handoffs/{started.id}/cancel")
+    assert answer.json["handoff"]["status"] == "cancelled"
+    run_jobs()
+    assert helpers_dialed(twilio_api) == []  # cancelled before the worker dialed anyone
+    (moved,) = [c for c in twilio_api.calls if c.request.url == call_url(desk_leg)]
+    returned_url = form_of(moved.request)["Url"][0]
+    assert "/voice/transfer-desk/returned" in returned_url
+    path = returned_url[len(PUBLIC_BASE) :]
+    heard = app.test_client().post(
+        path,
+        data={"CallSid": desk_leg},
+        headers={
+            SIGNATURE_HEADER: compute_signature(
+                AUTH_TOKEN, returned_url, {"CallSid": desk_leg}.items()
+            )
+        },
+    )
+    assert "The transfer was cancelled from the console." in heard.get_data(as_text=True)
