@@ -488,6 +488,11 @@ def main(argv: list[str] | None = None) -> int:
         from ivr.local_twilio.handoff import main as handoff
 
         return handoff(argv[1:])
+    if argv[:1] == ["phones"]:
+        # Any person on any call of the local Twilio, by hand.
+        from ivr.local_twilio.phones import main as phones
+
+        return phones(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ivr.simulator", description=__doc__.split("\n\n")[0]
     )

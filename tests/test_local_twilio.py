@@ -190,3 +190,22 @@ def test_a_phone_nobody_answers_rings_out_after_the_timeout_and_a_busy_one_is_bu
     final = {form["CallSid"]: form["CallStatus"] for p, form, _ in running.app.seen
              if p == "/status"}  # fmt: skip
     assert final == {busy.sid: "busy", unanswered.sid: "no-answer"}  # only 'completed' asked for
+
+
+def test_the_phones_console_lets_a_person_dial_in_press_keys_and_hear_the_answers(
+    running: Running,
+) -> None:
+    import io
+
+    from ivr.local_twilio.phones import main
+
+    script = iter(["call /whisper from +15205550123", "calls", "last press 1", "bogus", "quit"])
+    out = io.StringIO()
+
+    assert main(["--twilio", running.base_url], out=out, read=lambda prompt: next(script)) == 0
+
+    printed = out.getvalue()
+    assert "+15205550123 (caller) | Press 1." in printed
+    assert "| [presses 1]" in printed and "| Thanks." in printed
+    assert "in-progress, at Gather" in printed  # the calls list, before the key press
+    assert "? (help lists the commands)" in printed

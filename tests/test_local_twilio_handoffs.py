@@ -225,3 +225,61 @@ def test_with_nobody_on_duty_the_desk_says_so_and_dials_no_one(
     assert _dialed(off_duty_phones) == []
     desk = next(c for c in off_duty_phones.twilio.calls() if c["from"] == PSAP_LINE)
     assert desk["status"] == "completed"  # the desk said so and hung up
+
+
+CALL_TAKER_POSITION = "+15205550171"
+"""The intake line's call-taker position (config/roster.yaml call_takers)."""
+
+
+def test_an_intake_caller_waits_in_the_conference_until_the_call_taker_added_by_the_api_answers(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    """The intake line: the caller holds in a conference; the worker adds the call-taker with
+    the Participants API (label, startConferenceOnEnter, the conference's status callback)."""
+    caller = phones.party("caller", phones.twilio.dial_in(url="/voice/intake", from_=RESIDENT))
+    assert caller.sid
+    view = phones.refresh(caller)
+    assert view["conference"] is not None and view["label"] == "caller"
+
+    def position_rings() -> dict[str, object] | None:
+        return next((c for c in phones.twilio.calls()
+                     if c["to"] == CALL_TAKER_POSITION and c["status"] == "ringing"), None)  # fmt: skip
+
+    ringing = phones.wait("the call-taker position to ring", position_rings)
+    taker = phones.party("call-taker", ringing)
+    view = phones.act(taker, "answer")
+    assert view["conference"] == phones.refresh(caller)["conference"]
+    assert view["label"] == "call-taker"
+
+    live = handoffs.live_call_by_sid(engine, caller.sid)
+    assert live is not None
+    phones.wait("the call-taker to be recorded on the call", lambda: (
+        (got := handoffs.get_live_call(engine, live.id)) is not None
+        and got.status is handoffs.LiveCallStatus.WITH_CALL_TAKER and got.call_taker_call_sid == taker.sid
+    ))  # fmt: skip
+    created = [r for r in phones.twilio.rest_log()
+               if r["method"] == "POST" and r["path"].endswith("/Participants.json")]  # fmt: skip
+    assert len(created) == 1 and created[0]["form"]["Label"] == "call-taker"
+    phones.act(caller, "hangup")
+    view = phones.wait_view(
+        taker, "the call-taker's leg to end", lambda v: v["status"] != "in-progress"
+    )
+    assert (
+        view["status"] == "completed"
+    )  # the caller's leg ends the conference, the call-taker's with it
+
+
+def test_a_callback_answered_by_the_resident_is_bridged_to_a_navigator_who_accepts(
+    phones: Simulation, env: dict[str, str], engine: sa.Engine
+) -> None:
+    phones.twilio.set_phone(RESIDENT, "manual")
+    resident = phones.ask_for_callback()
+    enqueue(env, "default", "workers.callbacks.sweep_callbacks")  # the clock's sweep
+    assert resident.sid
+
+    outcome = phones.run_callback_person_after_request(resident)
+
+    assert outcome == "connected"
+    navigator = next(c for c in phones.twilio.calls() if c["to"] == "+15205550161")
+    assert "Press 1 to take the call" in "\n".join(navigator["heard"])
+    assert navigator["parent_call_sid"] is not None  # a <Dial> leg of the resident's call

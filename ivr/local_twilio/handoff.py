@@ -393,6 +393,10 @@ class Simulation:
     def run_callback_person(self) -> str:
         self.twilio.set_phone(RESIDENT, "manual")
         resident = self.ask_for_callback()
+        return self.run_callback_person_after_request(resident)
+
+    def run_callback_person_after_request(self, resident: Party) -> str:
+        """The callback rings; the resident answers, presses 1 and talks with a helper."""
         call = self.callback_call(resident)
         self.act(call, "answer")
         view = self.wait_view(
