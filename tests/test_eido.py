@@ -19,11 +19,12 @@ from ivr import handoffs
 from ivr.accounts import Staff
 from ivr.config import load_program
 from ivr.desk import TransferDesk
-from ivr.handoffs import HandoffStatus
+from ivr.handoffs import EventSource, HandoffEvent, HandoffStatus
 from ivr.reporting import eido as eido_export
 from ivr.reporting.eido_http import context_of
 from ivr.simulator import Call
 from tests.conftest import REPO
+from tests.console_fixtures import LoggedIn, logged_in_client, make_staff
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
     WEDNESDAY_11AM,
     call_json,
@@ -42,6 +43,9 @@ from tests.test_handoff_log import (
     _expect_helper_dial,
     _status,
 )
+
+FIXTURES = (make_staff, logged_in_client)
+"""Fixtures this module uses from tests/console_fixtures.py (pytest finds them here)."""
 
 Place = Callable[..., Call]
 Post = Callable[..., Any]
@@ -399,6 +403,56 @@ def test_an_intake_handoff_reads_as_a_conforming_eido_under_the_intake_lines_jur
         in (agencies["embedded-clinician.southside.tucsonaz.gov"]["agencyJcard"])
     )
     assert document["callComponent"][0]["localCallType"] == "intake"
+
+
+def test_an_intake_handoff_read_through_the_console_conforms_at_every_step(
+    app: Flask, call: Place, call_taker: Staff, desk: TransferDesk, engine: sa.Engine,
+    logged_in_client: LoggedIn,
+) -> None:  # fmt: skip
+    c = call("/voice/intake", from_number="+15205550123", to_number="+15205550180")
+    with app.app_context():
+        handoff = handoffs.start_handoff(
+            engine,
+            app.extensions["bridgeline"].queues,
+            call_sid=c.call_sid,
+            call_taker_staff_id="4821",
+            helper_type="embedded_clinician",
+            answers=ANSWERS_CALM,
+            reason="console",
+            now=WEDNESDAY_11AM,
+        )
+    supervisor = logged_in_client("supervisor", staff_id="9001")
+
+    def console_copy() -> dict[str, Any]:
+        answer = supervisor.get(f"/api/console/handoffs/{handoff.id}/eido")
+        assert answer.status_code == 200 and answer.mimetype == "application/json"
+        assert answer.json == eido_of(app, handoff.id)  # the same conforming document
+        return answer.json  # type: ignore[no-any-return]
+
+    steps = [
+        (HandoffEvent.DIALING, {"attempt": 1, "member_id": "clin-rivera"}, "dialing", "Active"),
+        (HandoffEvent.RINGING, {"attempt": 1}, "ringing", "Active"),
+        (HandoffEvent.DECLINED, {"attempt": 1, "member_id": "clin-rivera"}, "falling_back", "Active"),
+        (HandoffEvent.DIALING, {"attempt": 2, "member_id": "crisis-988-center"}, "dialing", "Active"),
+        (HandoffEvent.ACCEPTED, {"attempt": 2}, "accepted", "Active"),
+        (HandoffEvent.HELPER_JOINED, {"attempt": 2}, "connected", "Active"),
+        (HandoffEvent.CALLER_LEFT, {}, "completed", "Closed"),
+    ]
+    assert status_of(console_copy()) == (["Active"], ["requested"])
+    for second, (event, fields, internal, common) in enumerate(steps, start=1):
+        handoffs.record_event(
+            engine,
+            handoff.id,
+            event,
+            source=EventSource.TWILIO,
+            dedupe_key=f"intake-story:{second}",
+            occurred_at=WEDNESDAY_11AM + timedelta(seconds=second),
+            **fields,  # type: ignore[arg-type]
+        )
+        assert status_of(console_copy()) == ([common], [internal]), event
+    agents = [a["$id"] for a in console_copy()["agentComponent"]]
+    # The helper who took it works for the 988 center (the fallback), not the clinicians.
+    assert agents == ["4821@southside.tucsonaz.gov", "crisis-988-center@988.tucsonaz.gov"]
 
 
 # --------------------------------------------------------------------------- pure parts
