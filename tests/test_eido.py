@@ -432,8 +432,18 @@ def test_an_intake_handoff_read_through_the_console_conforms_at_every_step(
     steps = [
         (HandoffEvent.DIALING, {"attempt": 1, "member_id": "clin-rivera"}, "dialing", "Active"),
         (HandoffEvent.RINGING, {"attempt": 1}, "ringing", "Active"),
-        (HandoffEvent.DECLINED, {"attempt": 1, "member_id": "clin-rivera"}, "falling_back", "Active"),
-        (HandoffEvent.DIALING, {"attempt": 2, "member_id": "crisis-988-center"}, "dialing", "Active"),
+        (
+            HandoffEvent.DECLINED,
+            {"attempt": 1, "member_id": "clin-rivera"},
+            "falling_back",
+            "Active",
+        ),
+        (
+            HandoffEvent.DIALING,
+            {"attempt": 2, "member_id": "crisis-988-center"},
+            "dialing",
+            "Active",
+        ),
         (HandoffEvent.ACCEPTED, {"attempt": 2}, "accepted", "Active"),
         (HandoffEvent.HELPER_JOINED, {"attempt": 2}, "connected", "Active"),
         (HandoffEvent.CALLER_LEFT, {}, "completed", "Closed"),
