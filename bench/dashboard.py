@@ -245,9 +245,7 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
                 ids = sa.table(table_name, sa.column("id"))
                 top = sa.select(sa.func.max(ids.c.id)).scalar_subquery()
                 conn.execute(
-                    sa.select(
-                        sa.func.setval(sa.func.pg_get_serial_sequence(table_name, "id"), top)
-                    )
+                    sa.select(sa.func.setval(sa.func.pg_get_serial_sequence(table_name, "id"), top))
                 )
             conn.exec_driver_sql("ANALYZE")
         else:
@@ -478,6 +476,15 @@ def time_dashboard(url: str, runs: int, clock_job: bool, jurisdiction: str) -> T
         assert response.status_code == 200, response.status_code
         return elapsed
 
+    if os.environ.get("BENCH_PROFILE"):  # where one view's time goes, printed once
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.enable()
+        reports.build_dashboard(engine, program, filters, now)
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(12)
     for n in range(runs + 1):
         elapsed = get({})
         started = time.perf_counter()
