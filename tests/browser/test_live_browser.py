@@ -178,3 +178,34 @@ def test_the_wall_reads_at_390_px_and_passes_axe(
         reached.add(phone.evaluate("document.activeElement.textContent.trim()"))
         phone.keyboard.press("Tab")
     assert f"Open call #{live.id}" in reached and "See every open callback" in reached
+
+
+def test_keyboard_focus_stays_on_the_link_when_its_section_changes(
+    laptop: Any, base_url: str, engine: sa.Engine, make_staff: MakeStaff
+) -> None:
+    from playwright.sync_api import expect
+
+    page = laptop
+    first = handoffs.open_live_call(
+        engine,
+        call_sid=CALL_SID,
+        origin=Origin.INTAKE,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id=None,
+        now=datetime.now(UTC),
+    )
+    _sign_in(page, base_url, make_staff("supervisor").staff_id, "/live")
+    link = page.locator(f'#live-waiting a[data-focus-key="call-{first.id}"]')
+    link.focus()
+    second = handoffs.open_live_call(
+        engine,
+        call_sid="CA" + "c" * 32,
+        origin=Origin.INTAKE,
+        callback_number=CALLER_NUMBER,
+        call_taker_staff_id=None,
+        now=datetime.now(UTC),
+    )
+    # the waiting list is redrawn with the second caller; focus is still on the first's link
+    expect(page.locator(f'#live-waiting a[data-focus-key="call-{second.id}"]')).to_be_visible()
+    assert page.evaluate("document.activeElement.dataset.focusKey") == f"call-{first.id}"
+    expect(page.locator("#live-announce")).to_contain_text("2 waiting")
