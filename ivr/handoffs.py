@@ -744,6 +744,8 @@ def start_handoff(
         created = False
     handoff = get_handoff(engine, handoff_id)
     assert handoff is not None
+    if created:
+        _tag_reason(engine, handoff_id, reason)
     if created and handoff.status is HandoffStatus.REQUESTED:
         # Only the copy that recorded it: a retry must not queue a second dial job (the sweep
         # queues it if this enqueue is lost).
@@ -790,6 +792,27 @@ def _check_one_consult(
     if check.verdict is not ConsultVerdict.START:
         existing = next(h for h in current if check.existing and h.id == check.existing.id)
         raise ConsultConflict(check, existing)
+
+
+def _tag_reason(engine: sa.Engine, handoff_id: int, reason: str | None) -> None:
+    """QA tags (behavioral_health, substance_use, ...) from the reason the call-taker gave;
+    only the tags are stored. Needs the app's config, so nothing happens outside a request."""
+    from flask import current_app, has_app_context
+
+    from ivr.store.qa_tags import add_tags
+
+    if not reason or not has_app_context():
+        return
+    bridgeline = current_app.extensions.get("bridgeline")
+    if bridgeline is None:
+        return
+    tags = bridgeline.self_service.understanding.tagger.tags(reason)
+    if not tags:
+        return
+    try:
+        add_tags(engine, "handoff", str(handoff_id), tags, source="reason")
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("qa tags not recorded: handoff_id=%s error=%s", handoff_id, type(exc).__name__)
 
 
 def _insert_handoff(

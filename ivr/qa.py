@@ -17,10 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
+from ivr.decisions.lexicon import Lexicon, PhraseError, compile_phrase
+from ivr.decisions.text import Utterance
 from ivr.handoffs import ATTEMPT_FAILURES, HandoffStatus
 from ivr.reports import Filters, Table, clock_for
 from ivr.store.callbacks import as_utc
 from ivr.store.qa_tables import qa_findings, qa_items
+from ivr.store.qa_tags import tagged
 from ivr.store.tables import callbacks, self_service_events
 
 NOTE_MAX_CHARS = 2000
@@ -36,6 +39,8 @@ class QAReason(str, Enum):
     CALLBACK_OVERDUE = "callback_overdue"
     CALLBACK_FAILED = "callback_failed"
     RANDOM_SAMPLE = "random_sample"
+    CRISIS_TRANSFER_FAILED = "crisis_transfer_failed"
+    URGENT_REPORT = "urgent_report"
 
 
 REASON_LABELS = {
@@ -45,6 +50,8 @@ REASON_LABELS = {
     QAReason.CALLBACK_OVERDUE: "callback overdue",
     QAReason.CALLBACK_FAILED: "callback failed",
     QAReason.RANDOM_SAMPLE: "random sample",
+    QAReason.CRISIS_TRANSFER_FAILED: "crisis line did not answer; backup line dialed",
+    QAReason.URGENT_REPORT: "crisis words in a recorded report",
 }
 """What the queue shows for each reason."""
 
@@ -140,10 +147,19 @@ def self_service_flags(
         calls = conn.execute(
             sa.select(ev.c.call_sid, sa.func.min(ev.c.at)).where(in_range).group_by(ev.c.call_sid)
         ).all()
+        flagged_events = conn.execute(
+            sa.select(ev.c.call_sid, ev.c.event, sa.func.min(ev.c.at))
+            .where(in_range, ev.c.event.in_(list(_EVENT_REASONS)))
+            .group_by(ev.c.call_sid, ev.c.event)
+        ).all()
     own = program.self_service_jurisdiction
     flags = [
         Flag(SubjectKind.CALL, sid, QAReason.CRISIS_NOT_OFFERED, as_utc(at) or start, sid, own)
         for sid, at in crisis
+    ]
+    flags += [
+        Flag(SubjectKind.CALL, sid, _EVENT_REASONS[event], as_utc(at) or start, sid, own)
+        for sid, event, at in flagged_events
     ]
     flagged = {f.ref for f in flags}
     rate = program.qa.random_sample_rate
@@ -153,6 +169,13 @@ def self_service_flags(
         if sid not in flagged and sampled(f"call:{sid}", rate)
     ]
     return flags
+
+
+_EVENT_REASONS = {
+    "crisis_transfer_failed": QAReason.CRISIS_TRANSFER_FAILED,
+    "report_urgent": QAReason.URGENT_REPORT,
+}
+"""Self-service events that put their call in the review queue."""
 
 
 def callback_flags(engine: sa.Engine, start: datetime, end: datetime, now: datetime) -> list[Flag]:
@@ -215,7 +238,7 @@ def handoff_flags(
         ).all()
     crisis_types = set(program.crisis_helper_types)
     review_all = set(program.qa.review_all_helper_types)
-    words = [w.lower() for w in crisis_words]
+    crisis_phrases = _phrases(crisis_words)
     calls_with_crisis_helper = {r.live_call_id for r in rows if r.helper_type in crisis_types}
     flags: list[Flag] = []
     for row in rows:
@@ -228,9 +251,9 @@ def handoff_flags(
             reasons.append(QAReason.DECLINED_OR_FALLBACK)
         text = (row.reason or "").lower()
         if (
-            words
+            crisis_phrases.size
             and row.live_call_id not in calls_with_crisis_helper
-            and any(w in text for w in words)
+            and crisis_phrases.find(Utterance.read(text))
         ):
             reasons.append(QAReason.CRISIS_NOT_OFFERED)
         if not reasons and sampled(f"handoff:{ref}", program.qa.random_sample_rate):
@@ -240,6 +263,19 @@ def handoff_flags(
             for reason in reasons
         ]
     return flags
+
+
+def _phrases(crisis_words: tuple[str, ...]) -> Lexicon[None]:
+    """menus.yaml's crisis phrases, read in both languages, to find them in handoff reasons."""
+    entries = []
+    for text in crisis_words:
+        for lang in ("en", "es"):
+            try:
+                compile_phrase(text, lang)
+            except PhraseError:
+                continue
+            entries.append((None, text, lang))
+    return Lexicon(entries)
 
 
 def refresh_queue(
@@ -311,6 +347,13 @@ def _where(engine: sa.Engine, program: ProgramConfig, filters: Filters) -> list[
     return where
 
 
+def tag_condition(tag: str | None) -> list[Any]:
+    """WHERE conditions keeping the items whose call or handoff carries `tag` (none: all)."""
+    if not tag:
+        return []
+    return [tagged(qa_items.c.subject_kind, qa_items.c.subject_ref, tag)]
+
+
 def list_queue(
     engine: sa.Engine,
     program: ProgramConfig,
@@ -318,9 +361,11 @@ def list_queue(
     *,
     reviewed: bool | None = False,
     limit: int = 200,
+    tag: str | None = None,
 ) -> list[QAItem]:
-    """Flagged items in the filters, oldest first; `reviewed` None lists both."""
-    where = _where(engine, program, filters)
+    """Flagged items in the filters, oldest first; `reviewed` None lists both; `tag` keeps
+    the items tagged so (behavioral_health, suicide_self_harm, ...)."""
+    where = _where(engine, program, filters) + tag_condition(tag)
     if reviewed is True:
         where.append(qa_findings.c.id.is_not(None))
     elif reviewed is False:

@@ -33,9 +33,9 @@ from ivr.config.models import (
     SubmenuItem,
     TransferItem,
 )
+from ivr.decisions.crisis import Finding, Verdict
 from ivr.decisions.menus import (
     Chosen,
-    CrisisMatcher,
     Invalid,
     NoInput,
     Repeat,
@@ -46,9 +46,12 @@ from ivr.decisions.menus import (
     yes_no,
 )
 from ivr.decisions.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone, spoken_when
+from ivr.decisions.speech import MenuGuess, SpeechUnderstanding
+from ivr.decisions.text import Utterance
+from ivr.decisions.understanding import spoken_choice, yes_or_no
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, national_digits
 from ivr.queueing import Queues
-from ivr.store import callbacks, events, outbox, service_requests
+from ivr.store import callbacks, events, outbox, qa_tags, service_requests
 from ivr.store.callbacks import CallbackSource
 from ivr.twiml import Urls, dial_number, enqueue, gather, say, to_xml
 
@@ -74,6 +77,7 @@ class Turn:
     attempt: int = 0
     digits: str | None = None
     speech: str | None = None
+    confidence: float | None = None
 
     @property
     def has_input(self) -> bool:
@@ -92,7 +96,7 @@ class SelfServiceLine:
         self.url = Urls(base_url)
         self.engine = engine
         self.queues = queues
-        self.crisis = CrisisMatcher(config.menus.crisis)
+        self.understanding = SpeechUnderstanding(config.menus)
         self.zone = ZoneInfo(config.lines.timezone)
         # (due, deadline) of a callback from a source; callbacks.yaml's rules once they are
         # loaded (create_app), until then menus.yaml's callback_deadline_hours.
@@ -130,14 +134,20 @@ class SelfServiceLine:
 
     def choose_language(self, turn: Turn) -> str:
         """1 or 'English' -> English, 2 or 'español' -> Spanish; silence or anything else -> English."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(replace(turn, lang="en"), rule)
-        key = first_key(turn.digits)
-        words = (turn.speech or "").lower()
-        lang = "es" if key == "2" or "espa" in words or "spanish" in words else "en"
+        heard = Utterance.read(turn.speech)
+        self._tag(turn, heard)
+        finding = self.understanding.crisis.screen(heard, prefer_lang="en")
+        if finding is not None:
+            # Answered in the language of the words the caller used.
+            return self._answer_crisis(replace(turn, lang=finding.lang), finding)
+        lang, guess = self.understanding.at_greeting(first_key(turn.digits), heard, MAIN_MENU)
         self._note(turn, "language", lang)
-        return self.menu(replace(turn, lang=lang, attempt=0), MAIN_MENU)
+        turn = replace(turn, lang=lang, attempt=0)
+        if guess is not None and not self.understanding.unsure(turn.confidence):
+            # "I want to report a pothole" at the greeting: straight to what they asked for.
+            self._note(turn, "menu_item", f"{MAIN_MENU}:{guess.item.key}:{guess.item.action}")
+            return self._run_guess(turn, MAIN_MENU, guess)
+        return self.menu(turn, MAIN_MENU)
 
     # ----------------------------------------------------------------- menus
 
@@ -177,13 +187,24 @@ class SelfServiceLine:
 
     def menu_choice(self, turn: Turn, menu_id: str) -> str:
         """What the caller pressed or said at a menu."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         menu = self.config.menu(menu_id)
         if menu is None:
             return self.menu(replace(turn, attempt=0), MAIN_MENU)
-        choice = choose(menu, turn.digits, turn.speech)
+        if first_key(turn.digits) is None and (turn.speech or "").strip():
+            guess = self.understanding.choose(menu_id, turn.speech or "")
+            if guess is not None:
+                if guess.ambiguous or (
+                    not guess.by_number and self.understanding.unsure(turn.confidence)
+                ):
+                    return self.confirm_prompt(turn, menu_id, guess)
+                self._note(turn, "menu_item", f"{menu_id}:{guess.item.key}:{guess.item.action}")
+                return self._run_guess(replace(turn, attempt=0), menu_id, guess)
+            choice: Chosen | Invalid | NoInput | Repeat = Invalid(None)
+        else:
+            choice = choose(menu, turn.digits, None)
         if isinstance(choice, Chosen):
             self._note(turn, "menu_item", f"{menu_id}:{choice.item.key}:{choice.item.action}")
             return self.run_item(replace(turn, attempt=0), choice.item)
@@ -258,9 +279,9 @@ class SelfServiceLine:
 
     def after(self, turn: Turn) -> str:
         """After a task is done: 8 main menu, 9 emergency, silence goodbye."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         key = first_key(turn.digits)
         if key == EMERGENCY_KEY:
             return self.emergency(turn)
@@ -292,29 +313,47 @@ class SelfServiceLine:
         return to_xml(response)
 
     def queue_wait(self, lang: str, position: str | None, seconds: str | None) -> str:
-        """Hold music with the caller's place in line; after a while, offer a callback."""
+        """Hold music with the caller's place in line; after a while, offer a callback.
+
+        The music plays inside a speech Gather, so crisis words said while waiting are heard.
+        """
         response = VoiceResponse()
         pos = position if position and position.isdigit() and len(position) < 6 else None
         waited = int(seconds) if seconds and seconds.isdigit() and len(seconds) < 9 else 0
+        g = gather(
+            response,
+            self.url(f"{ROOT}/queue/offer", lang=lang),
+            lang,
+            timeout=3,
+            num_digits=1,
+        )
         if pos:
-            say(response, phrase("queue_position", lang, position=pos), lang)
+            say(g, phrase("queue_position", lang, position=pos), lang)
         if waited >= self.settings.queue_callback_offer_seconds:
-            g = gather(
-                response,
-                self.url(f"{ROOT}/queue/offer", lang=lang),
-                lang,
-                timeout=3,
-                num_digits=1,
-                speech=False,
-            )
             say(g, phrase("queue_offer_callback", lang), lang)
-        response.play(self.settings.hold_music_url)
+        g.play(self.settings.hold_music_url)
         return to_xml(response)
 
-    def queue_offer(self, lang: str, digits: str | None) -> str:
-        """Inside the wait music: 1 leaves the queue (the Enqueue action then takes the callback)."""
+    def queue_offer(self, turn: Turn) -> str:
+        """Inside the wait music: 1 leaves the queue for a callback; crisis words leave it for
+        the crisis line (the Enqueue action reads which, from the recorded event)."""
         response = VoiceResponse()
-        if first_key(digits) == "1":
+        finding = self.understanding.crisis.screen(turn.speech, prefer_lang=turn.lang)
+        self._tag(turn, turn.speech)
+        if finding is not None:
+            detail = f"{finding.rule}:{finding.verdict.value}:{finding.lang}"
+            try:
+                events.record_event_now(
+                    self.engine,
+                    call_sid=turn.call_sid[:64],
+                    event="queue_crisis",
+                    detail=detail,
+                    language=finding.lang,
+                )
+            except sa.exc.SQLAlchemyError as exc:
+                log.error("queue crisis not recorded: error=%s", type(exc).__name__)
+            response.leave()
+        elif first_key(turn.digits) == "1":
             response.leave()
         else:
             response.play(self.settings.hold_music_url)
@@ -325,6 +364,9 @@ class SelfServiceLine:
         if result != "leave":  # the live wall counts who is still in the queue
             self._note(turn, "queue_left", (result or "")[:32] or None)
         if result == "leave":
+            finding = self._queue_crisis(turn)
+            if finding is not None:
+                return self._answer_crisis(replace(turn, lang=finding.lang), finding)
             self._note(turn, "queue_callback", None)
             return self.callback_start(turn, source=CallbackSource.QUEUE_OVERFLOW)
         if result in ("bridged", "hangup"):
@@ -333,8 +375,13 @@ class SelfServiceLine:
             return to_xml(response)
         return self.transfer(turn, "operator")
 
-    def transfer(self, turn: Turn, line_id: str, intro: str | None = None) -> str:
-        """Connect the caller to a configured line (988, the nurse line, an operator)."""
+    def transfer(
+        self, turn: Turn, line_id: str, intro: str | None = None, backup_step: int | None = None
+    ) -> str:
+        """Connect the caller to a configured line (988, the nurse line, an operator).
+
+        `backup_step` counts the crisis backups already tried when this is one of them.
+        """
         line = self.config.line(line_id)
         number = self.config.numbers.get(line_id)
         if line is None or number is None:
@@ -348,7 +395,7 @@ class SelfServiceLine:
         dial_number(
             response,
             number,
-            action=self.url(f"{ROOT}/dial-result", lang=turn.lang, line=line_id),
+            action=self.url(f"{ROOT}/dial-result", lang=turn.lang, line=line_id, step=backup_step),
             timeout=self.settings.dial_timeout_seconds,
         )
         self._note(turn, "transfer", line_id)
@@ -363,10 +410,168 @@ class SelfServiceLine:
         self._note(turn, "crisis_words", rule.line)
         return self.transfer(turn, rule.line, intro=rule.explanation.get(turn.lang))
 
-    def dial_result(self, turn: Turn, line_id: str, status: str | None) -> str:
-        """How a transfer ended. Unanswered lines fall back to a person, never to silence."""
+    # ----------------------------------------------------------------- understanding speech
+
+    def _screen(self, turn: Turn) -> str | None:
+        """Crisis screening of what was said at any prompt: the answer to give, or None."""
+        if not (turn.speech or "").strip():
+            return None
+        heard = Utterance.read(turn.speech)
+        self._tag(turn, heard)
+        finding = self.understanding.crisis.screen(heard, prefer_lang=turn.lang)
+        if finding is None:
+            return None
+        return self._answer_crisis(replace(turn, lang=finding.lang), finding)
+
+    def _answer_crisis(self, turn: Turn, finding: Finding) -> str:
+        rule = self.menus.crisis[finding.rule]
+        if finding.verdict is Verdict.TRANSFER:
+            return self.crisis_transfer(turn, rule)
+        return self.crisis_offer(turn, finding.rule)
+
+    def _queue_crisis(self, turn: Turn) -> Finding | None:
+        """The crisis heard while this call waited in the queue (recorded by queue_offer)."""
+        try:
+            found = [
+                d
+                for e, d in events.events_for_call(self.engine, turn.call_sid[:64])
+                if e == "queue_crisis"
+            ]
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("queue crisis not readable: error=%s", type(exc).__name__)
+            return None
+        for detail in reversed(found):
+            parts = (detail or "").split(":")
+            if len(parts) != 3:
+                continue
+            rule, verdict, lang = parts
+            if rule.isdigit() and int(rule) < len(self.menus.crisis):
+                line = self.menus.crisis[int(rule)].line
+                kind = Verdict.OFFER if verdict == Verdict.OFFER.value else Verdict.TRANSFER
+                return Finding(int(rule), line, kind, "es" if lang == "es" else "en", "")
+        return None
+
+    def crisis_offer(self, turn: Turn, rule_index: int, preface: str | None = None) -> str:
+        """Unsure it is a crisis (a negation, a figure of speech): offer the line, never skip it."""
+        rule = self.menus.crisis[rule_index]
+        line = self.config.line(rule.line)
+        name = line.name.get(turn.lang) if line else rule.line
+        self._note(turn, "crisis_offered", rule.line)
+        return self._ask(
+            turn,
+            self.url(f"{ROOT}/crisis/offer", lang=turn.lang, attempt=turn.attempt, rule=rule_index),
+            phrase("crisis_offer", turn.lang, name=name),
+            preface=preface,
+        )
+
+    def crisis_offer_choice(self, turn: Turn, rule_param: str) -> str:
+        """1 / yes connects; 2 / no goes back to the menu; silence asks again, then connects."""
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
+        index = int(rule_param) if rule_param.isdigit() and len(rule_param) < 3 else 0
+        if index >= len(self.menus.crisis):
+            index = 0
+        rule = self.menus.crisis[index]
+        key = first_key(turn.digits)
+        answer = (
+            {"1": True, "2": False}.get(key or "")
+            if key
+            else yes_or_no(Utterance.read(turn.speech))
+        )
+        if key == EMERGENCY_KEY:
+            return self.emergency(turn)
+        if answer is True:
+            return self.crisis_transfer(turn, rule)
+        if answer is False:
+            self._note(turn, "crisis_declined", rule.line)
+            return self.menu(replace(turn, attempt=0), MAIN_MENU)
+        if turn.attempt + 1 >= 2:
+            # Asked twice, no answer: when unsure, connect rather than let the caller go.
+            return self.crisis_transfer(turn, rule)
+        return self.crisis_offer(replace(turn, attempt=turn.attempt + 1), index)
+
+    def confirm_prompt(self, turn: Turn, menu_id: str, guess: MenuGuess) -> str:
+        """Heard with low confidence, or two items fit: ask rather than guess."""
+        label = guess.item.label.get(turn.lang)
+        if guess.inner is not None:
+            label = guess.inner.label.get(turn.lang)
+        return self._ask(
+            turn,
+            self.url(
+                f"{ROOT}/menu/{menu_id}/confirm",
+                lang=turn.lang,
+                attempt=turn.attempt,
+                item=guess.item.key,
+                inner=guess.inner.key if guess.inner else None,
+                cat=guess.category,
+            ),
+            phrase("confirm_choice", turn.lang, label=label),
+        )
+
+    def confirm_choice(self, turn: Turn, menu_id: str, item_key: str, inner: str, cat: str) -> str:
+        """The caller's answer to "I think you said ...": yes runs it, no asks the menu again."""
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
+        menu = self.config.menu(menu_id)
+        item = next((i for i in menu.items if i.key == item_key), None) if menu else None
+        if menu is None or item is None:
+            return self.menu(replace(turn, attempt=0), MAIN_MENU)
+        if first_key(turn.digits) == EMERGENCY_KEY:
+            return self.emergency(turn)
+        answer = yes_no(turn.digits, turn.speech)
+        if answer is True:
+            inner_item = None
+            if isinstance(item, SubmenuItem) and self.config.menu(item.menu) is not None:
+                inner_menu = self.config.menu(item.menu)
+                assert inner_menu is not None
+                inner_item = next((i for i in inner_menu.items if i.key == inner), None)
+            guess = MenuGuess(
+                item,
+                by_number=False,
+                ambiguous=False,
+                category=cat if self._known_category(cat) else None,
+                topic=getattr(inner_item, "topic", None),
+                inner=inner_item,
+            )
+            self._note(turn, "menu_item", f"{menu_id}:{item.key}:{item.action}")
+            return self._run_guess(replace(turn, attempt=0), menu_id, guess)
+        preface = (
+            phrase("try_again", turn.lang)
+            if answer is False
+            else phrase("not_understood", turn.lang)
+        )
+        return self._retry(turn, lambda t: self.menu(t, menu_id, preface))
+
+    def _run_guess(self, turn: Turn, menu_id: str, guess: MenuGuess) -> str:
+        """Carry out what a sentence asked for, one step deeper when it already said more."""
+        if isinstance(guess.item, ReportItem) and guess.category:
+            return self.report_record_prompt(turn, guess.category)
+        if guess.inner is not None:
+            return self.run_item(turn, guess.inner)
+        return self.run_item(turn, guess.item)
+
+    def _tag(self, turn: Turn, speech: str | Utterance | None) -> None:
+        """QA tags heard in speech, stored with the call (never the words themselves)."""
+        tags = self.understanding.tagger.tags(speech)
+        if not tags or not turn.call_sid:
+            return
+        try:
+            qa_tags.add_tags(self.engine, "call", turn.call_sid[:64], tags, source="speech")
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("qa tags not recorded: error=%s", type(exc).__name__)
+
+    def dial_result(
+        self, turn: Turn, line_id: str, status: str | None, step: str | None = None
+    ) -> str:
+        """How a transfer ended. Unanswered lines fall back to a person, never to silence;
+        an unanswered crisis line goes down its backup chain, never to the 311 queue."""
         if status == "completed" or status == "answered":
             return self.goodbye(turn)
+        backup = self._crisis_backup(turn, line_id, status, step)
+        if backup is not None:
+            return backup
         if line_id == "emergency":
             response = VoiceResponse()
             say(response, phrase("emergency_failed", turn.lang), turn.lang)
@@ -387,6 +592,45 @@ class SelfServiceLine:
             return self.callback_start(turn, preface=preface, source=CallbackSource.QUEUE_OVERFLOW)
         return self.to_person(turn, preface=preface)
 
+    def _crisis_lines(self) -> dict[str, tuple[str, ...]]:
+        """Each crisis line (a crisis rule's or one with backups) and its backup chain."""
+        chains: dict[str, tuple[str, ...]] = {
+            rule.line: ("emergency",) for rule in self.menus.crisis if rule.line != "emergency"
+        }
+        chains.update(self.config.lines.crisis_backup)
+        return chains
+
+    def _crisis_backup(
+        self, turn: Turn, line_id: str, status: str | None, step: str | None
+    ) -> str | None:
+        """The next line of a failed crisis transfer's chain (None when `line_id` has none)."""
+        chains = self._crisis_lines()
+        tried = int(step) if step and step.isdigit() and len(step) < 3 else None
+        if tried is None and line_id not in chains:
+            return None
+        origin = line_id if tried is None else None
+        if origin is None:
+            # A backup failed: find the chain it belongs to.
+            origin = next((o for o, chain in chains.items() if line_id in chain), None)
+            if origin is None:
+                return None
+        chain = chains[origin]
+        position = tried or 0
+        reason = (status or "unknown")[:24]
+        self._note(turn, "crisis_transfer_failed", f"{line_id}:{reason}")
+        if position >= len(chain) or line_id == "emergency":
+            return None  # the emergency line's own failure path: a person, never the queue
+        next_line = chain[position]
+        failed = self.config.line(line_id)
+        nxt = self.config.line(next_line)
+        intro = phrase(
+            "crisis_backup_connecting",
+            turn.lang,
+            failed=failed.name.get(turn.lang) if failed else line_id,
+            name=nxt.name.get(turn.lang) if nxt else next_line,
+        )
+        return self.transfer(turn, next_line, intro=intro, backup_step=position + 1)
+
     # ----------------------------------------------------------------- reports
 
     def report_category_prompt(self, turn: Turn, preface: str | None = None) -> str:
@@ -405,11 +649,15 @@ class SelfServiceLine:
         )
 
     def report_category(self, turn: Turn) -> str:
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
-        key = first_key(turn.digits) or digits_from(None, turn.speech)[:1] or None
-        category = next((c for c in self.menus.report_categories if c.key == key), None)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
+        heard = Utterance.read(turn.speech)
+        key = first_key(turn.digits) or spoken_choice(heard)
+        code = None if key is not None else self.understanding.category(heard)
+        category = next(
+            (c for c in self.menus.report_categories if c.key == key or c.code == code), None
+        )
         if category is not None:
             return self.report_record_prompt(replace(turn, attempt=0), category.code)
         if key == EMERGENCY_KEY and not any(
@@ -441,6 +689,9 @@ class SelfServiceLine:
             timeout=5,
             recording_status_callback=self.url(f"{ROOT}/report/recording-status"),
             recording_status_callback_method="POST",
+            # Twilio transcribes recordings of 2-120 s; the text is screened for crisis words.
+            transcribe=True,
+            transcribe_callback=self.url(f"{ROOT}/report/transcription", lang=turn.lang),
         )
         # Reached only when nothing was recorded: ask again (counted) or go to a person.
         response.redirect(
@@ -508,9 +759,9 @@ class SelfServiceLine:
 
     def address_heard(self, turn: Turn, reference: str) -> str:
         """Store what the caller said as the report's address, then read it back."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         if not _is_reference(reference):
             return self.after(turn)
         key = first_key(turn.digits)
@@ -563,9 +814,9 @@ class SelfServiceLine:
 
     def address_confirm(self, turn: Turn, reference: str) -> str:
         """1/yes keeps the address; 2/no asks for it again (the wrong one is cleared)."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         if not _is_reference(reference):
             return self.after(turn)
         if first_key(turn.digits) == EMERGENCY_KEY:
@@ -616,6 +867,9 @@ class SelfServiceLine:
         )
 
     def report_after(self, turn: Turn, reference: str) -> str:
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         key = first_key(turn.digits)
         if key == "1" and _is_reference(reference):
             return self.report_readback(turn, reference)
@@ -638,6 +892,60 @@ class SelfServiceLine:
             return self._with_choices(turn, phrase("sms_failed", turn.lang))
         self._note(turn, "report_text_consent", None)
         return self._with_choices(turn, phrase("report_text_saved", turn.lang))
+
+    def report_transcribed(
+        self,
+        turn: Turn,
+        recording_sid: str | None,
+        text: str | None,
+        status: str | None,
+    ) -> None:
+        """Twilio's transcribeCallback: store the text with the report and screen it.
+
+        Crisis words flag the report for urgent review and record an urgent callback (an
+        emergency-purpose call). Nothing of the text reaches a log line.
+        """
+        if not recording_sid:
+            return
+        state = (status or "unknown")[:16]
+        words = (text or "")[:4000] if state == "completed" else None
+        finding = self.understanding.crisis.screen(words, prefer_lang=turn.lang) if words else None
+        tags = self.understanding.tagger.tags(words) if words else []
+        saved = service_requests.store_screened_transcript(
+            self.engine,
+            recording_sid=recording_sid[:64],
+            text=words,
+            status=state,
+            tags=tags,
+            urgent=finding is not None,
+        )
+        call_sid = (saved.call_sid if saved else None) or turn.call_sid
+        lang = saved.language if saved else turn.lang
+        owner = replace(turn, call_sid=call_sid, lang=lang)
+        if tags and call_sid:
+            qa_tags.add_tags(self.engine, "call", call_sid[:64], tags, source="transcript")
+        if finding is None:
+            return
+        self._note(owner, "report_urgent", finding.line)
+        number = (saved.caller_number if saved else None) or _usable_number(turn.from_number)
+        if number is None:
+            log.warning("urgent report without a number to call back: call=%s", call_sid)
+            return
+        now = datetime.now(UTC)
+        due_at, deadline_at = self.callback_times(CallbackSource.URGENT_REPORT.value, now)
+        callbacks.create_callback(
+            self.engine,
+            key=f"urgent-report:{recording_sid}"[:128],
+            source=CallbackSource.URGENT_REPORT,
+            phone_number=number,
+            language=lang,
+            helper_type="",
+            due_at=due_at,
+            deadline_at=deadline_at,
+            consent=False,
+            note="Crisis words in a recorded report: call back now.",
+            now=now,
+        )
 
     def recording_status(
         self, recording_sid: str | None, url: str | None, duration: str | None, status: str | None
@@ -669,9 +977,9 @@ class SelfServiceLine:
         )
 
     def status_check(self, turn: Turn) -> str:
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         count = self.settings.reference_digits
         digits = digits_from(turn.digits, turn.speech, limit=count)
         if len(digits) != count:
@@ -716,9 +1024,9 @@ class SelfServiceLine:
         )
 
     def info_choice(self, turn: Turn, topic_id: str) -> str:
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         topic = self.menus.info_topics.get(topic_id)
         if topic is None:
             return self.menu(replace(turn, attempt=0), MAIN_MENU)
@@ -802,9 +1110,9 @@ class SelfServiceLine:
 
     def callback_caller_id(self, turn: Turn, src: str) -> str:
         """1: use the number they are calling from; 2: key in another."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         answer = yes_no(turn.digits, turn.speech)
         if first_key(turn.digits) == EMERGENCY_KEY:
             return self.emergency(turn)
@@ -823,9 +1131,9 @@ class SelfServiceLine:
 
     def callback_entered(self, turn: Turn, src: str) -> str:
         """The number the caller keyed in: checked, then read back for confirmation."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         digits = digits_from(turn.digits, turn.speech, limit=11)
         if not digits:
             return self._retry(
@@ -868,9 +1176,9 @@ class SelfServiceLine:
         )
 
     def callback_confirm(self, turn: Turn, src: str) -> str:
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         if first_key(turn.digits) == EMERGENCY_KEY:
             return self.emergency(turn)
         answer = yes_no(turn.digits, turn.speech)
@@ -905,9 +1213,9 @@ class SelfServiceLine:
 
     def callback_consent(self, turn: Turn, src: str) -> str:
         """Consent given: the callback becomes an open request, saved before we say so."""
-        rule = self.crisis.match(turn.speech)
-        if rule is not None:
-            return self.crisis_transfer(turn, rule)
+        screened = self._screen(turn)
+        if screened is not None:
+            return screened
         if first_key(turn.digits) == EMERGENCY_KEY:
             return self.emergency(turn)
         answer = yes_no(turn.digits, turn.speech)

@@ -241,6 +241,10 @@ class Call:
 
     @property
     def waiting_for(self) -> str | None:
+        """The verb the call waits at; "Enqueue" while in a queue, even with its wait music
+        inside a Gather that listens for words."""
+        if self._queue is not None and not self.ended:
+            return "Enqueue"
         return None if self.waiting is None else self.waiting.tag
 
     # ------------------------------------------------------------------ Twilio's part

@@ -71,7 +71,7 @@ def test_a_menu_without_the_emergency_option_is_refused(config_dir: Path) -> Non
     block = (
         "      - key: 9\n        action: emergency\n"
         '        label: {en: "For an emergency", es: "Para una emergencia"}\n'
-        "        keywords: {en: [emergency], es: [emergencia]}\n"
+        '        keywords: {en: [emergency, "911", nine one one], es: [emergencia, "911", nueve uno uno]}\n'
     )
     last = text.rindex(block)
     menus.write_text(text[:last] + text[last + len(block) :], encoding="utf-8")

@@ -30,7 +30,13 @@ END_OF_BUSINESS_DAY = "end_of_business_day"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Day names as written in the file, Monday first (datetime.weekday() order)."""
 
-SOURCES = ("resident_menu", "queue_overflow", "dropped_handoff", "clinician_follow_up")
+SOURCES = (
+    "resident_menu",
+    "queue_overflow",
+    "dropped_handoff",
+    "clinician_follow_up",
+    "urgent_report",
+)
 """Every callback source (ivr.store.callbacks.CallbackSource) needs a rule."""
 
 _DURATION = re.compile(r"^(\d{1,4})([mh])$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -9,8 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from ivr.config.models import Line, LinesFile, Menu, MenusFile
+from ivr.config.models import Line, LinesFile, Menu, MenusFile, Words
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
+from ivr.decisions.lexicon import PhraseError, compile_phrase
 from ivr.phones import NumberProblem, PhoneNumberError, dialable_number, parse_e164
 
 MENUS_FILE = "menus.yaml"
@@ -97,6 +99,15 @@ def _check_lines(src: SourceFile, lines: LinesFile) -> dict[str, str]:
     for required in REQUIRED_LINES:
         if required not in lines.lines:
             raise src.error(("lines",), f"the line {required!r} must be configured")
+    for line_id, chain in lines.crisis_backup.items():
+        if line_id not in lines.lines:
+            raise src.error(("crisis_backup", line_id), f"unknown line {line_id!r} (not in lines)")
+        for index, backup in enumerate(chain):
+            if backup not in lines.lines or backup == line_id:
+                raise src.error(
+                    ("crisis_backup", line_id, index),
+                    f"{backup!r} must be another line configured under lines",
+                )
     numbers: dict[str, str] = {}
     for field in ("caller_id", "sms_from"):
         numbers[field] = _number(src, (field,), getattr(lines, field), lines.region)
@@ -142,6 +153,8 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
                 f"duplicate key {category.key!r} (also category {category_keys[category.key]})",
             )
         category_keys[category.key] = index
+    for where, problem in phrase_problems(menus):
+        raise src.error(where, problem)
     for index, rule in enumerate(menus.crisis):
         if rule.line not in lines.lines:
             raise src.error(
@@ -174,3 +187,31 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
                 ("menus", menu_id, "items"),
                 "every menu must offer the emergency option (an item with action: emergency)",
             )
+
+
+def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
+    """Every phrase in menus.yaml that cannot be read: (where in the file, why)."""
+
+    def check(loc: Location, words: Words) -> Iterable[tuple[Location, str]]:
+        for lang in ("en", "es"):
+            for index, text in enumerate(getattr(words, lang)):
+                try:
+                    compile_phrase(text, lang)
+                except PhraseError as exc:
+                    yield (*loc, lang, index), str(exc)
+
+    for index, rule in enumerate(menus.crisis):
+        yield from check(("crisis", index, "words"), rule.words)
+        yield from check(("crisis", index, "maybe"), rule.maybe)
+    u = menus.understanding
+    yield from check(("understanding", "negations"), u.negations)
+    yield from check(("understanding", "idioms"), u.idioms)
+    for tag, words in u.qa_tags.items():
+        yield from check(("understanding", "qa_tags", tag), words)
+    for index, category in enumerate(menus.report_categories):
+        yield from check(("report_categories", index, "spoken"), category.spoken)
+    for topic_id, topic in menus.info_topics.items():
+        yield from check(("info_topics", topic_id, "keywords"), topic.keywords)
+    for menu_id, menu in menus.menus.items():
+        for index, item in enumerate(menu.items):
+            yield from check(("menus", menu_id, "items", index, "keywords"), item.keywords)

@@ -115,6 +115,7 @@ class Menu(Frozen):
 class InfoTopic(Frozen):
     text: Text
     sms: Text
+    keywords: Words = Words()
 
 
 class ReportCategory(Frozen):
@@ -128,6 +129,8 @@ class ReportCategory(Frozen):
     group: Annotated[str, Field(max_length=120)] | None = None
     keywords: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = ()
     department: Annotated[str, Field(min_length=1, max_length=120)] | None = None
+    # What callers say for this category, per language ("pothole", "bache", "mucho ruido").
+    spoken: Words = Words()
 
     @property
     def service_name(self) -> str:
@@ -147,6 +150,19 @@ class CrisisRule(Frozen):
     line: NonEmpty
     explanation: Text
     words: Words
+    # Phrases that only offer the line ("It sounds like you may need ... Press 1").
+    maybe: Words = Words()
+
+
+class Understanding(Frozen):
+    """How speech is read: phrase gaps, confirmation, negations, idioms, QA tags."""
+
+    max_gap: Annotated[int, Field(ge=0, le=4)] = 2
+    # Menu choices heard with a lower speech Confidence (0-1, from Twilio) are confirmed.
+    confirm_below_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    negations: Words = Words()
+    idioms: Words = Words()
+    qa_tags: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Words] = {}
 
 
 class MenuSettings(Frozen):
@@ -165,6 +181,7 @@ class MenusFile(Frozen):
     settings: MenuSettings = MenuSettings()
     greeting: Text
     crisis: tuple[CrisisRule, ...] = Field(min_length=1)
+    understanding: Understanding = Understanding()
     report_categories: tuple[ReportCategory, ...] = Field(min_length=1, max_length=9)
     info_topics: dict[str, InfoTopic] = {}
     menus: dict[str, Menu]
@@ -183,3 +200,5 @@ class LinesFile(Frozen):
     caller_id: NonEmpty
     sms_from: NonEmpty
     lines: dict[str, Line]
+    # When a crisis line does not answer: the lines tried next, in order (never a queue).
+    crisis_backup: dict[str, tuple[NonEmpty, ...]] = {}

@@ -334,6 +334,7 @@ def qa_queue() -> Any:
         form.filters,
         show=show,
         page=int(raw_page) if raw_page.isdigit() else 1,
+        tag=request.args.get("tag") or None,
     )
     rates = present.qa_panels(
         qa.rate_tables(qa.finding_rates(engine, program(), form.filters)), labels()

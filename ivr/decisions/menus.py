@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from ivr.config.models import CrisisRule, Menu, MenuItem
+from ivr.decisions.text import Utterance
+from ivr.decisions.understanding import spoken_choice, yes_or_no
 
 SPOKEN_DIGITS = {
     "zero": "0",
@@ -126,14 +128,12 @@ def _choose_by_speech(menu: Menu, speech: str) -> Choice:
         pattern = _phrase_pattern(item.keywords.all())
         if pattern is not None and pattern.search(text):
             return Chosen(item)
-    words = text.split()
-    for word in words:
-        key = word if word.isdigit() and len(word) == 1 else SPOKEN_DIGITS.get(word)
-        if key is None:
-            continue
-        for item in menu.items:
-            if item.key == key:
-                return Chosen(item)
+    # A number word counts only when the whole utterance is a choice ("two please"), never
+    # inside a sentence ("I'd like to speak to someone" is not the key 2).
+    key = spoken_choice(Utterance.read(speech))
+    for item in menu.items:
+        if item.key == key:
+            return Chosen(item)
     return Invalid(None)
 
 
@@ -159,10 +159,4 @@ def yes_no(digits: str | None, speech: str | None) -> bool | None:
         return True
     if key == "2":
         return False
-    text = normalise(speech or "")
-    words = set(text.split())
-    if words & {"yes", "si", "yeah", "correct", "agree", "one", "uno", "1"}:
-        return True
-    if words & {"no", "nope", "two", "dos", "2"}:
-        return False
-    return None
+    return yes_or_no(Utterance.read(speech))

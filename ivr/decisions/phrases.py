@@ -233,6 +233,22 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "We are sorry, we could not take your call back request right now.",
         "es": "Lo sentimos, no pudimos tomar su solicitud de llamada en este momento.",
     },
+    "crisis_offer": {
+        "en": "It sounds like you may need {name}. To be connected now, press 1 or say yes. To go back to the menu, press 2.",
+        "es": "Parece que usted puede necesitar {name}. Para comunicarse ahora, oprima 1 o diga sí. Para volver al menú, oprima 2.",
+    },
+    "confirm_choice": {
+        "en": "I think you said: {label}. If that is right, press 1 or say yes. If not, press 2.",
+        "es": "Creo que usted dijo: {label}. Si es correcto, oprima 1 o diga sí. Si no, oprima 2.",
+    },
+    "try_again": {
+        "en": "All right, let's try again.",
+        "es": "Está bien, intentemos de nuevo.",
+    },
+    "crisis_backup_connecting": {
+        "en": "{failed} did not answer. Please stay on the line. I am connecting you to {name} now.",
+        "es": "{failed} no contestó. Por favor no cuelgue. Le comunico con {name} ahora.",
+    },
 }
 
 

@@ -168,9 +168,11 @@ def queue_page(
     *,
     show: str = "open",
     page: int = 1,
+    tag: str | None = None,
 ) -> QueuePage:
-    """The calls of the filters to show ('open', 'reviewed' or 'all'), one page of them."""
-    items = qa.list_queue(engine, program, filters, reviewed=None, limit=QUEUE_LIMIT)
+    """The calls of the filters to show ('open', 'reviewed' or 'all'), one page of them;
+    `tag` keeps the calls tagged so (suicide_self_harm, substance_use, ...)."""
+    items = qa.list_queue(engine, program, filters, reviewed=None, limit=QUEUE_LIMIT, tag=tag)
     calls = group_calls(items, call_keys(engine, items))
     open_calls = [c for c in calls if not c.reviewed]
     if show == "open":

@@ -44,6 +44,7 @@ class CallbackSource(str, Enum):
     QUEUE_OVERFLOW = "queue_overflow"
     CLINICIAN_FOLLOW_UP = "clinician_follow_up"
     DROPPED_HANDOFF = "dropped_handoff"
+    URGENT_REPORT = "urgent_report"
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,22 @@ def record_event(
         _insert_ignoring_duplicates(conn, [row])
 
 
+def record_event_now(
+    engine: sa.Engine, *, call_sid: str, event: str, detail: str | None, language: str | None
+) -> None:
+    """Append one event straight to SQL (not the spool): for an event read back in this call."""
+    row = {
+        "idempotency_key": f"{call_sid}:{event}:{detail}"[:160],
+        "call_sid": call_sid,
+        "event": event,
+        "detail": detail,
+        "language": language,
+        "at": datetime.now(UTC),
+    }
+    with engine.begin() as conn:
+        _insert_ignoring_duplicates(conn, [row])
+
+
 def events_for_call(engine: sa.Engine, call_sid: str) -> list[tuple[str, str | None]]:
     with engine.connect() as conn:
         rows = conn.execute(

@@ -484,3 +484,53 @@ def settle_text(engine: sa.Engine, change_id: int, notify: Notify, sms_id: int |
             .where(c.c.notify == Notify.PENDING.value)
             .values(notify=notify.value, sms_id=sms_id)
         )
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    """The request a transcript was stored on: what an urgent follow-up needs."""
+
+    reference: str
+    call_sid: str | None
+    language: str
+    caller_number: str | None
+
+
+def store_screened_transcript(
+    engine: sa.Engine,
+    *,
+    recording_sid: str,
+    text: str | None,
+    status: str,
+    tags: list[str],
+    urgent: bool,
+) -> Transcribed | None:
+    """Store Twilio's transcript, its QA tags and the screening's verdict on the request
+    holding `recording_sid`; urgent stays set once set (a repeated callback cannot clear it).
+    None when no request holds the recording."""
+    values: dict[str, object] = {
+        "transcript": text,
+        "transcript_status": status[:16],
+        "updated_at": datetime.now(UTC),
+    }
+    if tags:
+        values["tags"] = ",".join(tags)[:255]
+    if urgent:
+        values["urgent"] = True
+    with engine.begin() as conn:
+        conn.execute(
+            service_requests.update()
+            .where(service_requests.c.recording_sid == recording_sid)
+            .values(**values)
+        )
+        row = conn.execute(
+            sa.select(
+                service_requests.c.reference,
+                service_requests.c.call_sid,
+                service_requests.c.language,
+                service_requests.c.caller_number,
+            ).where(service_requests.c.recording_sid == recording_sid)
+        ).first()
+    if row is None:
+        return None
+    return Transcribed(row.reference, row.call_sid, row.language, row.caller_number)

@@ -55,6 +55,10 @@ service_requests = sa.Table(
     sa.Column("assigned_to", sa.String(120)),
     sa.Column("notify_sms", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notify_consent_at", Timestamp),
+    # since migration 0015: how Twilio's transcription went, and whether crisis screening of
+    # the transcript flagged the report for urgent review
+    sa.Column("transcript_status", sa.String(16)),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 service_request_changes = sa.Table(

@@ -33,7 +33,17 @@ def turn() -> Turn:
         attempt=min(attempt, MAX_ATTEMPT_PARAM),
         digits=_field("Digits", 64),
         speech=_field("SpeechResult", 400),
+        confidence=_confidence(_field("Confidence", 16)),
     )
+
+
+def _confidence(raw: str | None) -> float | None:
+    """Twilio's Confidence (0.0-1.0) for SpeechResult; None when absent or not a number."""
+    try:
+        value = float(raw) if raw else None
+    except ValueError:
+        return None
+    return value if value is not None and 0.0 <= value <= 1.0 else None
 
 
 def _arg(name: str, limit: int = 64) -> str:
@@ -58,6 +68,18 @@ def menu(menu_id: str) -> Response:
 @bp.route("/menu/<menu_id>/choose", methods=METHODS)
 def menu_choice(menu_id: str) -> Response:
     return twiml(line().menu_choice(turn(), menu_id[:64]))
+
+
+@bp.route("/menu/<menu_id>/confirm", methods=METHODS)
+def menu_confirm(menu_id: str) -> Response:
+    return twiml(
+        line().confirm_choice(turn(), menu_id[:64], _arg("item", 2), _arg("inner", 2), _arg("cat"))
+    )
+
+
+@bp.route("/crisis/offer", methods=METHODS)
+def crisis_offer() -> Response:
+    return twiml(line().crisis_offer_choice(turn(), _arg("rule", 4)))
 
 
 @bp.route("/after", methods=METHODS)
@@ -114,6 +136,17 @@ def recording_status() -> Response:
     return twiml('<?xml version="1.0" encoding="UTF-8"?><Response/>')
 
 
+@bp.route("/report/transcription", methods=METHODS)
+def report_transcription() -> Response:
+    line().report_transcribed(
+        turn(),
+        _field("RecordingSid", 64),
+        _field("TranscriptionText", 4000),
+        _field("TranscriptionStatus", 32),
+    )
+    return twiml('<?xml version="1.0" encoding="UTF-8"?><Response/>')
+
+
 @bp.route("/status/check", methods=METHODS)
 def status_check() -> Response:
     return twiml(line().status_check(turn()))
@@ -126,7 +159,9 @@ def info_choice(topic: str) -> Response:
 
 @bp.route("/dial-result", methods=METHODS)
 def dial_result() -> Response:
-    return twiml(line().dial_result(turn(), _arg("line"), _field("DialCallStatus", 32)))
+    return twiml(
+        line().dial_result(turn(), _arg("line"), _field("DialCallStatus", 32), _arg("step", 4))
+    )
 
 
 @bp.route("/queue/wait", methods=METHODS)
@@ -137,7 +172,7 @@ def queue_wait() -> Response:
 
 @bp.route("/queue/offer", methods=METHODS)
 def queue_offer() -> Response:
-    return twiml(line().queue_offer(turn().lang, _field("Digits", 8)))
+    return twiml(line().queue_offer(turn()))
 
 
 @bp.route("/queue/done", methods=METHODS)

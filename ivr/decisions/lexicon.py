@@ -1,0 +1,177 @@
+"""Phrases operators write in config, compiled once, found in what a caller said.
+
+A phrase is words in order. Each word is matched by its stem in the phrase's language
+("kill myself" also finds "killing myself"); a word written `=word` must be that exact word
+("me =quiero matar" is not "me quiere matar"); `a|b` accepts either word at that place. Up to
+`max_gap` other words may come between two words of a phrase ("want to just die"), and up to
+WIDE_GAP before a word written after `...` ("swallowed ... pills").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ivr.decisions.text import Utterance, fold, stem, words
+
+T = TypeVar("T")
+
+DEFAULT_MAX_GAP = 2
+"""Words allowed between two words of a phrase."""
+
+WIDE_GAP = 5
+"""Words allowed before a word written after `...` ("swallowed ... pills")."""
+
+
+class PhraseError(ValueError):
+    """A phrase in config cannot be read (the loader names the file, line and field)."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place in a phrase: the stems or exact words accepted there."""
+
+    stems: frozenset[str]
+    exact: frozenset[str]
+    wide: bool = False  # written after "...": up to WIDE_GAP words may come before it
+
+    def accepts(self, word: str, word_stem: str) -> bool:
+        return word_stem in self.stems or word in self.exact
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A compiled phrase of one language."""
+
+    text: str
+    lang: str
+    slots: tuple[Slot, ...]
+
+
+def compile_phrase(text: str, lang: str) -> Phrase:
+    """Read a phrase as written in config; raise PhraseError when nothing is left of it."""
+    slots: list[Slot] = []
+    wide = False
+    for place in text.split():
+        if place == "...":
+            wide = True
+            continue
+        alternatives = [a for a in place.split("|") if a]
+        if len(alternatives) == 1 and not alternatives[0].startswith("="):
+            # A plain word may become several ("matarme" -> matar me, "self-harm" -> self harm).
+            for word in words(alternatives[0]):
+                by_stem, exact_word = _stem_or_word(word, lang)
+                slots.append(Slot(frozenset(by_stem), frozenset(exact_word), wide))
+                wide = False
+            continue
+        stems: set[str] = set()
+        exact: set[str] = set()
+        for alternative in alternatives:
+            if alternative.startswith("="):
+                folded = fold(alternative[1:])
+                if " " in folded or not folded:
+                    raise PhraseError(f"{alternative!r} in {text!r} must be one word")
+                exact.add(folded)
+            else:
+                found = words(alternative)
+                if not found or " " in fold(alternative):
+                    raise PhraseError(f"{alternative!r} in {text!r} must be one word")
+                # "suicidarme" in a list of words stands for its verb ("suicidar").
+                by_stem, exact_word = _stem_or_word(found[0], lang)
+                stems |= by_stem
+                exact |= exact_word
+        if stems or exact:
+            slots.append(Slot(frozenset(stems), frozenset(exact), wide))
+            wide = False
+    if not slots:
+        raise PhraseError(f"{text!r} has no words")
+    return Phrase(text=text, lang=lang, slots=tuple(slots))
+
+
+def _stem_or_word(word: str, lang: str) -> tuple[set[str], set[str]]:
+    """Match by stem, unless the stem is so short it is a word of the other language too
+    (Spanish "herido" -> "her"): then only the word itself matches."""
+    stemmed = stem(word, lang)
+    if len(stemmed) < 4 and stemmed != word:
+        return set(), {word}
+    return {stemmed}, set()
+
+
+@dataclass(frozen=True)
+class Hit(Generic[T]):
+    """A phrase found in an utterance: what it stands for and the words it covers."""
+
+    tag: T
+    phrase: Phrase
+    start: int
+    end: int  # index of the last word covered (inclusive)
+    positions: tuple[int, ...]
+
+    @property
+    def lang(self) -> str:
+        return self.phrase.lang
+
+
+class Lexicon(Generic[T]):
+    """Many tagged phrases in both languages, indexed by their first word for speed."""
+
+    def __init__(self, entries: Iterable[tuple[T, str, str]], max_gap: int = DEFAULT_MAX_GAP):
+        """`entries` are (tag, phrase text, language)."""
+        self.max_gap = max_gap
+        self._by_stem: dict[str, dict[str, list[tuple[T, Phrase]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self._by_word: dict[str, dict[str, list[tuple[T, Phrase]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.size = 0
+        for tag, text, lang in entries:
+            phrase = compile_phrase(text, lang)
+            first = phrase.slots[0]
+            for s in first.stems:
+                self._by_stem[lang][s].append((tag, phrase))
+            for w in first.exact:
+                self._by_word[lang][w].append((tag, phrase))
+            self.size += 1
+
+    def find(self, utterance: Utterance) -> list[Hit[T]]:
+        """Every phrase found in `utterance` (each phrase once, at its first place)."""
+        hits: list[Hit[T]] = []
+        seen: set[int] = set()
+        for lang in set(self._by_stem) | set(self._by_word):
+            stems = utterance.stems[lang]
+            by_stem = self._by_stem.get(lang, {})
+            by_word = self._by_word.get(lang, {})
+            for index, word in enumerate(utterance.words):
+                candidates = by_stem.get(stems[index], []) + by_word.get(word, [])
+                for tag, phrase in candidates:
+                    if id(phrase) in seen:
+                        continue
+                    positions = _match_from(phrase, utterance.words, stems, index, self.max_gap)
+                    if positions is not None:
+                        seen.add(id(phrase))
+                        hits.append(Hit(tag, phrase, positions[0], positions[-1], positions))
+        return hits
+
+
+def _match_from(
+    phrase: Phrase, found: tuple[str, ...], stems: tuple[str, ...], start: int, max_gap: int
+) -> tuple[int, ...] | None:
+    """Positions of the phrase's words when it starts at `start`, or None."""
+
+    def walk(slot: int, after: int) -> Iterator[tuple[int, ...]]:
+        if slot == len(phrase.slots):
+            yield ()
+            return
+        gap = WIDE_GAP if phrase.slots[slot].wide else max_gap
+        for index in range(after + 1, min(after + 2 + gap, len(found))):
+            if phrase.slots[slot].accepts(found[index], stems[index]):
+                for rest in walk(slot + 1, index):
+                    yield (index, *rest)
+                    return
+
+    for rest in walk(1, start):
+        return (start, *rest)
+    return None

@@ -1,0 +1,224 @@
+"""Everything the self-service line understands, built once from config/menus.yaml.
+
+`SpeechUnderstanding.choose` turns a sentence said at a menu into the item it asks for, going
+one step deeper when the sentence already names what is inside ("report a pothole" -> the
+pothole category; "what time does city hall open" -> the hours topic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ivr.config.models import (
+    AgentItem,
+    CallbackItem,
+    EmergencyItem,
+    InfoItem,
+    MenuItem,
+    MenusFile,
+    ReportItem,
+    ReportStatusItem,
+    SubmenuItem,
+    TransferItem,
+    Words,
+)
+from ivr.decisions.crisis import CrisisScreen, RuleWords
+from ivr.decisions.text import Utterance
+from ivr.decisions.understanding import (
+    Guess,
+    IntentMatcher,
+    Tagger,
+    guess_language,
+    named_language,
+    spoken_choice,
+)
+
+_PROPAGATED = (InfoItem, TransferItem, ReportItem)
+"""Items whose keywords also lead to the submenu that holds them."""
+
+
+def _pairs(words: Words) -> list[tuple[str, str]]:
+    return [(text, "en") for text in words.en] + [(text, "es") for text in words.es]
+
+
+@dataclass(frozen=True)
+class MenuGuess:
+    """A menu item a sentence asks for, with what it already said about the next step."""
+
+    item: MenuItem
+    by_number: bool
+    ambiguous: bool
+    category: str | None = None
+    topic: str | None = None
+    inner: MenuItem | None = None
+
+
+class SpeechUnderstanding:
+    """Crisis screening, menu intents, report categories, information topics and QA tags."""
+
+    def __init__(self, menus: MenusFile) -> None:
+        u = menus.understanding
+        self.confirm_below = u.confirm_below_confidence
+        self.crisis = CrisisScreen(
+            [
+                RuleWords(
+                    line=rule.line,
+                    words={"en": rule.words.en, "es": rule.words.es},
+                    maybe={"en": rule.maybe.en, "es": rule.maybe.es},
+                )
+                for rule in menus.crisis
+            ],
+            negations={"en": u.negations.en, "es": u.negations.es},
+            idioms={"en": u.idioms.en, "es": u.idioms.es},
+            max_gap=u.max_gap,
+        )
+        self.categories: IntentMatcher[str] = IntentMatcher(
+            [
+                (c.code, text, lang)
+                for c in menus.report_categories
+                for text, lang in _pairs(c.spoken)
+            ],
+            max_gap=u.max_gap,
+        )
+        self.topics: IntentMatcher[str] = IntentMatcher(
+            [
+                (topic_id, text, lang)
+                for topic_id, topic in menus.info_topics.items()
+                for text, lang in _pairs(topic.keywords)
+            ],
+            max_gap=u.max_gap,
+        )
+        self.tagger = Tagger(
+            {tag: {"en": w.en, "es": w.es} for tag, w in u.qa_tags.items()}, max_gap=u.max_gap
+        )
+        self._menus = menus
+        self._items: dict[str, IntentMatcher[str]] = {
+            menu_id: IntentMatcher(
+                self._item_phrases(menus, menu_id),
+                max_gap=u.max_gap,
+                generic=[i.key for i in menus.menus[menu_id].items if isinstance(i, AgentItem)],
+            )
+            for menu_id in menus.menus
+        }
+
+    @staticmethod
+    def _item_phrases(menus: MenusFile, menu_id: str) -> Iterable[tuple[str, str, str]]:
+        for item in menus.menus[menu_id].items:
+            for text, lang in _pairs(item.keywords):
+                yield item.key, text, lang
+            if isinstance(item, InfoItem) and item.topic in menus.info_topics:
+                for text, lang in _pairs(menus.info_topics[item.topic].keywords):
+                    yield item.key, text, lang
+            if isinstance(item, ReportItem):
+                for category in menus.report_categories:
+                    for text, lang in _pairs(category.spoken):
+                        yield item.key, text, lang
+            if isinstance(item, SubmenuItem) and item.menu in menus.menus:
+                for inner in menus.menus[item.menu].items:
+                    if isinstance(inner, _PROPAGATED):
+                        for text, lang in _pairs(inner.keywords):
+                            yield item.key, text, lang
+                    if isinstance(inner, InfoItem) and inner.topic in menus.info_topics:
+                        for text, lang in _pairs(menus.info_topics[inner.topic].keywords):
+                            yield item.key, text, lang
+
+    def choose(self, menu_id: str, speech: str | Utterance) -> MenuGuess | None:
+        """The item of `menu_id` a sentence asks for, or None when it names none."""
+        menu = self._menus.menus.get(menu_id)
+        if menu is None:
+            return None
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        key = spoken_choice(utterance)
+        if key is not None:
+            item = next((i for i in menu.items if i.key == key), None)
+            return MenuGuess(item, by_number=True, ambiguous=False) if item else None
+        guess = self._items[menu_id].best(utterance)
+        if guess is None:
+            return None
+        item = next(i for i in menu.items if i.key == guess.target)
+        return self._deeper(item, guess, utterance)
+
+    def _deeper(self, item: MenuItem, guess: Guess[str], utterance: Utterance) -> MenuGuess:
+        ambiguous = guess.ambiguous
+        if isinstance(item, ReportItem):
+            category = self.category(utterance)
+            return MenuGuess(item, False, ambiguous, category=category)
+        if isinstance(item, InfoItem):
+            return MenuGuess(item, False, ambiguous, topic=item.topic)
+        if isinstance(item, SubmenuItem) and item.menu in self._menus.menus:
+            inner_guess = self._items[item.menu].best(utterance)
+            if inner_guess is not None and not inner_guess.ambiguous:
+                inner = next(
+                    i for i in self._menus.menus[item.menu].items if i.key == inner_guess.target
+                )
+                if isinstance(inner, _PROPAGATED):
+                    topic = inner.topic if isinstance(inner, InfoItem) else None
+                    return MenuGuess(item, False, ambiguous, topic=topic, inner=inner)
+        return MenuGuess(item, False, ambiguous)
+
+    def at_greeting(
+        self, key: str | None, speech: str | Utterance | None, main_menu: str = "main"
+    ) -> tuple[str, MenuGuess | None]:
+        """The language chosen at the bilingual greeting, and what was already asked for.
+
+        1 / "English" -> en, 2 / "español" -> es; a sentence is taken in the language it seems
+        to be in, and when it already names a main-menu item, that item ("quiero reportar un
+        bache" -> Spanish, the pothole report). Anything else: English, no item.
+        """
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        key = key or spoken_choice(utterance)
+        named = named_language(utterance)
+        if named or key in ("1", "2"):
+            return named or ("es" if key == "2" else "en"), None
+        if utterance.empty:
+            return "en", None
+        lang = guess_language(utterance) or "en"
+        guess = self.choose(main_menu, utterance)
+        if guess is None or guess.by_number or guess.ambiguous:
+            return lang, None
+        return lang, guess
+
+    def category(self, speech: str | Utterance) -> str | None:
+        """The report category a sentence names (only when one clearly fits)."""
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        guess = self.categories.best(utterance)
+        return guess.target if guess is not None and not guess.ambiguous else None
+
+    def category_by_key(self, key: str) -> str | None:
+        """The code of the report category on key `key`."""
+        return next((c.code for c in self._menus.report_categories if c.key == key), None)
+
+    def topic(self, speech: str | Utterance) -> str | None:
+        """The information topic a sentence names (only when one clearly fits)."""
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        guess = self.topics.best(utterance)
+        return guess.target if guess is not None and not guess.ambiguous else None
+
+    def unsure(self, confidence: float | None) -> bool:
+        """True when Twilio's Confidence for the speech is below the configured bar."""
+        return confidence is not None and 0.0 < confidence < self.confirm_below
+
+
+def destination(guess: MenuGuess | None) -> str:
+    """Where a guess sends the caller, in words: 'report:pothole', 'info:hours', 'agent'."""
+    if guess is None:
+        return "none"
+    item = guess.inner or guess.item
+    if isinstance(item, ReportItem):
+        return f"report:{guess.category}" if guess.category else "report"
+    if isinstance(item, ReportStatusItem):
+        return "report_status"
+    if isinstance(item, InfoItem):
+        return f"info:{item.topic}"
+    if isinstance(item, TransferItem):
+        return f"transfer:{item.line}"
+    if isinstance(item, SubmenuItem):
+        return f"menu:{item.menu}"
+    if isinstance(item, AgentItem):
+        return "agent"
+    if isinstance(item, CallbackItem):
+        return "callback"
+    if isinstance(item, EmergencyItem):
+        return "emergency"
+    return "none"

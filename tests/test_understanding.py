@@ -1,0 +1,289 @@
+"""Understanding callers the way they talk, tested without Flask on a corpus of sentences.
+
+The corpus (tests/corpus/understanding.yaml) holds how distressed and everyday callers really
+phrase things in English and Spanish; every line of it is a promise checked here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ivr.config.errors import ConfigError
+from ivr.config.loader import load_config
+from ivr.decisions.crisis import CrisisScreen, RuleWords, Verdict
+from ivr.decisions.lexicon import Lexicon, PhraseError, compile_phrase
+from ivr.decisions.speech import SpeechUnderstanding, destination
+from ivr.decisions.text import Utterance, fold, words
+from ivr.decisions.understanding import spoken_choice, yes_or_no
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = yaml.safe_load((ROOT / "tests/corpus/understanding.yaml").read_text(encoding="utf-8"))
+
+
+@cache
+def understanding() -> SpeechUnderstanding:
+    return SpeechUnderstanding(load_config(ROOT / "config").menus)
+
+
+def _ids(cases: list[dict[str, Any]]) -> list[str]:
+    return [f"{c.get('lang', '?')}:{c['text'][:40]}" for c in cases]
+
+
+def test_the_corpus_is_big_enough_and_in_both_languages() -> None:
+    sentences = [c for family in CORPUS.values() for c in family]
+    assert len(sentences) >= 150
+    for family in ("crisis", "offer", "calm", "main", "category"):
+        langs = {c["lang"] for c in CORPUS[family]}
+        assert langs == {"en", "es"}, family
+    assert {c["lang"] for c in CORPUS["greeting"]} == {"en", "es"}
+
+
+@pytest.mark.parametrize("case", CORPUS["crisis"], ids=_ids(CORPUS["crisis"]))
+def test_every_crisis_sentence_connects_to_its_line_in_the_callers_language(
+    case: dict[str, str],
+) -> None:
+    found = understanding().crisis.screen(case["text"], prefer_lang=case["lang"])
+    assert found is not None, case["text"]
+    assert found.verdict is Verdict.TRANSFER
+    assert found.line == case["line"]
+    assert found.lang == case["lang"]
+
+
+@pytest.mark.parametrize("case", CORPUS["offer"], ids=_ids(CORPUS["offer"]))
+def test_hedged_or_negated_distress_is_offered_the_line(case: dict[str, str]) -> None:
+    found = understanding().crisis.screen(case["text"], prefer_lang=case["lang"])
+    assert found is not None and found.line == case["line"], case["text"]
+
+
+EVERYDAY = [
+    *CORPUS["calm"],
+    *CORPUS["main"],
+    *CORPUS["category"],
+    *({"lang": c["lang"], "text": c["text"]} for c in CORPUS["greeting"]),
+]
+
+
+@pytest.mark.parametrize("case", EVERYDAY, ids=_ids(EVERYDAY))
+def test_idioms_and_everyday_talk_do_not_trigger_a_crisis_line(case: dict[str, str]) -> None:
+    assert understanding().crisis.screen(case["text"], prefer_lang=case["lang"]) is None
+
+
+@pytest.mark.parametrize("case", CORPUS["main"], ids=_ids(CORPUS["main"]))
+def test_main_menu_sentences_go_where_the_caller_asked(case: dict[str, str]) -> None:
+    assert destination(understanding().choose("main", case["text"])) == case["expect"]
+
+
+@pytest.mark.parametrize("case", CORPUS["greeting"], ids=_ids(CORPUS["greeting"]))
+def test_the_greeting_picks_the_language_and_what_was_asked(case: dict[str, str]) -> None:
+    lang, guess = understanding().at_greeting(None, case["text"])
+    assert lang == case["lang"]
+    assert destination(guess) == case.get("expect", "none")
+
+
+@pytest.mark.parametrize("case", CORPUS["category"], ids=_ids(CORPUS["category"]))
+def test_the_report_category_is_understood_from_words_or_a_number(case: dict[str, str]) -> None:
+    u = understanding()
+    heard = Utterance.read(case["text"])
+    key = spoken_choice(heard)
+    got = u.category_by_key(key) if key else u.category(heard)
+    assert (got or "none") == case["expect"]
+
+
+# ------------------------------------------------------------------ number words and yes/no
+
+
+@pytest.mark.parametrize(
+    ("said", "key"),
+    [
+        ("one", "1"),
+        ("two please", "2"),
+        ("option three", "3"),
+        ("number four", "4"),
+        ("press 5", "5"),
+        ("el dos", "2"),
+        ("número uno", "1"),
+        ("opción tres por favor", "3"),
+        ("to", "2"),
+        ("for", "4"),
+        ("I'd like to speak to someone", None),
+        ("I'm calling for my mother", None),
+        ("tengo una pregunta", None),
+        ("I want to", None),
+        ("one two", None),
+        ("", None),
+    ],
+)
+def test_number_words_count_only_when_the_utterance_is_a_choice(said: str, key: str | None) -> None:
+    assert spoken_choice(Utterance.read(said)) == key
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [
+        ("yes", True),
+        ("sí", True),
+        ("yes I agree", True),
+        ("one", True),
+        ("no", False),
+        ("I don't agree", False),
+        ("no estoy de acuerdo", False),
+        ("two", False),
+        ("maybe later", None),
+    ],
+)
+def test_yes_and_no_in_both_languages_and_negation_wins(said: str, answer: bool | None) -> None:
+    assert yes_or_no(Utterance.read(said)) is answer
+
+
+# ------------------------------------------------------------------ how phrases are read
+
+
+def test_words_are_folded_split_and_stemmed_like_speech_comes_in() -> None:
+    assert fold("¡Me QUIERO matar!") == "me quiero matar"
+    assert fold("I can't, I won't, I don't") == "i can not i will not i do not"
+    assert fold("i want to kill my self") == "i want to kill myself"
+    assert words("quiero matarme") == ["quiero", "matar", "me"]
+    assert words("cortándome") == ["cortando", "me"]
+    assert words("parte") == ["parte"]  # too short to be a verb with a pronoun
+
+
+def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() -> None:
+    lexicon = Lexicon(
+        [
+            ("self", "kill myself", "en"),
+            ("me", "me =quiero matar", "es"),
+            ("pills", "=took all|whole ... pills", "en"),
+        ]
+    )
+
+    def tags(text: str) -> set[str]:
+        return {hit.tag for hit in lexicon.find(Utterance.read(text))}
+
+    assert tags("I keep killing myself slowly") == {"self"}
+    assert tags("me quiero matar") == {"me"}
+    assert tags("me quiere matar") == set()  # 'quiere' is not the exact word 'quiero'
+    assert tags("she took all of her mother's pills") == {"pills"}
+    assert tags("she takes all her pills") == set()
+    assert tags("kill the lights, I am going home myself") == set()
+
+
+def test_a_phrase_that_cannot_be_read_is_refused() -> None:
+    with pytest.raises(PhraseError):
+        compile_phrase("kill =self-harm|x", "en")
+    with pytest.raises(PhraseError):
+        compile_phrase("!!! ???", "en")
+
+
+def test_negation_before_a_crisis_phrase_offers_the_line_instead_of_connecting() -> None:
+    screen = CrisisScreen(
+        [RuleWords("crisis_988", {"en": ["kill myself"], "es": ["me quiero matar"]}, {})],
+        negations={"en": ["not", "never"], "es": ["no"]},
+        idioms={},
+    )
+    assert screen.screen("I want to kill myself").verdict is Verdict.TRANSFER  # type: ignore[union-attr]
+    assert screen.screen("I'm not going to kill myself").verdict is Verdict.OFFER  # type: ignore[union-attr]
+    assert screen.screen("no me quiero matar").verdict is Verdict.OFFER  # type: ignore[union-attr]
+    assert screen.screen("no puedo más, me quiero matar").verdict is Verdict.TRANSFER  # type: ignore[union-attr]
+
+
+def test_an_idiom_masks_only_the_words_it_covers() -> None:
+    screen = CrisisScreen(
+        [RuleWords("emergency", {"en": ["=killing me", "kill myself"], "es": []}, {})],
+        negations={},
+        idioms={"en": ["traffic|light =is =killing =me"]},
+    )
+    assert screen.screen("this traffic light is killing me") is None
+    assert screen.screen("he is killing me") is not None
+    found = screen.screen("this traffic light is killing me and I want to kill myself")
+    assert found is not None and found.phrase == "kill myself"
+
+
+def test_an_overdose_is_911_even_when_the_caller_also_wants_to_die() -> None:
+    found = understanding().crisis.screen("I want to die, I took all my pills")
+    assert found is not None and found.line == "emergency"
+
+
+# ------------------------------------------------------------------ operators extend the lexicon
+
+
+def test_operators_add_their_own_crisis_phrases_and_keywords(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    menus = folder / "menus.yaml"
+    text = menus.read_text(encoding="utf-8")
+    text = text.replace(
+        "        - suicide|suicidal\n",
+        "        - suicide|suicidal\n        - unalive myself|himself|herself\n",
+        1,
+    )
+    text = text.replace(
+        "      es: [otra cosa, otro, otra,", "      es: [otra cosa, otro, otra, chatarra,", 1
+    )
+    menus.write_text(text, encoding="utf-8")
+    extended = SpeechUnderstanding(load_config(folder).menus)
+    found = extended.crisis.screen("my cousin wants to unalive himself")
+    assert found is not None and found.line == "crisis_988"
+    assert extended.category("hay chatarra en el callejón") == "other"
+    assert understanding().crisis.screen("my cousin wants to unalive himself") is None
+
+
+def test_a_bad_phrase_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    menus = folder / "menus.yaml"
+    text = menus.read_text(encoding="utf-8")
+    menus.write_text(
+        text.replace("        - suicide|suicidal\n", "        - suicide|=self-harm\n", 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.field == "crisis[1].words.en[0]"
+    assert "menus.yaml" in str(err.value) and "line" in str(err.value)
+
+
+def test_a_crisis_backup_to_an_unknown_line_stops_startup(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    lines = folder / "lines.yaml"
+    text = lines.read_text(encoding="utf-8")
+    lines.write_text(
+        text.replace("[crisis_988_backup, emergency]", "[crisis_988_bakup, emergency]"),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.field == "crisis_backup.crisis_988[0]"
+
+
+def test_qa_tags_are_heard_in_both_languages() -> None:
+    tagger = understanding().tagger
+    assert "suicide_self_harm" in tagger.tags("my son says he wants to kill himself")
+    assert "substance_use" in tagger.tags("mi hijo tiene una sobredosis de fentanilo")
+    assert "housing_food" in tagger.tags("we got evicted and have no place to stay")
+    assert "welfare_check" in tagger.tags("my mother lives alone and is not answering")
+    assert tagger.tags("there's a pothole on my street") == []
+
+
+def test_the_matcher_imports_no_web_database_queue_or_twilio_code() -> None:
+    # ivr/__init__.py itself imports the web app, so the package is stood in for by an empty
+    # one: what is left is the import graph of ivr.decisions and what it imports.
+    code = (
+        "import sys, types\n"
+        "pkg = types.ModuleType('ivr'); pkg.__path__ = ['ivr']; sys.modules['ivr'] = pkg\n"
+        "import ivr.decisions.speech, ivr.decisions.crisis, ivr.decisions.understanding\n"
+        "banned = ('flask', 'sqlalchemy', 'redis', 'rq', 'twilio', 'werkzeug')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(banned)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"
