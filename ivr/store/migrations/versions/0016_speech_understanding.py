@@ -1,8 +1,8 @@
 """How a report's transcription went and whether screening made it urgent; QA tags on calls
-and handoffs. Also joins the two 0014 branches into one line again.
+and handoffs. Also joins the two 0015 branches into one line again.
 
-Revision ID: 0015_speech_understanding
-Revises: 0014_eido_subscriptions, 0014_service_request_work
+Revision ID: 0016_speech_understanding
+Revises: 0015_change_scan_indexes, 0015_live_call_language
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_speech_understanding"
-down_revision = ("0014_eido_subscriptions", "0014_service_request_work")
+revision = "0016_speech_understanding"
+down_revision = ("0015_change_scan_indexes", "0015_live_call_language")
 branch_labels = None
 depends_on = None
 
