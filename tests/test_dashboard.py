@@ -203,6 +203,18 @@ def test_every_drill_down_link_lists_as_many_records_as_its_figure_says(
         assert found and found.group(1) == shown, (href, shown)
         checked += 1
     assert checked > 40
+    # with an hour filter, the hours it leaves out count 0 and list nothing
+    html = client.get(
+        "/dashboard", query_string={**NOV, "hour": "2"}, base_url="https://localhost"
+    ).get_data(as_text=True)
+    hour_14 = re.findall(r'<a href="(/dashboard/records/[^"]+at_hour=14[^"]*)">([0-9,]+)</a>', html)
+    assert len(hour_14) == 4  # handoffs, reached, found no helper, self-service calls
+    for href, shown in hour_14:
+        text = client.get(href.replace("&amp;", "&"), base_url="https://localhost").get_data(
+            as_text=True
+        )
+        found = re.search(r"<strong>([0-9,]+)</strong> record", text)
+        assert shown == "0" and found and found.group(1) == "0", href
 
 
 def test_the_council_report_prints_the_programs_name_and_the_seed_figures(

@@ -68,6 +68,15 @@ class RecordPage:
         return max(1, -(-self.total // PAGE_SIZE))
 
 
+def outside(filters: Filters, extra: Mapping[str, str]) -> bool:
+    """True when a figure's hour or day is one the dashboard's own filters leave out (its
+    figure is 0, so its list is empty too)."""
+    hour, day = extra.get("at_hour", ""), extra.get("on_day", "")
+    if hour.isdigit() and filters.hours and int(hour) not in filters.hours:
+        return True
+    return bool(day.isdigit() and filters.weekdays and int(day) not in filters.weekdays)
+
+
 def narrowed(filters: Filters, extra: Mapping[str, str]) -> Filters:
     """The dashboard filters narrowed to one hour of day or day of week, when a figure asks."""
     if extra.get("at_hour", "").isdigit() and int(extra["at_hour"]) in range(24):
@@ -98,8 +107,11 @@ def handoff_records(
     from ivr.store.handoff_tables import handoffs
 
     h = handoffs.c
+    empty = outside(filters, extra)
     filters = narrowed(filters, extra)
     where, _, _ = _handoff_where(engine, program, filters)
+    if empty:
+        where.append(sa.false())
     said = []
     reached = extra.get("reached", "")
     if reached == "yes":
@@ -190,9 +202,12 @@ def callback_records(
 ) -> RecordPage:
     """Callbacks created in the filters; `state` and `source` narrow, as the figures count."""
     cb = callbacks.c
+    empty = outside(filters, extra)
     filters = narrowed(filters, extra)
     clock = clock_for(engine, program, filters)
     where = [*clock.conditions(cb.created_at, filters), cb.status != "draft"]
+    if empty:
+        where.append(sa.false())
     if filters.helper_type:
         where.append(cb.helper_type == filters.helper_type)
     if filters.jurisdiction is not None:
@@ -280,9 +295,10 @@ def self_service_records(
 ) -> RecordPage:
     """Self-service calls (at their first event), or the events of one kind (`event`,
     `detail`), as the self-service figures count them."""
+    empty = outside(filters, extra)
     filters = narrowed(filters, extra)
     ev = self_service_events.c
-    if not _self_service_applies(program, filters):
+    if empty or not _self_service_applies(program, filters):
         return RecordPage(
             "self_service", "Self-service calls (none in this jurisdiction)", 0, 1, ()
         )
