@@ -86,7 +86,7 @@ def running(monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
     twilio_server.shutdown()
     app_server.shutdown()
     webhooks.stop()
-    switch.executor.shutdown(wait=False)
+    switch.close()
 
 
 def _xsd() -> str:

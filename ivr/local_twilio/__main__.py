@@ -107,6 +107,7 @@ def main() -> int:
         pass
     finally:
         server.server_close()
+        app.switch.close()
         app.switch.webhooks.stop()
     return 0
 

@@ -285,6 +285,7 @@ class Switch:
         """(time.time(), method, path below the account, form) of every REST request."""
         self.transport = WebhookTransport(webhooks)
         self.clock = Timers()
+        self.closed = False
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twilio-call")
 
     # ------------------------------------------------------------------ plumbing
@@ -305,7 +306,7 @@ class Switch:
             except Exception:
                 log.exception("local twilio: a call step failed")
 
-        self.executor.submit(run)
+        self._submit(run)
 
     def _timer(self, leg: Leg, seconds: float, action: Callable[[], None]) -> None:
         """Run `action` after `seconds` unless the call has moved on by then."""
@@ -316,7 +317,16 @@ class Switch:
                 if leg.generation == generation and leg.active:
                     action()
 
-        self.clock.at(time.monotonic() + max(0.0, seconds), lambda: self.executor.submit(fire))
+        self.clock.at(time.monotonic() + max(0.0, seconds), lambda: self._submit(fire))
+
+    def _submit(self, action: Callable[[], None]) -> None:
+        if not self.closed:
+            self.executor.submit(action)
+
+    def close(self) -> None:
+        """Stop taking work (timers that fire later do nothing)."""
+        self.closed = True
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _check_twiml(self, url: str, body: bytes) -> None:
         try:
