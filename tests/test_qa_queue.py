@@ -254,3 +254,35 @@ def test_a_self_service_call_with_crisis_words_is_reviewed_with_its_steps(
     assert "20:00:20" in text  # 03:00:20 UTC is 20:00:20 the day before in Phoenix
     assert "CA-ss-crisis" not in text
     assert CODE.findall(text) == []
+
+
+def test_transcript_tags_show_in_words_and_filter_the_queue(
+    client: FlaskClient, make_staff: MakeStaff, engine: sa.Engine
+) -> None:
+    from ivr.store.qa_tags import add_tags
+
+    tagged_call = add_live_call(engine, "CA-qa-tagged", utc(2026, 11, 6, 18))
+    tagged = add_handoff(engine, tagged_call, "crisis_988", utc(2026, 11, 6, 18), answer_s=6)
+    add_tags(
+        engine, "handoff", str(tagged), ["suicide_self_harm", "substance_use"], source="reason"
+    )
+    other = add_live_call(engine, "CA-qa-untagged", utc(2026, 11, 7, 18))
+    add_handoff(engine, other, "navigator", utc(2026, 11, 7, 18), answer_s=6)
+    _supervisor(client, make_staff)
+    html = _get(client, "/dashboard/qa", **NOV)
+    assert len(_rows(html)) == 2
+    text = visible_text(html)
+    assert "substance use suicide or self-harm" in text
+    assert CODE.findall(text) == []
+    only = _get(client, "/dashboard/qa", tag="suicide_self_harm", **NOV)
+    assert len(_rows(only)) == 1 and f"Call #{tagged_call}" in visible_text(only)
+    assert 'option value="suicide_self_harm" selected' in only
+    assert "tag=suicide_self_harm" in re.search(r'id="show-all" href="([^"]+)"', only).group(1)  # type: ignore[union-attr]
+    bad = client.get(
+        "/dashboard/qa", query_string={**NOV, "tag": "nonsense"}, base_url="https://localhost"
+    )
+    assert bad.status_code == 400
+    item = re.search(r'href="/dashboard/qa/(\d+)', only)
+    assert item
+    review = visible_text(_get(client, f"/dashboard/qa/{item.group(1)}"))
+    assert "Transcript tags: substance use suicide or self-harm" in review

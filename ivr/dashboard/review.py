@@ -4,8 +4,7 @@ self-service steps and the call's transcript tags. No phone number."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -16,6 +15,7 @@ from ivr.live import call_view
 from ivr.reporting.labels import Labels
 from ivr.reporting.qa_queue import QACall
 from ivr.store.callbacks import as_utc
+from ivr.store.qa_tags import qa_tags
 from ivr.store.tables import callbacks, self_service_events
 
 
@@ -108,16 +108,29 @@ def _step(event: str, detail: str | None, labels: Labels) -> str:
 
 
 def transcript_tags(engine: sa.Engine, records: tuple[tuple[str, str], ...]) -> list[str]:
-    """The tags understanding put on these records (ivr.store.qa_tags), when that is installed."""
-    if not records or importlib.util.find_spec("ivr.store.qa_tags") is None:
-        return []
-    module = importlib.import_module("ivr.store.qa_tags")
-    table = module.qa_tags
-    conditions = [
-        sa.and_(table.c.subject_kind == kind, table.c.subject_ref == ref) for kind, ref in records
-    ]
+    """The tags understanding put on these records (ivr.store.qa_tags), sorted."""
+    return sorted({t for tags in tags_by_record(engine, records).values() for t in tags})
+
+
+def tags_by_record(
+    engine: sa.Engine, records: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """{(kind, ref): tags} of the records given, in one query."""
+    wanted = list(dict.fromkeys(records))
+    if not wanted:
+        return {}
+    t = qa_tags.c
+    out: dict[tuple[str, str], list[str]] = {}
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(table.name):
-            return []
-        rows = conn.execute(sa.select(table.c.tag).where(sa.or_(*conditions))).all()
-    return sorted({r[0] for r in rows})
+        for start in range(0, len(wanted), 200):
+            chunk = wanted[start : start + 200]
+            rows = conn.execute(
+                sa.select(t.subject_kind, t.subject_ref, t.tag)
+                .where(
+                    sa.or_(*(sa.and_(t.subject_kind == k, t.subject_ref == r) for k, r in chunk))
+                )
+                .order_by(t.tag)
+            ).all()
+            for kind, ref, tag in rows:
+                out.setdefault((kind, ref), []).append(tag)
+    return out

@@ -328,14 +328,19 @@ def qa_queue() -> Any:
     if show not in ("open", "reviewed", "all"):
         show = "open"
     raw_page = request.args.get("page", "1")
+    tag = request.args.get("tag") or None
+    if tag is not None and tag not in labels().tags:
+        return render_template("dashboard/qa.html", **_context(None, "unknown tag")), 400
     found = qa_queue_module.queue_page(
         engine,
         program(),
         form.filters,
         show=show,
         page=int(raw_page) if raw_page.isdigit() else 1,
-        tag=request.args.get("tag") or None,
+        tag=tag,
     )
+    records = [r for c in found.calls for r in c.records]
+    by_record = review_facts.tags_by_record(engine, records)
     rates = present.qa_panels(
         qa.rate_tables(qa.finding_rates(engine, program(), form.filters)), labels()
     )
@@ -346,6 +351,11 @@ def qa_queue() -> Any:
         show=show,
         rates=rates,
         titles={c.key: call_title(c.key) for c in found.calls},
+        call_tags={
+            c.key: sorted({t for r in c.records for t in by_record.get(r, [])}) for c in found.calls
+        },
+        tag=tag or "",
+        query={**form.query(), **({"tag": tag} if tag else {})},
         next_title=call_title(found.next_open.key) if found.next_open else "",
         messages=get_flashed_messages(with_categories=True),
         zone=program().zone,

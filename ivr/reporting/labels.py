@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ivr.config.loader import BridgelineConfig
 from ivr.config.program import ProgramConfig
@@ -162,6 +162,16 @@ SELF_SERVICE_EVENT_WORDS: dict[str, str] = {
     "attempts_exhausted": "re-asked until sent to a person",
 }
 """What happened on the self-service line (self_service_events.event)."""
+
+TAG_WORDS: dict[str, str] = {
+    "behavioral_health": "behavioral health",
+    "suicide_self_harm": "suicide or self-harm",
+    "substance_use": "substance use",
+    "welfare_check": "welfare check",
+    "housing_food": "housing or food",
+    "medical": "medical",
+}
+"""Words for the QA tags menus.yaml defines out of the box (operators' own tags read as words)."""
 
 LANGUAGE_WORDS: dict[str, str] = {"en": "English", "es": "Spanish"}
 """Caller languages."""
@@ -323,17 +333,20 @@ def labels_for(
     """The app's one Labels: roster, lines and menus from config, names from program.yaml."""
     menu_items: dict[str, str] = {}
     line_names: dict[str, str] = {}
+    tags: dict[str, str] = dict(TAG_WORDS)
     if config is not None:
+        tags.update({t: TAG_WORDS.get(t) or plain(t) for t in config.menus.understanding.qa_tags})
         for menu_id, menu in config.menus.menus.items():
             for item in menu.items:
                 menu_items[f"{menu_id}:{item.key}:{item.action}"] = (
                     f"{menu_phrase(item.label.en)} ({plain(menu_id)} menu, key {item.key})"
                 )
         line_names = {line_id: plain(line_id) for line_id in config.lines.lines}
-    return labels_from_config(
+    labels = labels_from_config(
         roster,
         program.display_names,
         {j.id: j.name for j in program.jurisdictions},
         menu_items,
         line_names,
     )
+    return replace(labels, tags=tags)
