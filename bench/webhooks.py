@@ -138,6 +138,19 @@ def scenarios(rules: set[str], seed: Seed | None = None) -> list[Scenario]:
             ),
             unique=60_000,
         ),
+        Scenario(
+            "menu choice by speech (screened, understood)",
+            "app",
+            lambda i: signed(
+                "/voice/self-service/menu/main/choose?lang=en&attempt=0",
+                twilio_form(
+                    f"CA{i:032x}",
+                    SpeechResult="there's a huge pothole on my street, can someone fix it",
+                    Confidence="0.91",
+                ),
+            ),
+            unique=60_000,
+        ),
     ]
     if "/voice/transfer-desk/pin" in rules:
         found.append(
