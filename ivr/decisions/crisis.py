@@ -26,6 +26,10 @@ aguanto, me voy a matar", "no puedo más, me quiero matar").
 """
 
 
+_NOT_NEGATING = frozenset({"stop", "help", "quit", "dejar", "dejo", "puedo"})
+"""Words after which a negation negates them, not the crisis phrase ("can't stop", "no dejo")."""
+
+
 class Verdict(str, Enum):
     """What the line does with a crisis finding."""
 
@@ -109,7 +113,13 @@ class CrisisScreen:
     def _negated(self, utterance: Utterance, hit: Hit[tuple[int, Verdict]]) -> bool:
         negations = self._negations.get(hit.lang, set())
         window = NEGATION_WINDOW.get(hit.lang, 2)
-        before = utterance.words[max(0, hit.start - window) : hit.start]
+        start = max(0, hit.start - window)
+        # "can't stop thinking about dying" is no negation of it: skip "not" before stop/help.
+        before = [
+            word
+            for i, word in enumerate(utterance.words[start : hit.start], start)
+            if not (i + 1 < len(utterance.words) and utterance.words[i + 1] in _NOT_NEGATING)
+        ]
         between = [
             utterance.words[i] for i in range(hit.start, hit.end + 1) if i not in hit.positions
         ]
