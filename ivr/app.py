@@ -1,6 +1,8 @@
-"""Bridgeline: the phone layer for alternative 911 response programs.
+"""The app factory: settings, services, each part's init_app, blueprints.
 
-`create_app()` builds the Flask app; nothing connects or reads the environment at import time.
+Nothing connects or reads the environment at import time, and the app's parts are imported
+inside `create_app` (as Flask's tutorial and Redash do), so importing a module of `ivr` never
+drags in the web app. `ivr.create_app` (gunicorn 'ivr:create_app()') is this function.
 """
 
 from __future__ import annotations
@@ -8,50 +10,43 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
-from ivr import auth, console, health, live, logs, metrics, queueing, store, work_queue
-from ivr.config import BridgelineConfig, load_config, load_decision_tree, load_roster
-from ivr.dashboard import init_app as init_dashboard
-from ivr.dashboard.routes import PROGRAM_KEY
-from ivr.decisions.callback_rules import times_for
-from ivr.partners import eido_api as partner_eido_api
-from ivr.partners import open311_routes
-from ivr.partners import supervisor as partner_supervisor
-from ivr.queueing import Queues
-from ivr.self_service import SelfServiceLine
-from ivr.settings import Settings, load_settings
-from ivr.store import events as store_events
-from ivr.voice import agent_routes, callback_routes, desk_routes, fallback, self_service_routes
-from ivr.voice import common as voice_common
-
-ROSTER_KEY = "bridgeline_roster"
-"""app.extensions key of the validated roster (ivr.config.roster.Roster)."""
-
-DECISION_TREE_KEY = "bridgeline_decision_tree"
-"""app.extensions key of the validated decision tree."""
-
-
-@dataclass(frozen=True)
-class Bridgeline:
-    """What a running app holds: validated settings and config, connections, the flows."""
-
-    settings: Settings
-    config: BridgelineConfig
-    engine: sa.Engine
-    queues: Queues
-    self_service: SelfServiceLine
+LEGACY_KEYS = {
+    "roster": "bridgeline_roster",
+    "tree": "bridgeline_decision_tree",
+    "program": "bridgeline_program",
+    "labels": "bridgeline_labels",
+}
+"""Services fields also kept under their old app.extensions keys, for code not yet reading
+ivr.services.services() (tests and branches written before the container)."""
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `overrides` may set environment names (e.g. DATABASE_URL) or Flask keys."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from ivr import auth, console, health, live, logs, metrics, queueing, store, work_queue
+    from ivr.config import load_config, load_decision_tree, load_program, load_roster
+    from ivr.dashboard import init_app as init_dashboard
+    from ivr.decisions.callback_rules import times_for
+    from ivr.partners import eido_api as partner_eido_api
+    from ivr.partners import open311_routes
+    from ivr.partners import supervisor as partner_supervisor
+    from ivr.reporting.labels import labels_for
+    from ivr.self_service import SelfServiceLine
+    from ivr.services import Services, install
+    from ivr.settings import load_settings
+    from ivr.store import events as store_events
+    from ivr.voice import agent_routes, callback_routes, desk_routes, fallback, self_service_routes
+    from ivr.voice import common as voice_common
+
     overrides = dict(overrides or {})
     env = {**os.environ, **{k: str(v) for k, v in overrides.items() if isinstance(v, str | int)}}
     settings = load_settings(env)
@@ -75,17 +70,23 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     engine = store.engine_of(app)
     queues = queueing.queues_of(app)
-    app.extensions[voice_common.APP_KEY] = Bridgeline(
+    roster = load_roster(settings.config_dir)
+    tree = load_decision_tree(settings.config_dir, roster)
+    program = load_program(settings.config_dir, config.lines.timezone)  # program.yaml
+    services = Services(
         settings=settings,
         config=config,
         engine=engine,
         queues=queues,
+        roster=roster,
+        tree=tree,
+        program=program,
+        labels=labels_for(config, roster, program),
         self_service=SelfServiceLine(config, settings.public_base_url, engine, queues),
     )
-
-    roster = load_roster(settings.config_dir)
-    app.extensions[ROSTER_KEY] = roster
-    app.extensions[DECISION_TREE_KEY] = load_decision_tree(settings.config_dir, roster)
+    install(app, services)
+    for field, key in LEGACY_KEYS.items():
+        app.extensions[key] = getattr(services, field)
 
     store_events.init_app(app, engine, env.get("BRIDGELINE_SPOOL_DIR", ""))  # event spool
     voice_common.init_app(app)
@@ -97,14 +98,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     agent_routes.init_app(app)  # /voice/agent-line: 311 agents take the self-service queue
     callback_routes.init_app(app)  # callbacks.yaml, /voice/callback/*
     callback_rules = callback_routes.line_of(app).config
-    app.extensions[voice_common.APP_KEY].self_service.callback_times = partial(
-        times_for, callback_rules
-    )
-    init_dashboard(app, settings.config_dir, config.lines.timezone)  # /dashboard, program.yaml
-    program = app.extensions[PROGRAM_KEY]
-    app.extensions[
-        voice_common.APP_KEY
-    ].self_service.report_jurisdiction = program.self_service_jurisdiction
+    services.self_service.callback_times = partial(times_for, callback_rules)
+    init_dashboard(app)  # /dashboard
+    services.self_service.report_jurisdiction = program.self_service_jurisdiction
     open311_routes.init_app(  # /open311/v2: 311 reports for partner systems
         app,
         open311_routes.Endpoint(

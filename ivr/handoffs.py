@@ -662,11 +662,10 @@ def end_live_call_if_idle(engine: sa.Engine, call_sid: str, now: datetime) -> No
 
 
 def _app_objects() -> tuple[Roster, DecisionTree]:
-    from flask import current_app
+    from ivr.services import services
 
-    from ivr.app import DECISION_TREE_KEY, ROSTER_KEY
-
-    return current_app.extensions[ROSTER_KEY], current_app.extensions[DECISION_TREE_KEY]
+    app_services = services()
+    return app_services.roster, app_services.tree
 
 
 def start_handoff(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from ivr.services import services
 from ivr.store.events import spool_of
 
 bp = Blueprint("health", __name__)
@@ -29,7 +30,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    app_state = current_app.extensions["bridgeline"]
+    app_state = services()
     # The config was validated when the app was built (a bad file stops start-up).
     checks: dict[str, str] = {"config": "ok"}
     try:

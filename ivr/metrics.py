@@ -30,6 +30,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ivr.services import services_of
+
 EXTENSION_KEY = "bridgeline_metrics"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -51,9 +53,7 @@ class StoreCollector(Collector):
         up = GaugeMetricFamily(
             "bridgeline_metrics_source_up", "Whether a metrics source answered", labels=["source"]
         )
-        state = self.app.extensions.get("bridgeline")
-        if state is None:
-            return
+        state = services_of(self.app)
         queued = GaugeMetricFamily(
             "bridgeline_queue_jobs", "RQ jobs by queue and state", labels=["queue", "state"]
         )

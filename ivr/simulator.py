@@ -522,10 +522,11 @@ def main(argv: list[str] | None = None) -> int:
         transport = HttpTransport(args.url, public_base)
     else:
         from ivr.app import create_app
+        from ivr.services import services_of
         from ivr.store.db import migrate
 
         app = create_app()
-        migrate(app.extensions["bridgeline"].settings.database_url)
+        migrate(services_of(app).settings.database_url)
         transport = FlaskTransport(app.test_client(), public_base)
     call = Call(transport, token, public_base, from_number=args.from_number)
     print(f"Calling {args.path} as {args.from_number} (hangup to end)")

@@ -31,6 +31,8 @@ from werkzeug.routing import RequestRedirect
 from ivr import handoffs, staff_nav, store
 from ivr.accounts import Role, Staff, get_staff
 from ivr.auth import current_staff, require_role
+from ivr.config.decision_tree import DecisionTree
+from ivr.config.roster import Roster
 from ivr.console import story, times
 from ivr.decisions import routing
 from ivr.decisions.consults import ConsultVerdict
@@ -46,11 +48,13 @@ from ivr.handoffs import (
     Outcome,
     OutcomeAlreadyRecorded,
 )
+from ivr.queueing import Queues
 from ivr.reporting.labels import (
     CALLBACK_SOURCE_WORDS,
     CALLBACK_STATUS_WORDS,
     HANDOFF_STATUS_WORDS,
 )
+from ivr.services import services
 from ivr.store.account_tables import call_notes
 
 log = logging.getLogger(__name__)
@@ -72,12 +76,6 @@ OUTCOME_LABELS = {
     Outcome.CALLBACK_SCHEDULED: "Callback scheduled",
 }
 """The outcome choices on the clinician's form, in the order programs report them."""
-
-ROSTER_KEY = "bridgeline_roster"
-"""app.extensions key of the validated roster (set by create_app)."""
-
-DECISION_TREE_KEY = "bridgeline_decision_tree"
-"""app.extensions key of the validated decision tree (set by create_app)."""
 
 bp = Blueprint(
     "console",
@@ -115,16 +113,16 @@ def _staff_header() -> dict[str, Any]:
     }
 
 
-def _roster() -> Any:
-    return current_app.extensions[ROSTER_KEY]
+def _roster() -> Roster:
+    return services().roster
 
 
 def _engine() -> sa.Engine:
     return store.engine()
 
 
-def _queues() -> Any:
-    return current_app.extensions["bridgeline"].queues
+def _queues() -> Queues:
+    return services().queues
 
 
 def _me() -> Staff:
@@ -133,8 +131,8 @@ def _me() -> Staff:
     return staff
 
 
-def _tree() -> Any:
-    return current_app.extensions[DECISION_TREE_KEY]
+def _tree() -> DecisionTree:
+    return services().tree
 
 
 def _now() -> datetime:

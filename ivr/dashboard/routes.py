@@ -13,7 +13,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -33,16 +32,11 @@ from ivr.dashboard import review as review_facts
 from ivr.dashboard.filters import FilterError, FilterForm, parse_filters
 from ivr.live.format import local_clock
 from ivr.reporting import qa_queue as qa_queue_module
-from ivr.reporting.labels import LABELS_KEY, Labels
+from ivr.reporting.labels import Labels
 from ivr.reports import WEEKDAYS
+from ivr.services import services
 
 log = logging.getLogger(__name__)
-
-PROGRAM_KEY = "bridgeline_program"
-"""app.extensions key of the validated program config (ivr.config.program.ProgramConfig)."""
-
-ROSTER_KEY = "bridgeline_roster"
-"""app.extensions key where create_app keeps the roster (for the helper-type filter)."""
 
 bp = Blueprint(
     "dashboard",
@@ -55,20 +49,17 @@ bp = Blueprint(
 
 def program() -> ProgramConfig:
     """The program config of the current app."""
-    return current_app.extensions[PROGRAM_KEY]  # type: ignore[no-any-return]
+    return services().program
 
 
 def helper_types() -> tuple[str, ...]:
     """Helper types of the roster, for the filter and its validation."""
-    roster = current_app.extensions.get(ROSTER_KEY)
-    return tuple(sorted(roster.helper_types)) if roster is not None else ()
+    return tuple(sorted(services().roster.helper_types))
 
 
 def _item_labels() -> dict[str, str]:
     """'menu:key:action' -> the English label of that menu item."""
-    bridgeline = current_app.extensions.get("bridgeline")
-    if bridgeline is None:
-        return {}
+    bridgeline = services()
     labels = {}
     for menu_id, menu in bridgeline.config.menus.menus.items():
         for item in menu.items:
@@ -78,9 +69,7 @@ def _item_labels() -> dict[str, str]:
 
 def _crisis_words() -> tuple[str, ...]:
     """Spoken words that lead to a crisis line (menus.yaml), to spot them in handoff reasons."""
-    bridgeline = current_app.extensions.get("bridgeline")
-    if bridgeline is None:
-        return ()
+    bridgeline = services()
     crisis_lines = set(program().crisis_helper_types)
     return tuple(
         word
@@ -115,7 +104,7 @@ def _context(form: FilterForm | None, error: str | None) -> dict[str, Any]:
 
 def labels() -> Labels:
     """The app's one label map (built at startup from config)."""
-    return current_app.extensions[LABELS_KEY]  # type: ignore[no-any-return]
+    return services().labels
 
 
 def _linker(form: FilterForm) -> present.Link:
@@ -417,8 +406,7 @@ def qa_review(item_id: int) -> Any:
                 found = "compliant" if verdict == "yes" else "not compliant"
                 flash(f"Finding saved: {call_title(flagged.key)} is {found}.", "ok")
                 return redirect(_safe_back(request.form.get("back")))
-    tree = current_app.extensions.get("bridgeline_decision_tree")
-    questions = {q.id: q.prompt for q in tree.questions} if tree is not None else {}
+    questions = {q.id: q.prompt for q in services().tree.questions}
     facts = review_facts.read(engine, flagged, questions, labels(), program().zone)
     return render_template(
         "dashboard/review.html",

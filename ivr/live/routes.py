@@ -16,7 +16,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     jsonify,
     render_template,
     request,
@@ -30,7 +29,8 @@ from ivr.config.program import ProgramConfig
 from ivr.config.roster import Roster
 from ivr.live import board, call_view
 from ivr.live.format import elapsed, local_clock
-from ivr.reporting.labels import LABELS_KEY, Labels
+from ivr.reporting.labels import Labels
+from ivr.services import services
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,16 @@ api = Blueprint("live_api", __name__, url_prefix="/api/live")
 
 
 def _program() -> ProgramConfig:
-    from ivr.dashboard.routes import PROGRAM_KEY
-
-    return current_app.extensions[PROGRAM_KEY]  # type: ignore[no-any-return]
+    return services().program
 
 
 def _roster() -> Roster:
-    return current_app.extensions["bridgeline_roster"]  # type: ignore[no-any-return]
+    return services().roster
 
 
 def labels() -> Labels:
     """The app's label map."""
-    return current_app.extensions[LABELS_KEY]  # type: ignore[no-any-return]
+    return services().labels
 
 
 def _now() -> datetime:
@@ -190,7 +188,7 @@ def _call_view(live_call_id: int) -> call_view.CallView:
     history = {h.id: handoffs.handoff_events(engine, h.id) for h in live.handoffs}
     notes = call_view.read_notes(engine, live_call_id)
     questions = {
-        q.id: q.prompt for q in current_app.extensions["bridgeline_decision_tree"].questions
+        q.id: q.prompt for q in services().tree.questions
     }
     return call_view.build(live, history, notes, questions, labels())
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from ivr import partners
 from ivr.partners.http import partner_api, refusal_response
 from ivr.reporting.eido import build_eido, jurisdiction_of, load_facts
 from ivr.reporting.eido_http import current_context, eido_response
+from ivr.services import services
 
 bp = Blueprint("eido_api", __name__, url_prefix="/api/eido")
 
@@ -40,7 +41,7 @@ def _not_found() -> Response:
 @partner_api(partners.Scope.EIDO)
 def incident(incident: str) -> Response:
     """The incident's EIDO as it stands now (application/json)."""
-    engine = current_app.extensions["bridgeline"].engine
+    engine = services().engine
     context = current_context()
     handoff_id = handoff_id_from(incident)
     facts = load_facts(engine, handoff_id) if handoff_id is not None else None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, render_template
 
 from ivr.accounts import Role
 from ivr.auth import require_role
 from ivr.partners import deliveries
+from ivr.services import services
 
 
 def problem_words(error: str | None) -> str:
@@ -33,10 +34,8 @@ bp = Blueprint("partners", __name__, url_prefix="/partners", template_folder="te
 @require_role(Role.SUPERVISOR)
 def index() -> Any:
     """The subscriptions and their pushes."""
-    from ivr.dashboard.routes import PROGRAM_KEY
-
-    program = current_app.extensions[PROGRAM_KEY]
-    rows = deliveries.health(current_app.extensions["bridgeline"].engine)
+    program = services().program
+    rows = deliveries.health(services().engine)
     return render_template(
         "partners/index.html",
         rows=rows,

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, current_app
 
 from ivr.reporting.eido import EidoContext, context_from
+from ivr.services import services_of
 
 EXTENSION_KEY = "bridgeline_eido_context"
 """app.extensions key of the EidoContext built from the app's validated config."""
@@ -20,14 +21,8 @@ def context_of(app: Flask) -> EidoContext:
     """The app's EidoContext (program.yaml, roster, decision tree), built once."""
     found = app.extensions.get(EXTENSION_KEY)
     if found is None:
-        from ivr.app import DECISION_TREE_KEY, ROSTER_KEY
-        from ivr.config.program import ProgramConfig
-        from ivr.dashboard.routes import PROGRAM_KEY
-
-        program = app.extensions.get(PROGRAM_KEY) or ProgramConfig()
-        found = context_from(
-            program, app.extensions.get(ROSTER_KEY), app.extensions.get(DECISION_TREE_KEY)
-        )
+        app_services = services_of(app)
+        found = context_from(app_services.program, app_services.roster, app_services.tree)
         app.extensions[EXTENSION_KEY] = found
     return found
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, request
 
 from ivr.agent_line import AGENT, AgentLine
-from ivr.voice.common import APP_KEY, twiml, voice_blueprint
+from ivr.services import services_of
+from ivr.voice.common import twiml, voice_blueprint
 from ivr.voice.desk_routes import DESK_KEY
 
 EXTENSION_KEY = "bridgeline_agent_line"
@@ -16,7 +17,7 @@ bp = voice_blueprint("agent_line", __name__, AGENT)
 
 def init_app(app: Flask) -> None:
     """Build the agent line on the desk's sign-in; register the routes (after the desk's)."""
-    core = app.extensions[APP_KEY]
+    core = services_of(app)
     app.extensions[EXTENSION_KEY] = AgentLine(
         app.extensions[DESK_KEY],
         core.settings.public_base_url,

@@ -38,19 +38,17 @@ from ivr.decisions.callback_rules import (
 )
 from ivr.decisions.routing import Member, on_duty
 from ivr.queueing import Queues
+from ivr.services import services_of
 from ivr.settings import Settings
 from ivr.store import callbacks as store
 from ivr.store.callbacks import AttemptStatus, CallbackStatus, Outcome
 from ivr.twiml import Urls
-from ivr.voice.common import APP_KEY, fallback_answer, twiml, voice_blueprint
+from ivr.voice.common import fallback_answer, twiml, voice_blueprint
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "bridgeline_callbacks"
 """app.extensions key of the CallbackLine."""
-
-ROSTER_KEY = "bridgeline_roster"
-"""app.extensions key where create_app keeps the validated roster."""
 
 METHODS = ["POST", "GET"]
 
@@ -125,13 +123,13 @@ def build_line(
 
 def init_app(app: Flask) -> None:
     """Load the callback rules at startup (a bad file stops startup) and register the routes."""
-    bridgeline = app.extensions[APP_KEY]
+    bridgeline = services_of(app)
     app.extensions[EXTENSION_KEY] = build_line(
         bridgeline.settings,
         bridgeline.config,
         bridgeline.engine,
         bridgeline.queues,
-        app.extensions[ROSTER_KEY],
+        bridgeline.roster,
     )
     app.register_blueprint(bp)
 

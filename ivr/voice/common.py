@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ivr.security import SIGNATURE_HEADER, is_valid_signature, public_url
+from ivr.services import services
 from ivr.twiml import safe_fallback
 from ivr.xml_text import has_unsafe, xml_safe
+
+if TYPE_CHECKING:
+    from ivr.services import Services
 
 log = logging.getLogger(__name__)
 
 TWIML_MIMETYPE = "text/xml"
-APP_KEY = "bridgeline"
 
 
 def twiml(xml: str) -> Response:
@@ -30,9 +33,9 @@ def is_voice_path(path: str) -> bool:
     return path == "/voice" or path.startswith("/voice/")
 
 
-def state() -> Any:
-    """The Bridgeline object of the current app (settings, config, flows)."""
-    return current_app.extensions[APP_KEY]
+def state() -> Services:
+    """The Services of the current app (settings, config, connections, flows)."""
+    return services()
 
 
 def signature_is_valid() -> bool:

@@ -13,7 +13,8 @@ from flask import Flask, Response, current_app, request
 from ivr.conference_inbox import ConferenceInbox
 from ivr.config.program import ProgramConfig
 from ivr.desk import DESK, HANDOFF, INTAKE, DeskState, TransferDesk, decode_answers
-from ivr.voice.common import APP_KEY, state, twiml, voice_blueprint
+from ivr.services import services_of
+from ivr.voice.common import state, twiml, voice_blueprint
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,10 @@ def init_app(app: Flask, spool_folder: str = "") -> None:
     Conference callbacks are spooled in `spool_folder` (BRIDGELINE_SPOOL_DIR, default
     instance/spool) and applied by a worker; when testing, or with 'off', they apply at once.
     """
-    from ivr.app import DECISION_TREE_KEY, ROSTER_KEY
-
-    core = app.extensions[APP_KEY]
+    core = services_of(app)
     transfer_desk = TransferDesk(
-        roster=app.extensions[ROSTER_KEY],
-        tree=app.extensions[DECISION_TREE_KEY],
+        roster=core.roster,
+        tree=core.tree,
         base_url=core.settings.public_base_url,
         engine=core.engine,
         queues=core.queues,
@@ -102,11 +101,8 @@ def _state() -> DeskState:
 
 
 def _program() -> ProgramConfig:
-    """config/program.yaml (loaded by the dashboard), or its defaults when absent."""
-    from ivr.dashboard.routes import PROGRAM_KEY
-
-    program = current_app.extensions.get(PROGRAM_KEY)
-    return program if program is not None else ProgramConfig()
+    """config/program.yaml (its defaults when absent)."""
+    return state().program
 
 
 def _token() -> str | None:
