@@ -31,10 +31,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from ivr import twilio_rest
 from ivr.decisions import callback_rules as rules
 from ivr.decisions.routing import next_on_duty_change
+from ivr.flows.callbacks import CallbackLine, settle_from_twilio
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.store import callbacks as store
 from ivr.store.callbacks import AttemptStatus, CallbackStatus, Claim, Outcome
-from ivr.voice.callback_routes import CallbackLine, settle_from_twilio
 from workers import context
 from workers.call_rate import RateLimiterUnavailable, call_slot
 

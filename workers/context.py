@@ -16,7 +16,7 @@ from ivr.settings import Settings, load_settings
 from ivr.store.db import make_engine
 
 if TYPE_CHECKING:
-    from ivr.voice.callback_routes import CallbackLine
+    from ivr.flows.callbacks import CallbackLine
 
 TWILIO_TIMEOUT_SECONDS = 10
 """A REST call to Twilio that takes longer is abandoned (and checked before any retry)."""
@@ -38,7 +38,7 @@ _current: WorkerContext | None = None
 
 def build(settings: Settings) -> WorkerContext:
     """Connect everything a job needs, from validated settings."""
-    from ivr.voice.callback_routes import build_line
+    from ivr.flows.callbacks import build_line
 
     config = load_config(settings.config_dir)
     engine = make_engine(settings.database_url)
