@@ -563,15 +563,68 @@ class TransferDesk:
             return self.offer(
                 state, attempt + 1, preface="That is not one of the choices.", call_sid=call_sid
             )
+        if self.tree.handoff_reasons:
+            return self.reason_prompt(state, types[int(key) - 1], 0)
         return self.callback_prompt(state, types[int(key) - 1], 0)
 
-    def callback_prompt(
+    def reason_prompt(
         self, state: DeskState, helper_type: str, attempt: int, preface: str | None = None
     ) -> str:
+        """What the call is about, by keypad (decision_tree.yaml handoff_reasons); 0 skips."""
         response = VoiceResponse()
         g = gather(
             response,
-            self.url(f"{DESK}/start", h=helper_type, t=attempt, **state.params(self.tree)),
+            self.url(f"{DESK}/reason", h=helper_type, t=attempt, **state.params(self.tree)),
+            "en",
+            timeout=10,
+            num_digits=1,
+            speech=False,
+        )
+        if preface:
+            say(g, preface, "en")
+        options = [f"For {text}, press {n}." for n, text in enumerate(self.tree.handoff_reasons, 1)]
+        say(g, " ".join(["What is the call about?", *options, "To skip, press 0."]), "en")
+        # No key at all: go on without a reason rather than lose the transfer.
+        response.redirect(
+            self.url(f"{DESK}/reason", h=helper_type, t=MAX_TRIES, **state.params(self.tree)),
+            method="POST",
+        )
+        return to_xml(response)
+
+    def reason_chosen(
+        self, state: DeskState, helper_type: str, digits: str | None, attempt: int
+    ) -> str:
+        """The reason's key (0 or nothing after a retry: none); then the callback number."""
+        key = (digits or "").strip()[:1]
+        reasons = self.tree.handoff_reasons
+        if key.isdigit() and 0 <= int(key) <= len(reasons):
+            return self.callback_prompt(state, helper_type, 0, reason=int(key))
+        if attempt + 1 < MAX_TRIES:
+            return self.reason_prompt(
+                state, helper_type, attempt + 1, preface="That is not one of the choices."
+            )
+        return self.callback_prompt(state, helper_type, 0)
+
+    def reason_text(self, index: int | None) -> str:
+        """The words of reason `index` (1-based), or the desk's default when none was picked."""
+        reasons = self.tree.handoff_reasons
+        if index is not None and 1 <= index <= len(reasons):
+            return reasons[index - 1]
+        return "transfer desk"
+
+    def callback_prompt(
+        self,
+        state: DeskState,
+        helper_type: str,
+        attempt: int,
+        preface: str | None = None,
+        reason: int = 0,
+    ) -> str:
+        response = VoiceResponse()
+        extra = {"r": reason} if reason else {}
+        g = gather(
+            response,
+            self.url(f"{DESK}/start", h=helper_type, t=attempt, **extra, **state.params(self.tree)),
             "en",
             timeout=10,
             finish_on_key="#",
@@ -590,7 +643,13 @@ class TransferDesk:
     # ------------------------------------------------------------------ into the conference
 
     def start(
-        self, call_sid: str, state: DeskState, helper_type: str, digits: str | None, attempt: int
+        self,
+        call_sid: str,
+        state: DeskState,
+        helper_type: str,
+        digits: str | None,
+        attempt: int,
+        reason: int | None = None,
     ) -> str:
         """Record the live call and the handoff (the dial job is queued), then hold in the conference."""
         if helper_type not in self.available_types(state):
@@ -611,6 +670,7 @@ class TransferDesk:
                         helper_type,
                         attempt + 1,
                         preface="That number cannot be called back.",
+                        reason=reason or 0,
                     )
         now = self.clock()
         live = handoffs.open_live_call(
@@ -632,7 +692,7 @@ class TransferDesk:
                 call_taker_staff_id=state.staff_id,
                 helper_type=helper_type,
                 answers=state.answers,
-                reason="transfer desk",
+                reason=self.reason_text(reason),
                 callback_number=number,
                 roster=self.roster,
                 tree=self.tree,

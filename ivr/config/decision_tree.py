@@ -51,9 +51,18 @@ class Rule(_Frozen):
     reason: ReasonCode | None = None
 
 
+MAX_HANDOFF_REASONS = 9
+"""Reasons the desk offers by keypad (keys 1-9; 0 skips)."""
+
+
 class TreeFile(_Frozen):
     questions: tuple[Question, ...] = Field(min_length=1, max_length=MAX_QUESTIONS)
     rules: tuple[Rule, ...] = Field(min_length=1)
+    # What the call is about, picked by keypad at the desk (and offered in the console); the
+    # words become the handoff's reason, so QA's crisis words find them. Empty: not asked.
+    handoff_reasons: tuple[Annotated[str, Field(min_length=1, max_length=60)], ...] = Field(
+        default=(), max_length=MAX_HANDOFF_REASONS
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class DecisionTree:
 
     questions: tuple[Question, ...]
     rules: tuple[Rule, ...]
+    handoff_reasons: tuple[str, ...] = ()
 
     def question(self, question_id: str) -> Question | None:
         """A question by id."""
@@ -164,7 +174,14 @@ def _spoken(answers: dict[str, bool]) -> str:
 def parse_tree(src: SourceFile, roster: Roster | None) -> DecisionTree:
     """Validate parsed YAML into a DecisionTree; raise ConfigError on the first problem."""
     spec = _validate(src)
-    tree = DecisionTree(questions=spec.questions, rules=spec.rules)
+    tree = DecisionTree(
+        questions=spec.questions, rules=spec.rules, handoff_reasons=spec.handoff_reasons
+    )
+    seen: list[str] = []
+    for index, text in enumerate(spec.handoff_reasons):
+        if text.strip().lower() in seen:
+            raise src.error(("handoff_reasons", index), f"reason {text!r} is listed twice")
+        seen.append(text.strip().lower())
     check_tree(src, tree, roster)
     return tree
 

@@ -392,7 +392,13 @@ def call_taker() -> Any:
     A supervisor who is not a call-taker watches the same calls read-only on the live wall."""
     if Role.CALL_TAKER.value not in _me().roles:
         return redirect(url_for("live.wall"))
-    return render_template("console/call_taker.html", staff=_me(), questions=_tree().questions)
+    tree = _tree()
+    return render_template(
+        "console/call_taker.html",
+        staff=_me(),
+        questions=tree.questions,
+        reasons=tree.handoff_reasons,
+    )
 
 
 @api.get("/calls")

@@ -182,8 +182,17 @@ def start() -> Response:
     if not _signed_in():
         return twiml(desk().entry(_call_sid(), _field("From")))
     return twiml(
-        desk().start(_call_sid(), _state(), _arg("h", 64), _field("Digits", 16), _num("t"))
+        desk().start(
+            _call_sid(), _state(), _arg("h", 64), _field("Digits", 16), _num("t"), _num("r")
+        )
     )
+
+
+@desk_bp.route("/reason", methods=METHODS)
+def reason() -> Response:
+    if not _signed_in():
+        return twiml(desk().entry(_call_sid(), _field("From")))
+    return twiml(desk().reason_chosen(_state(), _arg("h", 64), _field("Digits", 8), _num("t")))
 
 
 @desk_bp.route("/returned", methods=METHODS)
