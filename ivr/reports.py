@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ivr import rollups
 from ivr.config.program import ProgramConfig
+from ivr.store.db import seconds_between as seconds_between
 from ivr.store.tables import callbacks, self_service_events
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -508,16 +509,6 @@ HOTLINE_988 = "crisis_988"
 
 LINE_311 = "operator"
 """The self-service line that is a 311 person (besides the 311 agent queue)."""
-
-
-def seconds_between(
-    engine: sa.Engine, later: ColumnElement[Any], earlier: ColumnElement[Any]
-) -> ColumnElement[int]:
-    """Whole seconds from `earlier` to `later`, on SQLite and PostgreSQL."""
-    if engine.dialect.name == "postgresql":
-        return sa.cast(sa.func.round(sa.func.extract("epoch", later - earlier)), sa.Integer)
-    diff = (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400
-    return sa.cast(sa.func.round(diff), sa.Integer)
 
 
 @dataclass(frozen=True)

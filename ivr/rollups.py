@@ -281,7 +281,7 @@ class _HourFigures:
 def _handoff_rows(
     engine: sa.Engine, conn: sa.Connection, ranges: list[tuple[datetime, datetime]]
 ) -> dict[str, list[dict[str, Any]]]:
-    from ivr.reports import seconds_between
+    from ivr.store.db import seconds_between
     from ivr.store.handoff_tables import handoffs
 
     h = handoffs.c

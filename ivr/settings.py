@@ -154,3 +154,13 @@ def normalise_database_url(url: str) -> str:
     if scheme in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
         return url
     raise SettingsError(f"DATABASE_URL: unsupported database {scheme!r} (use sqlite or postgresql)")
+
+
+def load_env_file(path: Path) -> None:
+    """Set each NAME=value of a .env file that the environment does not already set."""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))

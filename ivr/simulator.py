@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from xml.etree import ElementTree
 
 from ivr.security import SIGNATURE_HEADER, compute_signature
+from ivr.settings import load_env_file
 
 MAX_REQUESTS_PER_CALL = 300
 """A call that needs more requests than this is reported as a loop."""
@@ -437,15 +438,6 @@ class Call:
         return self
 
 
-def _load_env_file(path: Path) -> None:
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
-
-
 def _interactive(call: Call, out: Any = None, read: Callable[[str], str] | None = None) -> None:
     out = out or sys.stdout
     read = read or input
@@ -487,16 +479,6 @@ def _interactive(call: Call, out: Any = None, read: Callable[[str], str] | None 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["handoff"]:
-        # Every party of a warm handoff, against a running service and the local Twilio.
-        from ivr.local_twilio.handoff import main as handoff
-
-        return handoff(argv[1:])
-    if argv[:1] == ["phones"]:
-        # Any person on any call of the local Twilio, by hand.
-        from ivr.local_twilio.phones import main as phones
-
-        return phones(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ivr.simulator", description=__doc__.split("\n\n")[0]
     )
@@ -514,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         else (Path(".env") if Path(".env").exists() else Path("config/example.env"))
     )
     if env_file.exists():
-        _load_env_file(env_file)
+        load_env_file(env_file)
     token = os.environ.get("TWILIO_AUTH_TOKEN", "")
     public_base = os.environ.get("PUBLIC_BASE_URL", "http://localhost:5000").rstrip("/")
     transport: Transport

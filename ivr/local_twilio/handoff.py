@@ -456,9 +456,9 @@ EXPECTED = {
 
 
 def _load_env(path: Path) -> None:
-    from ivr.simulator import _load_env_file
+    from ivr.settings import load_env_file
 
-    _load_env_file(path)
+    load_env_file(path)
 
 
 def _demo_account(engine: sa.Engine, staff_id: str, pin: str, out: TextIO) -> None:

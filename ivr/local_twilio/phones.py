@@ -121,11 +121,11 @@ def main(
     args = list(sys.argv[1:] if argv is None else argv)
     base = args[args.index("--twilio") + 1] if "--twilio" in args else ""
     if not base:
-        from ivr.simulator import _load_env_file
+        from ivr.settings import load_env_file
 
         for name in (".env", "config/example.env"):
             if Path(name).exists():
-                _load_env_file(Path(name))
+                load_env_file(Path(name))
                 break
         base = os.environ.get("TWILIO_API_BASE_URL", "")
     twilio = LocalTwilioClient(base) if base else None

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ColumnElement
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 """Alembic script folder shipped inside the package."""
@@ -69,3 +70,13 @@ def insert_skipping_duplicates(
     the transaction it runs in."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=unique)
+
+
+def seconds_between(
+    engine: sa.Engine, later: ColumnElement[Any], earlier: ColumnElement[Any]
+) -> ColumnElement[int]:
+    """Whole seconds from `earlier` to `later`, on SQLite and PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        return sa.cast(sa.func.round(sa.func.extract("epoch", later - earlier)), sa.Integer)
+    diff = (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400
+    return sa.cast(sa.func.round(diff), sa.Integer)
