@@ -199,7 +199,9 @@ def test_the_phones_console_lets_a_person_dial_in_press_keys_and_hear_the_answer
 
     from ivr.local_twilio.phones import main
 
-    script = iter(["call /whisper from +15205550123", "calls", "last press 1", "bogus", "quit"])
+    script = iter(
+        ["call /whisper from +15205550123", "calls", "last press 1", "texts", "bogus", "quit"]
+    )
     out = io.StringIO()
 
     assert main(["--twilio", running.base_url], out=out, read=lambda prompt: next(script)) == 0
@@ -209,3 +211,4 @@ def test_the_phones_console_lets_a_person_dial_in_press_keys_and_hear_the_answer
     assert "| [presses 1]" in printed and "| Thanks." in printed
     assert "in-progress, at Gather" in printed  # the calls list, before the key press
     assert "? (help lists the commands)" in printed
+    assert "(no texts sent)" in printed

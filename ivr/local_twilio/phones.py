@@ -11,6 +11,7 @@
     > 91bc silence | record | wait                    says nothing, leaves a message, keeps holding
     > phone +15205550151 human                        that phone answers by itself from now on
     > show 3f2a                                       everything that call heard
+    > texts                                           the texts Bridgeline sent
 
 `last` names the newest call. What every person hears is printed as it happens, before each
 prompt, one line per thing said, prefixed with the call's id.
@@ -82,6 +83,12 @@ class Phones:
                     f"  {view['sid'][-4:]} {_who(view):<22} {view['status']}{waiting}",
                     file=self.out,
                 )
+        elif head == "texts":
+            texts = self.twilio.messages()
+            for text in texts:
+                print(f"  text to {text['to']} from {text['from']}: {text['body']}", file=self.out)
+            if not texts:
+                print("  (no texts sent)", file=self.out)
         elif head == "call":
             path = words[1] if len(words) > 1 else "/voice/self-service"
             caller = words[3] if len(words) > 3 and words[2] == "from" else "+15205550123"
