@@ -43,12 +43,14 @@ class FakeBridgeline:
 
     answers: dict[str, str]
     seen: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         form = {k: request.form[k] for k in request.form}
         self.seen.append((request.full_path.rstrip("?"), form,
                           request.headers.get("X-Twilio-Signature", "")))  # fmt: skip
+        self.tokens.append(request.headers.get("I-Twilio-Idempotency-Token", ""))
         body = self.answers.get(request.path, "<Response/>").replace("{base}", PUBLIC_BASE)
         return Response(body, mimetype="text/xml")(environ, start_response)
 
@@ -146,6 +148,7 @@ def test_every_webhook_carries_the_signature_twilios_validator_accepts(running: 
     for path, form, signature in running.app.seen:
         assert validator.validate(PUBLIC_BASE + path, form, signature), path
         assert not validator.validate(PUBLIC_BASE + path, {**form, "Digits": "9"}, signature)
+    assert all(running.app.tokens) and len(set(running.app.tokens)) == len(running.app.tokens)
 
 
 def test_a_wrong_auth_token_is_refused_as_twilio_refuses_it(running: Running) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 15
 """Twilio waits 15 seconds for a webhook's answer."""
+
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+"""Twilio's header naming one webhook delivery (a retry repeats it); opaque, unique here."""
+
+
+def delivery_headers(signature: str) -> dict[str, str]:
+    """Headers of one webhook delivery: the signature and a token of its own."""
+    return {SIGNATURE_HEADER: signature, IDEMPOTENCY_HEADER: uuid.uuid4().hex}
 
 
 @dataclass
@@ -61,14 +70,14 @@ class Webhooks:
 
     def request(self, url: str, params: dict[str, str], method: str = "POST") -> tuple[int, bytes]:
         """One signed request, answered now (a TwiML fetch)."""
-        headers = {SIGNATURE_HEADER: self.sign(url, params if method == "POST" else {})}
+        headers = delivery_headers(self.sign(url, params if method == "POST" else {}))
         target = self.target(url)
         if method == "GET":
             from urllib.parse import urlencode
 
             sep = "&" if "?" in url else "?"
             full = url + sep + urlencode(params)
-            headers = {SIGNATURE_HEADER: self.sign(full, {})}
+            headers = delivery_headers(self.sign(full, {}))
             answer = self._session.get(self.target(full), headers=headers, timeout=TIMEOUT_SECONDS)
         else:
             answer = self._session.post(
@@ -111,7 +120,7 @@ class Webhooks:
                     mark.set()
                 continue
             try:
-                headers = {SIGNATURE_HEADER: self.sign(url, params)}
+                headers = delivery_headers(self.sign(url, params))
                 answer = session.post(
                     self.target(url), data=params, headers=headers, timeout=TIMEOUT_SECONDS
                 )

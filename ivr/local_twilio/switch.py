@@ -21,6 +21,7 @@ import logging
 import secrets
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from xml.etree import ElementTree
 
 import requests
 
-from ivr.local_twilio.callbacks import Webhooks
+from ivr.local_twilio.callbacks import IDEMPOTENCY_HEADER, Webhooks
 from ivr.local_twilio.twiml_schema import TwimlRefused, check
 from ivr.simulator import Call, CallError
 
@@ -222,6 +223,7 @@ class WebhookTransport:
         self.session = requests.Session()
 
     def post(self, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]:
+        headers = {**headers, IDEMPOTENCY_HEADER: uuid.uuid4().hex}
         answer = self.session.post(
             self.webhooks.target(url), data=params, headers=headers, timeout=15
         )
