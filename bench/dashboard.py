@@ -451,8 +451,9 @@ def time_dashboard(url: str, runs: int, clock_job: bool, jurisdiction: str) -> T
     """The clock job's rollup refresh (when `clock_job`), the first view (which builds the
     rollups itself without the clock job), then timings of the whole page (GET /dashboard),
     of the figures alone, and of the page filtered to one jurisdiction."""
-    from ivr import reports, rollups
-    from ivr.reports import Filters
+    from ivr.reporting import figures as reports
+    from ivr.reporting import rollups
+    from ivr.reporting.figures import Filters
 
     app = create_app(_env(url))
     engine = app.extensions["bridgeline"].engine

@@ -86,8 +86,8 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
 
 def _category(understanding: SpeechUnderstanding, text: str) -> str | None:
     """What the report-category prompt picks (a number said alone, else the words)."""
-    from ivr.decisions.text import Utterance
     from ivr.decisions.understanding import spoken_choice
+    from ivr.language.text import Utterance
 
     heard = Utterance.read(text)
     key = spoken_choice(heard)

@@ -228,7 +228,7 @@ def conference_form(conference: str, call_sid: str, label: str, sequence: int) -
 
 
 def helper_joins(seed: Seed, i: int) -> Request:
-    from ivr.desk import helper_label
+    from ivr.flows.desk import helper_label
 
     live_id, conference, handoff_id = seed.handoffs[i % len(seed.handoffs)]
     return signed(
@@ -247,7 +247,8 @@ def prepare_database(database_url: str) -> Seed:
 
     import sqlalchemy as sa
 
-    from ivr import accounts, handoffs
+    from ivr import accounts
+    from ivr.flows import handoffs
     from ivr.store.db import make_engine
     from ivr.store.handoff_tables import handoff_events, live_calls
     from ivr.store.handoff_tables import handoffs as handoff_rows

@@ -36,11 +36,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from ivr.config import load_config, load_decision_tree, load_program, load_roster
     from ivr.dashboard import init_app as init_dashboard
     from ivr.decisions.callback_rules import times_for
+    from ivr.flows.self_service import SelfServiceLine
     from ivr.partners import eido_api as partner_eido_api
     from ivr.partners import open311_routes
     from ivr.partners import supervisor as partner_supervisor
     from ivr.reporting.labels import labels_for
-    from ivr.self_service import SelfServiceLine
     from ivr.services import Services, install
     from ivr.settings import load_settings
     from ivr.store import events as store_events

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from ivr.config import BridgelineConfig, DecisionTree, ProgramConfig, Roster
+    from ivr.flows.self_service import SelfServiceLine
     from ivr.queueing import Queues
     from ivr.reporting.labels import Labels
-    from ivr.self_service import SelfServiceLine
     from ivr.settings import Settings
 
 APP_KEY = "bridgeline"

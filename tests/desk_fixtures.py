@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr.accounts import Staff, create_staff
-from ivr.desk import TransferDesk
+from ivr.flows.desk import TransferDesk
 from ivr.security import SIGNATURE_HEADER, compute_signature
 from ivr.voice.desk_routes import DESK_KEY
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from ivr import audit
+from ivr.store import audit
 from ivr.store.audit_tables import audit_log
 
 
@@ -68,7 +68,7 @@ def test_the_verify_command_reports_an_intact_chain(
 ) -> None:
     entries = three_entries(engine)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    assert audit.main(["ivr.audit", "verify"]) == 0
+    assert audit.main(["ivr.store.audit", "verify"]) == 0
     assert capsys.readouterr().out.strip() == (
         f"audit trail intact: 3 entries, head {entries[-1].hash}"
     )
@@ -93,7 +93,7 @@ def test_an_edited_entry_is_named(
         1,
     )
     monkeypatch.setenv("DATABASE_URL", database_url)
-    assert audit.main(["ivr.audit", "verify"]) == 1
+    assert audit.main(["ivr.store.audit", "verify"]) == 1
     assert "BROKEN at entry 2: its contents were changed" in capsys.readouterr().out
 
 

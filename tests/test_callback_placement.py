@@ -14,7 +14,7 @@ import responses as responses_lib
 import sqlalchemy as sa
 from rq.registry import ScheduledJobRegistry
 
-from ivr import audit
+from ivr.store import audit
 from ivr.store import callbacks as store
 from ivr.store.callback_tables import callback_events
 from ivr.store.callbacks import AttemptStatus, CallbackSource, CallbackStatus, Claim

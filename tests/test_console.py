@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr import create_app, handoffs
-from ivr.handoffs import EventSource, HandoffEvent, HandoffStatus, LiveCall, Origin
+from ivr import create_app
+from ivr.flows import handoffs
+from ivr.flows.handoffs import EventSource, HandoffEvent, HandoffStatus, LiveCall, Origin
 from ivr.queueing import Queues
 from ivr.store.account_tables import call_notes
 from ivr.store.tables import callbacks
@@ -454,7 +455,7 @@ def test_a_desk_call_opens_with_the_keypad_answers_and_says_where_it_stands(
 def test_a_second_save_is_an_explicit_edit_kept_in_the_audit_trail(
     clinician: StaffClient, handed_off: int, engine: sa.Engine
 ) -> None:
-    from ivr import audit
+    from ivr.store import audit
 
     url = f"/console/clinician/handoffs/{handed_off}/outcome"
     first = clinician.post(url, data={"outcome": "resolved_by_phone", "note": "talked it through"})

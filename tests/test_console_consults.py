@@ -16,9 +16,10 @@ import responses
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr import create_app, handoffs
+from ivr import create_app
 from ivr.decisions.consults import ConsultVerdict, check_new_consult
-from ivr.handoffs import (
+from ivr.flows import handoffs
+from ivr.flows.handoffs import (
     ConsultConflict,
     EventSource,
     HandoffEvent,

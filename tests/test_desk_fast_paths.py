@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ivr import accounts
 from ivr.accounts import Staff
-from ivr.desk import TransferDesk
+from ivr.flows.desk import TransferDesk
 from ivr.simulator import Call
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
     CALL_TAKER_ID,

@@ -14,10 +14,11 @@ import sqlalchemy as sa
 import yaml
 from flask import Flask
 
-from ivr import create_app, handoffs
+from ivr import create_app
 from ivr.accounts import Staff
 from ivr.config.yaml_source import ConfigError
-from ivr.desk import TransferDesk
+from ivr.flows import handoffs
+from ivr.flows.desk import TransferDesk
 from ivr.simulator import Call
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
     PSAP_LINE,

@@ -18,7 +18,6 @@ from flask.testing import FlaskClient
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr import audit
 from ivr.accounts import Staff
 from ivr.decisions.sign_in_throttle import (
     MAX_DELAY_PSAP_SECONDS,
@@ -27,8 +26,9 @@ from ivr.decisions.sign_in_throttle import (
     should_alert,
     staff_locked,
 )
-from ivr.desk import TransferDesk
+from ivr.flows.desk import TransferDesk
 from ivr.simulator import Call
+from ivr.store import audit
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
     CALL_TAKER_ID,
     CALL_TAKER_PIN,

@@ -22,10 +22,10 @@ from flask import Flask
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
-from ivr import handoffs
 from ivr.accounts import Staff
-from ivr.desk import CALLER_CHECK_SECONDS, TransferDesk
-from ivr.handoffs import HandoffStatus, LiveCallStatus
+from ivr.flows import handoffs
+from ivr.flows.desk import CALLER_CHECK_SECONDS, TransferDesk
+from ivr.flows.handoffs import HandoffStatus, LiveCallStatus
 from ivr.queueing import Queues
 from ivr.simulator import Call
 from ivr.store.tables import callbacks

@@ -15,11 +15,11 @@ import responses
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr import handoffs
 from ivr.accounts import Staff
 from ivr.config import load_program
-from ivr.desk import TransferDesk
-from ivr.handoffs import EventSource, HandoffEvent, HandoffStatus
+from ivr.flows import handoffs
+from ivr.flows.desk import TransferDesk
+from ivr.flows.handoffs import EventSource, HandoffEvent, HandoffStatus
 from ivr.reporting import eido as eido_export
 from ivr.reporting.eido_http import context_of
 from ivr.simulator import Call

@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import handoffs, partners
+from ivr import partners
 from ivr.accounts import Staff
-from ivr.desk import TransferDesk
+from ivr.flows import handoffs
+from ivr.flows.desk import TransferDesk
 from ivr.partners import deliveries, subscriptions
 from ivr.partners.cli import main as partners_cli
 from ivr.reporting.eido_http import context_of

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import handoffs
 from ivr.config.program import NENA_TARGETS
-from ivr.handoffs import EventSource, HandoffEvent, Origin
+from ivr.flows import handoffs
+from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from ivr.live import board
 from ivr.live.format import elapsed, local_clock
 from ivr.reporting.labels import Labels

@@ -20,9 +20,9 @@ from georeport import GeoReport
 from lxml import etree
 from werkzeug.serving import make_server
 
-from ivr import audit, partners
+from ivr import partners
 from ivr.simulator import Call
-from ivr.store import service_requests
+from ivr.store import audit, service_requests
 from ivr.store.tables import service_requests as requests_table
 
 Place = Callable[..., Call]

@@ -32,11 +32,11 @@ def test_migrate_on_an_empty_database_says_what_it_created_then_that_it_is_up_to
 
 
 def test_audit_verify_runs_without_a_warning_and_explains_a_missing_schema(tmp_path: Path) -> None:
-    missing = _run(tmp_path, "-m", "ivr.audit", "verify")
+    missing = _run(tmp_path, "-m", "ivr.store.audit", "verify")
     assert missing.returncode == 1
     assert "python -m ivr.store migrate" in missing.stderr and "Traceback" not in missing.stderr
     _run(tmp_path, "-m", "ivr.store", "migrate")
-    verified = _run(tmp_path, "-m", "ivr.audit", "verify")
+    verified = _run(tmp_path, "-m", "ivr.store.audit", "verify")
     assert verified.returncode == 0, verified.stderr
     assert verified.stderr == ""  # no RuntimeWarning about sys.modules
     assert verified.stdout.startswith("audit trail intact: 0 entries")

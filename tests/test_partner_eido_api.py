@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import handoffs, partners
+from ivr import partners
+from ivr.flows import handoffs
 from ivr.simulator import Call
 from ivr.store.audit_tables import audit_log
 from tests.console_fixtures import LoggedIn, logged_in_client, make_staff

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr import audit, partners
+from ivr import partners
 from ivr.partners import Partner, PartnerError, Refusal, Scope, authenticate, judge
 from ivr.partners.cli import main as partners_cli
+from ivr.store import audit
 from ivr.store.audit_tables import audit_log
 from ivr.store.partner_tables import partners as partners_table
 

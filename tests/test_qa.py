@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from ivr import qa
 from ivr.config.program import ProgramConfig, QASettings
-from ivr.qa import QAReason
-from ivr.reports import Filters
+from ivr.reporting import qa
+from ivr.reporting.figures import Filters
+from ivr.reporting.qa import QAReason
 from ivr.store.qa_tables import qa_items
 from tests.dashboard_fixtures import (
     _forget_handoffs,

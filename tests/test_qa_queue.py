@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import handoffs
-from ivr.handoffs import EventSource, HandoffEvent, Origin
-from ivr.qa import QAItem, QAReason, SubjectKind
+from ivr.flows import handoffs
+from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from ivr.reporting import qa_queue
+from ivr.reporting.qa import QAItem, QAReason, SubjectKind
 from ivr.store.account_tables import call_notes
 from ivr.store.qa_tables import qa_findings, qa_items
 from tests.console_fixtures import PASSWORD, MakeStaff, make_staff

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import workers.sms
-from ivr.self_service import is_skip, spoken_address
+from ivr.flows.self_service import is_skip, spoken_address
 from ivr.simulator import Call
 from ivr.store import service_requests
 from ivr.store.service_requests import Notify, RequestStatus
@@ -205,7 +205,7 @@ def test_crisis_words_at_the_address_question_go_straight_to_help(call: Place) -
 
 
 def test_status_changes_are_in_the_audit_trail_without_the_notes(engine: sa.Engine, call) -> None:
-    from ivr import audit
+    from ivr.store import audit
 
     reference = file_by_phone(call, engine, text=False)
     change(engine, reference, RequestStatus.CLOSED, "Duplicate of 12345678.")

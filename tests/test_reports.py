@@ -1,4 +1,4 @@
-"""Report figures: seed records, work each figure out by hand here, compare with ivr.reports."""
+"""Report figures: seed records, work each figure out by hand here, compare with ivr.reporting.figures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from ivr import reports
 from ivr.config.program import ProgramConfig
-from ivr.reports import Filters
+from ivr.reporting import figures as reports
+from ivr.reporting.figures import Filters
 from tests.dashboard_fixtures import (
     _forget_handoffs,
     add_attempt,
@@ -462,7 +462,7 @@ def test_rollups_follow_later_changes_to_handoffs_and_calls(
 def test_the_clock_job_folds_new_records_into_the_rollups_before_anyone_looks(
     engine: sa.Engine, program: ProgramConfig, run_jobs, queues
 ) -> None:
-    from ivr import rollups
+    from ivr.reporting import rollups
     from ivr.store.report_tables import report_handoff_hours as rh
 
     def stored() -> dict[str, int]:

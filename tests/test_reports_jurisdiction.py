@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr import handoffs, reports
 from ivr.accounts import Staff
 from ivr.config.errors import ConfigError
 from ivr.config.program import ProgramConfig, load_program
-from ivr.desk import TransferDesk
-from ivr.reports import Filters
+from ivr.flows import handoffs
+from ivr.flows.desk import TransferDesk
+from ivr.reporting import figures as reports
+from ivr.reporting.figures import Filters
 from ivr.simulator import Call
 from ivr.store import callbacks as callback_store
 from ivr.store.callbacks import CallbackSource

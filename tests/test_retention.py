@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr import audit
 from ivr.config.errors import ConfigError
+from ivr.store import audit
 from ivr.store.tables import callbacks, outbound_sms, self_service_events, service_requests
 from tests.conftest import REPO
 from workers.retention import RetentionConfig, Rule, load_retention, purge, purge_table

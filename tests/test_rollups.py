@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from ivr import reports, rollups
 from ivr.config.program import ProgramConfig
-from ivr.reports import Filters
+from ivr.reporting import figures as reports
+from ivr.reporting import rollups
+from ivr.reporting.figures import Filters
 from ivr.store.handoff_tables import handoffs
 from tests.dashboard_fixtures import (
     _forget_handoffs,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ivr import qa
 from ivr.config.program import ProgramConfig, QASettings
-from ivr.qa import QAReason
-from ivr.reports import Filters
+from ivr.reporting import qa
+from ivr.reporting.figures import Filters
+from ivr.reporting.qa import QAReason
 from ivr.simulator import Call
 from ivr.store.qa_tags import qa_tags, tags_of
 from ivr.store.tables import callbacks, self_service_events, service_requests
@@ -335,8 +335,8 @@ def test_speech_at_the_menus_tags_the_call_for_qa(signed_post, engine: sa.Engine
 
 
 def test_a_handoff_reason_is_tagged_for_qa(app, engine: sa.Engine) -> None:
-    from ivr import handoffs
-    from ivr.handoffs import Origin
+    from ivr.flows import handoffs
+    from ivr.flows.handoffs import Origin
 
     with app.app_context():
         handoffs.open_live_call(

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr import handoffs
 from ivr.accounts import Staff
-from ivr.desk import TransferDesk
+from ivr.flows import handoffs
+from ivr.flows.desk import TransferDesk
 from ivr.simulator import Call
 from ivr.store.handoff_tables import desk_sign_in_failures, handoff_events, live_calls
 from ivr.store.handoff_tables import handoffs as handoffs_table

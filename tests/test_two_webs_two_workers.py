@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from ivr import handoffs
 from ivr.accounts import create_staff
-from ivr.handoffs import HandoffStatus
+from ivr.flows import handoffs
+from ivr.flows.handoffs import HandoffStatus
 from ivr.queueing import QUEUE_NAMES
 from ivr.simulator import Call, CallError, HttpTransport
 from ivr.store import callbacks as callback_store
@@ -437,7 +437,7 @@ def test_warm_handoffs_with_callbacks_twice_and_out_of_order_on_both_processes_r
             assert call.waiting_for == "Dial", call.heard
         ids = list(pool.map(lambda c: _handoff_story(service, fake_twilio, engine, c), calls))
 
-    # Conference callbacks are applied by the workers (ivr/conference_inbox.py): wait for them.
+    # Conference callbacks are applied by the workers (ivr/flows/conference_inbox.py): wait for them.
     def all_over() -> bool:
         found = [handoffs.get_handoff(engine, hid) for hid in ids]
         return all(h is not None and h.status in handoffs.TERMINAL for h in found)

@@ -19,10 +19,10 @@ import yaml
 from ivr.config.errors import ConfigError
 from ivr.config.loader import load_config
 from ivr.decisions.crisis import CrisisScreen, RuleWords, Verdict
-from ivr.decisions.lexicon import Lexicon, PhraseError, compile_phrase
 from ivr.decisions.speech import SpeechUnderstanding, destination
-from ivr.decisions.text import Utterance, fold, words
 from ivr.decisions.understanding import spoken_choice, yes_or_no
+from ivr.language.lexicon import Lexicon, PhraseError, compile_phrase
+from ivr.language.text import Utterance, fold, words
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = yaml.safe_load((ROOT / "tests/corpus/understanding.yaml").read_text(encoding="utf-8"))

@@ -11,9 +11,8 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from ivr import audit
 from ivr.simulator import Call
-from ivr.store import service_requests
+from ivr.store import audit, service_requests
 from ivr.store.service_requests import RequestStatus
 from ivr.store.tables import service_request_changes
 from ivr.store.tables import service_requests as requests_table

@@ -18,12 +18,13 @@ from typing import Any
 import redis
 from twilio.base.exceptions import TwilioRestException
 
-from ivr import conference_inbox, handoffs, twilio_rest
+from ivr import twilio_rest
 from ivr.config.decision_tree import DecisionTree, load_decision_tree
 from ivr.config.roster import Roster, load_roster
 from ivr.decisions.routing import Member, ReasonCode, on_duty, ring_timeout
-from ivr.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
-from ivr.handoffs import (
+from ivr.flows import conference_inbox, handoffs
+from ivr.flows.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
+from ivr.flows.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
     EventSource,

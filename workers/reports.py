@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr import rollups
+from ivr.reporting import rollups
 from workers import context
 
 ROLLUP_INTERVAL_SECONDS = 60

@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ivr import audit
 from ivr.config import load_program
 from ivr.config.yaml_source import read_yaml
+from ivr.store import audit
 from workers import context
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ivr.config.models import Line, LinesFile, Menu, MenusFile, Words
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
-from ivr.decisions.lexicon import PhraseError, compile_phrase
+from ivr.language.lexicon import PhraseError, compile_phrase
 from ivr.phones import NumberProblem, PhoneNumberError, dialable_number, parse_e164
 
 MENUS_FILE = "menus.yaml"

@@ -220,7 +220,7 @@ def load_program(folder: Path, default_timezone: str = "UTC") -> ProgramConfig:
 
 def _check_eido(program: ProgramConfig, source: SourceFile) -> None:
     """Incident types come from NENA's registry."""
-    from ivr.reporting.nena_registries import INCIDENT_TYPES
+    from ivr.config.nena_registries import INCIDENT_TYPES
 
     for helper_type, agency in program.eido.helper_agencies.items():
         if agency.incident_type is not None and agency.incident_type not in INCIDENT_TYPES:

@@ -28,7 +28,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ivr import handoffs, staff_nav, store
+from ivr import staff_nav, store
 from ivr.accounts import Role, Staff, get_staff
 from ivr.auth import current_staff, require_role
 from ivr.config.decision_tree import DecisionTree
@@ -36,7 +36,8 @@ from ivr.config.roster import Roster
 from ivr.console import story, times
 from ivr.decisions import routing
 from ivr.decisions.consults import ConsultVerdict
-from ivr.handoffs import (
+from ivr.flows import handoffs
+from ivr.flows.handoffs import (
     ConsultConflict,
     EventRecord,
     EventSource,

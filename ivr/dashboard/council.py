@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ivr.config.program import ProgramConfig
 from ivr.dashboard import present
+from ivr.reporting.figures import HOTLINE_988, LINE_311, Dashboard
 from ivr.reporting.labels import Labels
-from ivr.reports import HOTLINE_988, LINE_311, Dashboard
 
 
 @dataclass(frozen=True)

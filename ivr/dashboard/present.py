@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.config.program import ProgramConfig
+from ivr.reporting.figures import HOTLINE_988, WEEKDAYS, Dashboard, Table
 from ivr.reporting.labels import Labels
-from ivr.reports import HOTLINE_988, WEEKDAYS, Dashboard, Table
 
 Link = Callable[[str, Mapping[str, Any]], str]
 """link(records kind, extra query values) -> URL of the records behind a figure."""

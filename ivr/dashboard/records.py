@@ -1,7 +1,7 @@
 """The records behind a dashboard figure: handoffs, callbacks or self-service calls, filtered as
 the figure was (the dashboard's filters plus what the figure counts), a page at a time.
 
-Each query uses the report's own conditions (ivr.reports), so the number of records listed is
+Each query uses the report's own conditions (ivr.reporting.figures), so the number of records listed is
 the figure that linked here. Rows carry words and local times, never a phone number.
 """
 
@@ -15,10 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import rollups
 from ivr.config.program import ProgramConfig
-from ivr.reporting.labels import Labels
-from ivr.reports import (
+from ivr.reporting import rollups
+from ivr.reporting.figures import (
     OPEN_CALLBACK_STATES,
     PERSON_EVENTS,
     Filters,
@@ -28,6 +27,7 @@ from ivr.reports import (
     clock_for,
     seconds_between,
 )
+from ivr.reporting.labels import Labels
 from ivr.store.callbacks import as_utc
 from ivr.store.tables import callbacks, self_service_events
 

@@ -10,7 +10,7 @@ from datetime import datetime, tzinfo
 
 import sqlalchemy as sa
 
-from ivr import handoffs
+from ivr.flows import handoffs
 from ivr.live import call_view
 from ivr.reporting.labels import Labels
 from ivr.reporting.qa_queue import QACall

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from ivr import qa, reports, store
+from ivr import store
 from ivr.accounts import Role
 from ivr.auth import current_staff, require_role
 from ivr.config.program import ProgramConfig
@@ -31,9 +31,11 @@ from ivr.dashboard import records as records_module
 from ivr.dashboard import review as review_facts
 from ivr.dashboard.filters import FilterError, FilterForm, parse_filters
 from ivr.live.format import local_clock
+from ivr.reporting import figures as reports
+from ivr.reporting import qa
 from ivr.reporting import qa_queue as qa_queue_module
+from ivr.reporting.figures import WEEKDAYS
 from ivr.reporting.labels import Labels
-from ivr.reports import WEEKDAYS
 from ivr.services import services
 
 log = logging.getLogger(__name__)

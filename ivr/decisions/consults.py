@@ -4,7 +4,7 @@ A live call has at most one helper being dialed, rung or whispered to at a time.
 press of the same button (a double click, a second tab, a retried request) gets the handoff
 already under way; a different helper while one is still being called is refused with a plain
 reason; a second helper while one is connected needs the call-taker's explicit confirmation.
-`ivr.handoffs.start_handoff` asks this under a lock on the live call's row, so two web
+`ivr.flows.handoffs.start_handoff` asks this under a lock on the live call's row, so two web
 processes cannot both decide "start".
 """
 
@@ -32,7 +32,7 @@ class ConsultVerdict(str, Enum):
 
 
 class HandoffLike(Protocol):
-    """What the policy reads of a handoff (ivr.handoffs.Handoff has it)."""
+    """What the policy reads of a handoff (ivr.flows.handoffs.Handoff has it)."""
 
     @property
     def id(self) -> int: ...

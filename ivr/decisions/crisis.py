@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from ivr.decisions.lexicon import DEFAULT_MAX_GAP, Hit, Lexicon
-from ivr.decisions.text import Utterance, words
+from ivr.language.lexicon import DEFAULT_MAX_GAP, Hit, Lexicon
+from ivr.language.text import Utterance, words
 
 NEGATION_WINDOW = {"en": 3, "es": 1}
 """How many words before a crisis phrase a negation may stand and still turn it into an offer.

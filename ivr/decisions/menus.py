@@ -7,8 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from ivr.config.models import CrisisRule, Menu, MenuItem
-from ivr.decisions.text import Utterance
 from ivr.decisions.understanding import spoken_choice, yes_or_no
+from ivr.language.text import Utterance
 
 SPOKEN_DIGITS = {
     "zero": "0",

@@ -24,7 +24,6 @@ from ivr.config.models import (
     Words,
 )
 from ivr.decisions.crisis import CrisisScreen, RuleWords
-from ivr.decisions.text import Utterance
 from ivr.decisions.understanding import (
     Guess,
     IntentMatcher,
@@ -33,6 +32,7 @@ from ivr.decisions.understanding import (
     named_language,
     spoken_choice,
 )
+from ivr.language.text import Utterance
 
 _PROPAGATED = (InfoItem, TransferItem, ReportItem)
 """Items whose keywords also lead to the submenu that holds them."""

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ivr.decisions.lexicon import DEFAULT_MAX_GAP, Lexicon
-from ivr.decisions.text import Utterance
+from ivr.language.lexicon import DEFAULT_MAX_GAP, Lexicon
+from ivr.language.text import Utterance
 
 T = TypeVar("T")
 

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from ivr import handoffs
 from ivr.config import BridgelineConfig
 from ivr.config.callbacks import CallbacksConfig, load_callbacks
 from ivr.config.roster import Roster
 from ivr.decisions.callback_rules import CallOutcome, outcome_of, retry_plan
 from ivr.decisions.routing import Member, on_duty
+from ivr.flows import handoffs
 from ivr.queueing import Queues
 from ivr.settings import Settings
 from ivr.store import callbacks as store

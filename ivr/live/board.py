@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from ivr.config.program import AnswerTarget, ProgramConfig
 from ivr.config.roster import Roster
 from ivr.decisions import routing
-from ivr.handoffs import HandoffStatus, LiveCallStatus, Origin
+from ivr.flows.handoffs import HandoffStatus, LiveCallStatus, Origin
+from ivr.reporting.figures import seconds_between
 from ivr.reporting.labels import Labels
-from ivr.reports import seconds_between
 from ivr.store.callbacks import as_utc
 from ivr.store.tables import callbacks, self_service_events
 

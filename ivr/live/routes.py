@@ -22,11 +22,12 @@ from flask import (
     url_for,
 )
 
-from ivr import handoffs, store
+from ivr import store
 from ivr.accounts import Role
 from ivr.auth import current_staff, require_role
 from ivr.config.program import ProgramConfig
 from ivr.config.roster import Roster
+from ivr.flows import handoffs
 from ivr.live import board, call_view
 from ivr.live.format import elapsed, local_clock
 from ivr.reporting.labels import Labels

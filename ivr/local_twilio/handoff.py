@@ -169,7 +169,7 @@ class Simulation:
 
     def handoff_id(self, desk: Party) -> int:
         """The handoff the desk call started (read from the database)."""
-        from ivr import handoffs
+        from ivr.flows import handoffs
 
         def started() -> int | None:
             live = handoffs.live_call_by_sid(self.engine, desk.sid)
@@ -200,7 +200,7 @@ class Simulation:
         return self.party(f"helper {len(seen)}", view)
 
     def status(self, desk: Party) -> str:
-        from ivr import handoffs
+        from ivr.flows import handoffs
 
         live = handoffs.live_call_by_sid(self.engine, desk.sid)
         if live is None:
@@ -213,7 +213,7 @@ class Simulation:
                              lambda: (s := self.status(desk)) in wanted and s))  # fmt: skip
 
     def final_status(self, desk: Party) -> str:
-        from ivr import handoffs
+        from ivr.flows import handoffs
 
         terminal = {s.value for s in handoffs.TERMINAL}
         return str(

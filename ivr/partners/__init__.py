@@ -31,7 +31,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from ivr import audit
+from ivr.store import audit
 from ivr.store.partner_tables import (
     partner_jurisdictions,
     partner_rate_windows,

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from ivr import audit
 from ivr.partners import PartnerError, Scope, get_partner
+from ivr.store import audit
 from ivr.store.partner_tables import partner_subscriptions, partners
 
 SIGNATURE_HEADER = "X-Bridgeline-Signature"

@@ -32,8 +32,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ivr.config import nena_registries as nena
 from ivr.config.program import HelperAgency, Jurisdiction, ProgramConfig
-from ivr.handoffs import (
+from ivr.flows.handoffs import (
     PENDING,
     REACHED,
     Handoff,
@@ -44,7 +45,6 @@ from ivr.handoffs import (
     get_handoff,
     get_live_call_only,
 )
-from ivr.reporting import nena_registries as nena
 from ivr.reporting.labels import HANDOFF_STATUS_WORDS, OUTCOME_WORDS, REASON_WORDS, plain
 from ivr.store.handoff_tables import handoffs as handoffs_table
 from ivr.store.tables import callbacks as callbacks_table

@@ -50,7 +50,7 @@ OUTCOME_WORDS: dict[str, str] = {
     "referred": "referred",
     "callback_scheduled": "callback scheduled",
 }
-"""What came of a handoff (ivr.handoffs.Outcome), in the order programs report them."""
+"""What came of a handoff (ivr.flows.handoffs.Outcome), in the order programs report them."""
 
 HANDOFF_STATUS_WORDS: dict[str, str] = {
     "requested": "asked for",
@@ -66,7 +66,7 @@ HANDOFF_STATUS_WORDS: dict[str, str] = {
     "not_started": "not started",
     "cancelled": "cancelled",
 }
-"""Where a handoff stands (ivr.handoffs.HandoffStatus)."""
+"""Where a handoff stands (ivr.flows.handoffs.HandoffStatus)."""
 
 HANDOFF_EVENT_WORDS: dict[str, str] = {
     "requested": "asked for",
@@ -93,17 +93,17 @@ HANDOFF_EVENT_WORDS: dict[str, str] = {
     "outcome_recorded": "outcome recorded",
     "cancelled_by_call_taker": "cancelled by the call-taker",
 }
-"""Lines of a handoff's history (ivr.handoffs.HandoffEvent)."""
+"""Lines of a handoff's history (ivr.flows.handoffs.HandoffEvent)."""
 
 LIVE_CALL_STATUS_WORDS: dict[str, str] = {
     "waiting": "waiting for a call-taker",
     "with_call_taker": "with a call-taker",
     "ended": "ended",
 }
-"""Where a live call stands (ivr.handoffs.LiveCallStatus)."""
+"""Where a live call stands (ivr.flows.handoffs.LiveCallStatus)."""
 
 ORIGIN_WORDS: dict[str, str] = {"desk": "transfer desk", "intake": "intake line"}
-"""How a live call reached Bridgeline (ivr.handoffs.Origin)."""
+"""How a live call reached Bridgeline (ivr.flows.handoffs.Origin)."""
 
 CALLBACK_STATUS_WORDS: dict[str, str] = {
     "draft": "being confirmed",
@@ -131,7 +131,7 @@ QA_REASON_WORDS: dict[str, str] = {
     "callback_failed": "callback failed",
     "random_sample": "random sample",
 }
-"""Why a call is in the QA queue (ivr.qa.QAReason)."""
+"""Why a call is in the QA queue (ivr.reporting.qa.QAReason)."""
 
 NOT_OFFERED_WORDS: dict[str, str] = {
     "weapon": "a weapon was involved",
@@ -143,7 +143,7 @@ NOT_OFFERED_WORDS: dict[str, str] = {
     "not_considered": "not considered",
     "other": "other",
 }
-"""Why a crisis team was not offered (ivr.qa.NotOfferedReason)."""
+"""Why a crisis team was not offered (ivr.reporting.qa.NotOfferedReason)."""
 
 SELF_SERVICE_EVENT_WORDS: dict[str, str] = {
     "language": "language chosen",

@@ -1,7 +1,7 @@
 """The QA queue as a reviewer works it: one row per call with all its reasons, mandated reviews
 first, a page at a time, and the next call to review.
 
-ivr.qa flags records (a handoff, a callback, a self-service call) once per reason; here the
+ivr.reporting.qa flags records (a handoff, a callback, a self-service call) once per reason; here the
 flags of one call are gathered (every handoff of a live call counts as that call), ordered by
 the most pressing reason, and a finding saved on the row is recorded on each of its flags.
 """
@@ -15,10 +15,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ivr import qa
 from ivr.config.program import ProgramConfig
-from ivr.qa import QAItem, QAReason, SubjectKind
-from ivr.reports import Filters
+from ivr.reporting import qa
+from ivr.reporting.figures import Filters
+from ivr.reporting.qa import QAItem, QAReason, SubjectKind
 
 PRIORITY: dict[QAReason, int] = {
     QAReason.CRISIS_NOT_OFFERED: 0,

@@ -10,8 +10,8 @@ from enum import Enum
 
 import sqlalchemy as sa
 
-from ivr import audit
 from ivr.phones import PhoneNumberError, callback_number
+from ivr.store import audit
 from ivr.store.callback_tables import callback_attempts, callback_events
 from ivr.store.db import insert_skipping_duplicates
 from ivr.store.tables import callbacks

@@ -51,7 +51,7 @@ handoffs = sa.Table(
     sa.Column("chain", sa.Text, nullable=False),
     sa.Column("reason", sa.String(200)),
     sa.Column("callback_number", sa.String(32)),
-    # Derived from handoff_events by ivr.handoffs.derive (the one state machine).
+    # Derived from handoff_events by ivr.flows.handoffs.derive (the one state machine).
     sa.Column("status", sa.String(24), nullable=False, index=True),
     sa.Column("reason_code", sa.String(40)),
     sa.Column("attempt", sa.Integer, nullable=False, default=0),
@@ -121,7 +121,7 @@ conference_inbox = sa.Table(
     # Twilio sends twice is kept once (migration 0011_conference_inbox).
     sa.Column("dedupe_key", sa.String(200), nullable=False, unique=True),
     sa.Column("live_call_id", sa.Integer, nullable=False),
-    # JSON of the callback's fields that ivr.desk.TransferDesk.conference_event reads.
+    # JSON of the callback's fields that ivr.flows.desk.TransferDesk.conference_event reads.
     sa.Column("form", sa.Text, nullable=False),
     sa.Column("token", sa.String(128)),
     sa.Column("received_at", Timestamp, nullable=False),
@@ -134,4 +134,4 @@ conference_inbox = sa.Table(
     sa.Index("ix_conference_inbox_live_call_id_received_at", "live_call_id", "received_at"),
 )
 """Conference status callbacks received, applied to their live call and handoffs in order per
-call by a worker (ivr.conference_inbox)."""
+call by a worker (ivr.flows.conference_inbox)."""

@@ -36,7 +36,7 @@ qa_findings = sa.Table(
     ),
     sa.Column("reviewer", sa.String(32), nullable=False),
     sa.Column("compliant", sa.Boolean, nullable=False),
-    # Why a crisis team was not offered (a code from ivr.qa.NotOfferedReason), when it was not.
+    # Why a crisis team was not offered (a code from ivr.reporting.qa.NotOfferedReason), when it was not.
     sa.Column("not_offered_reason", sa.String(32)),
     sa.Column("coaching_note", sa.Text),
     sa.Column("reviewed_at", Timestamp, nullable=False),

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import audit
+from ivr.store import audit
 from ivr.store.tables import service_request_changes, service_requests
 
 REFERENCE_TRIES = 8

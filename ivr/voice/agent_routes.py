@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 
-from ivr.agent_line import AGENT, AgentLine
+from ivr.flows.agent_line import AGENT, AgentLine
 from ivr.services import services_of
 from ivr.voice.common import twiml, voice_blueprint
 from ivr.voice.desk_routes import DESK_KEY

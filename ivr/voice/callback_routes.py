@@ -18,7 +18,6 @@ import re
 
 from flask import Flask, Response, current_app, request
 
-from ivr import callback_twiml as cbt
 from ivr.decisions.callback_rules import (
     ANSWERED_BY_VALUES,
     TWILIO_CALL_STATUSES,
@@ -31,6 +30,7 @@ from ivr.flows.callbacks import build_line, settle_from_twilio
 from ivr.services import services_of
 from ivr.store import callbacks as store
 from ivr.store.callbacks import AttemptStatus, CallbackStatus, Outcome
+from ivr.twiml import callbacks as cbt
 from ivr.voice.common import fallback_answer, twiml, voice_blueprint
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 
-from ivr.conference_inbox import ConferenceInbox
 from ivr.config.program import ProgramConfig
-from ivr.desk import DESK, HANDOFF, INTAKE, DeskState, TransferDesk, decode_answers
+from ivr.flows.conference_inbox import ConferenceInbox
+from ivr.flows.desk import DESK, HANDOFF, INTAKE, DeskState, TransferDesk, decode_answers
 from ivr.services import services_of
 from ivr.voice.common import state, twiml, voice_blueprint
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from ivr.self_service import MAX_ATTEMPT_PARAM, SelfServiceLine, Turn
+from ivr.flows.self_service import MAX_ATTEMPT_PARAM, SelfServiceLine, Turn
 from ivr.voice.common import state, twiml, voice_blueprint
 
 bp = voice_blueprint("self_service", __name__, "/voice/self-service")

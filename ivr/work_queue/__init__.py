@@ -35,14 +35,14 @@ from flask import (
     url_for,
 )
 
-from ivr import accounts, audit, store
+from ivr import accounts, store
 from ivr.accounts import Role
 from ivr.auth import current_staff, require_role
 from ivr.config.models import ReportCategory
 from ivr.config.program import ProgramConfig
 from ivr.queueing import Queues
 from ivr.settings import Settings
-from ivr.store import service_requests
+from ivr.store import audit, service_requests
 from ivr.store.service_requests import (
     ASSIGN_DEPARTMENT,
     ASSIGN_STAFF,

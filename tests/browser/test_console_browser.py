@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from ivr import create_app, handoffs
-from ivr.handoffs import EventSource, HandoffEvent, Origin
+from ivr import create_app
+from ivr.flows import handoffs
+from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from tests.console_fixtures import (
     CLINICIAN_STAFF_ID,
     PASSWORD,
@@ -313,7 +314,7 @@ def test_clinician_fixes_a_failed_save_without_retyping_and_a_second_save_is_an_
 ) -> None:
     from playwright.sync_api import expect
 
-    from ivr import audit
+    from ivr.store import audit
 
     make_staff("call_taker", staff_id="4603", name="Casey Morgan")
     make_staff("clinician", staff_id=CLINICIAN_STAFF_ID, helper_type="embedded_clinician")

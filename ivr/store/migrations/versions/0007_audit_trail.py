@@ -1,7 +1,7 @@
 """Audit trail: an append-only, hash-chained log; the database refuses to UPDATE an entry.
 
 DELETE is not refused by a trigger (the test suite empties every table between tests); a
-deleted entry breaks the chain at the entry after it, which `python -m ivr.audit verify` names.
+deleted entry breaks the chain at the entry after it, which `python -m ivr.store.audit verify` names.
 
 Revision ID: 0007_audit_trail
 Revises: 0001_foundation

@@ -1,4 +1,4 @@
-"""Conference status callbacks waiting to be applied by a worker (ivr.conference_inbox).
+"""Conference status callbacks waiting to be applied by a worker (ivr.flows.conference_inbox).
 
 Revision ID: 0011_conference_inbox
 Revises: 0004_handoffs

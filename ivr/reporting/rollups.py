@@ -4,11 +4,11 @@ Each UTC hour holds, per helper type and jurisdiction (and once more over all ju
 under '*'), the handoff counts, the no-helper reasons and outcomes as narrow rows, and the
 answer times and call durations as lists of whole seconds; for the self-service line its calls
 and event counts. The dashboard lets the database sum the counts and concatenate the lists
-(`ivr.reports`), so medians and percentiles stay exact. `refresh` recomputes only the hours
+(`ivr.reporting.figures`), so medians and percentiles stay exact. `refresh` recomputes only the hours
 whose records changed since the last refresh (handoffs by `updated_at`, self-service events
 by `at`, both re-read with a safety margin for transactions that commit late), from the same
 SQL the direct path uses. A UTC hour maps to one local hour and weekday whenever the zone's
-offsets over the range are whole hours changing on whole hours; `ivr.reports` uses the direct
+offsets over the range are whole hours changing on whole hours; `ivr.reporting.figures` uses the direct
 queries otherwise.
 """
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr import rollups
 from ivr.config.program import ProgramConfig
+from ivr.reporting import rollups
 from ivr.store.db import seconds_between as seconds_between
 from ivr.store.tables import callbacks, self_service_events
 

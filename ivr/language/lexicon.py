@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ivr.decisions.text import Utterance, fold, stem, words
+from ivr.language.text import Utterance, fold, stem, words
 
 T = TypeVar("T")
 

@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
-from ivr.decisions.lexicon import Lexicon, PhraseError, compile_phrase
-from ivr.decisions.text import Utterance
-from ivr.handoffs import ATTEMPT_FAILURES, HandoffStatus
-from ivr.reports import Filters, Table, clock_for
+from ivr.flows.handoffs import ATTEMPT_FAILURES, HandoffStatus
+from ivr.language.lexicon import Lexicon, PhraseError, compile_phrase
+from ivr.language.text import Utterance
+from ivr.reporting.figures import Filters, Table, clock_for
 from ivr.store.callbacks import as_utc
 from ivr.store.qa_tables import qa_findings, qa_items
 from ivr.store.qa_tags import tagged

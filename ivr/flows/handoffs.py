@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ivr import audit
 from ivr.decisions.consults import ConsultCheck, ConsultVerdict, check_new_consult
 from ivr.decisions.routing import ReasonCode, eligibility, fallback_chain
+from ivr.store import audit
 from ivr.store import callbacks as callback_store
 from ivr.store.db import insert_skipping_duplicates
 from ivr.store.handoff_tables import handoff_events as events_table

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.desk import TransferDesk
+from ivr.flows.desk import TransferDesk
 from ivr.twiml import Urls, gather, say, to_xml
 
 AGENT = "/voice/agent-line"

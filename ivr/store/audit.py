@@ -7,7 +7,7 @@ removing or reordering an entry breaks the chain from that point on:
 
 `append(engine_or_connection, actor, action, subject, details)` adds an entry (pass your
 Connection to audit inside your own transaction: the entry and your change commit together).
-`python -m ivr.audit verify` walks the chain and names the first broken entry (exit 1).
+`python -m ivr.store.audit verify` walks the chain and names the first broken entry (exit 1).
 
 `details` must not carry caller data (numbers, names, recordings, free text): ids and counts.
 """
@@ -182,14 +182,14 @@ def verify(engine: sa.Engine) -> Verdict:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m ivr.audit verify`: exit 0 with the head hash, or 1 naming the broken entry."""
+    """`python -m ivr.store.audit verify`: exit 0 with the head hash, or 1 naming the broken entry."""
     import os
 
     from ivr.settings import DEFAULT_DATABASE_URL, normalise_database_url
     from ivr.store.db import make_engine
 
     if argv[1:] != ["verify"]:
-        print("usage: python -m ivr.audit verify", file=sys.stderr)
+        print("usage: python -m ivr.store.audit verify", file=sys.stderr)
         return 2
     url = normalise_database_url(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
     engine = make_engine(url)

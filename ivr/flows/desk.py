@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from ivr import accounts, audit, handoffs
+from ivr import accounts
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
 from ivr.decisions import sign_in_throttle as throttle
 from ivr.decisions.phrases import sentence, spoken_digits, spoken_phone
 from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
-from ivr.handoffs import (
+from ivr.flows import handoffs
+from ivr.flows.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
     EventSource,
@@ -34,6 +35,7 @@ from ivr.handoffs import (
 )
 from ivr.phones import PhoneNumberError, callback_number, fingerprint, national_digits
 from ivr.queueing import Queues
+from ivr.store import audit
 from ivr.store.handoff_tables import desk_sign_in_failures
 from ivr.store.raw_select import RawSelect
 from ivr.twiml import Urls, gather, say, to_xml
@@ -1072,7 +1074,7 @@ class TransferDesk:
     ) -> None:
         """Conference start/end and participant join/leave, applied to the call's handoffs.
 
-        `received_at`: when the webhook took the callback in (ivr.conference_inbox), if earlier.
+        `received_at`: when the webhook took the callback in (ivr.flows.conference_inbox), if earlier.
         """
         kind = (form.get("StatusCallbackEvent") or "").lower()
         live = handoffs.get_live_call_only(self.engine, live_id)

@@ -47,8 +47,8 @@ from ivr.decisions.menus import (
 )
 from ivr.decisions.phrases import phrase, spoken_deadline, spoken_digits, spoken_phone, spoken_when
 from ivr.decisions.speech import MenuGuess, SpeechUnderstanding
-from ivr.decisions.text import Utterance
 from ivr.decisions.understanding import spoken_choice, yes_or_no
+from ivr.language.text import Utterance
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, national_digits
 from ivr.queueing import Queues
 from ivr.store import callbacks, events, outbox, qa_tags, service_requests

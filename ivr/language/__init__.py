@@ -1,0 +1,1 @@
+"""How words are read, in English and Spanish: folding, stems, phrase patterns (pure)."""
