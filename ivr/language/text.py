@@ -93,14 +93,20 @@ class Utterance:
 
     @classmethod
     def read(cls, text: str | None) -> Utterance:
-        """Read speech (None or blank gives an empty utterance)."""
-        found = tuple(words(text or ""))
-        return cls(
-            raw=(text or "")[:MAX_INPUT_CHARS],
-            words=found,
-            stems={lang: tuple(stem(w, lang) for w in found) for lang in LANGUAGES},
-        )
+        """Read speech (None or blank gives an empty utterance); the same words said at one
+        step are read once (screening, then the menu choice)."""
+        return _read((text or "")[:MAX_INPUT_CHARS])
 
     @property
     def empty(self) -> bool:
         return not self.words
+
+
+@lru_cache(maxsize=256)
+def _read(text: str) -> Utterance:
+    found = tuple(words(text))
+    return Utterance(
+        raw=text,
+        words=found,
+        stems={lang: tuple(stem(w, lang) for w in found) for lang in LANGUAGES},
+    )
