@@ -25,8 +25,11 @@ from ivr.store.events import EventSpool
 from ivr.store.handoff_tables import conference_inbox as inbox_table
 from ivr.voice.desk_routes import INBOX_KEY
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name
+    CALLS_URL,
     WEDNESDAY_11AM,
+    call_json,
     call_taker,
+    call_url,
     desk,
     participant_url,
     twilio_post,
@@ -47,11 +50,13 @@ from tests.test_metrics import scrape
 
 
 @pytest.fixture
-def spool(app: Flask, tmp_path: Path) -> Iterator[EventSpool]:
+def spool(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EventSpool]:
     """The app's conference callbacks go through a spool, as under gunicorn."""
     inbox: ConferenceInbox = app.extensions[INBOX_KEY]
+    # Flushed by the test, not by the thread (set before the thread starts waiting).
+    monkeypatch.setattr(conference_inbox, "FLUSH_INTERVAL_SECONDS", 3600)
     spool = inbox.use_spool(tmp_path / "spool")
-    spool.interval = 3600  # flushed by the test, not by the thread
+    spool.interval = 3600
     yield spool
     spool.close()
     inbox.spool = None
@@ -115,11 +120,13 @@ def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_annou
     assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
     assert _inbox_rows(engine) == []
 
-    assert spool.flush() == 3
+    # The helper's call status "in-progress" (before the keypress) waits in the same inbox.
+    assert spool.flush() == 4
     rows = _inbox_rows(engine)
-    assert len(rows) == 2  # the retried join is kept once
+    assert len(rows) == 3  # the retried join is kept once
+    assert json.loads(rows[0].form)["CallStatus"] == "in-progress"
     assert "+1520" not in " ".join(r.form for r in rows)  # no phone number is kept
-    assert scrape(client)[("bridgeline_conference_callbacks_unapplied", ())] == 2
+    assert scrape(client)[("bridgeline_conference_callbacks_unapplied", ())] == 3
 
     twilio_api.add(
         responses.POST,
@@ -167,7 +174,7 @@ def test_with_the_database_down_callbacks_wait_in_the_spool_and_apply_when_it_is
     assert list(spool.folder.glob("conference-*.flushing"))  # kept for the next flush
 
     monkeypatch.setattr(conference_inbox, "add_to_inbox", real)
-    assert spool.flush() == 1
+    assert spool.flush() == 2  # the helper's call answered, then the caller's leave
     assert not list(spool.folder.glob("conference-*.flushing"))
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=31))
     run_jobs()
@@ -194,9 +201,9 @@ def test_with_redis_down_the_handoff_sweep_applies_what_was_taken_in(
     live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
     _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
     monkeypatch.setattr(conference_inbox, "wake_worker", lambda queues: False)
-    assert spool.flush() == 1
+    assert spool.flush() == 2  # the helper's call answered, then their join
     assert run_jobs() == 0  # no apply job was queued
-    assert len(_inbox_rows(engine)) == 1
+    assert len(_inbox_rows(engine)) == 2
 
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
     workers.handoffs.sweep_handoffs()
@@ -329,3 +336,117 @@ def test_a_callback_applied_late_is_dated_when_received_and_the_record_when_appl
     assert after is not None and after.status is HandoffStatus.CONNECTED
     assert after.updated_at == applied
     assert after.connected_at == received  # no Timestamp from Twilio: when it was received
+
+
+def test_the_caller_hanging_up_just_after_the_helper_joined_rings_no_second_helper(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+    spool: EventSpool,
+) -> None:
+    """Found by the local Twilio (issue 12): the helper's own call status "completed" arrived
+    while their join still waited in the inbox; applied at once, it read as "accepted, then
+    left before joining" and the next helper's phone rang for a call that was over."""
+    live, hid, caller_sid = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    # The helper joins, the caller hangs up at the announcement (the conference ends with
+    # them), and the helper's leg completes: Twilio posts all of it within a second or two.
+    _conference(twilio_post, live, "participant-join", 3, 9, label=f"helper-{hid}-1", sid=HELPER_1)
+    _conference(twilio_post, live, "participant-leave", 4, 10, label="caller", sid=caller_sid)
+    _conference(
+        twilio_post, live, "participant-leave", 5, 10, label=f"helper-{hid}-1", sid=HELPER_1
+    )
+    _conference(twilio_post, live, "conference-end", 6, 10)
+    _status(twilio_post, hid, 1, HELPER_1, "completed", 3, 10)
+    # Nothing about the attempt was applied ahead of the callbacks before it.
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
+
+    spool.flush()
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=12))
+    run_jobs()  # the apply job and whatever it queued; no Calls API request is expected
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.COMPLETED
+    assert after.attempt == 1 and after.callback_id is None
+    assert not [e for e in _log(engine, hid) if e[1] == 2]  # nobody else was dialed
+    assert [c.request.url for c in twilio_api.calls].count(CALLS_URL) == 1  # only the first
+
+
+def test_a_fallback_dial_first_applies_the_calls_callbacks_still_in_the_inbox(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    """Two web processes, two spools: the one holding the helper's join flushes after the one
+    holding their call's "completed", which a worker applies first. The dial of the next
+    helper waits for the join, sees the call completed, and rings nobody."""
+    live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    received = WEDNESDAY_11AM + timedelta(seconds=10)
+    join = {
+        "StatusCallbackEvent": "participant-join",
+        "FriendlyName": live.conference_name,
+        "ConferenceSid": CONFERENCE_SID,
+        "ParticipantLabel": f"helper-{hid}-1",
+        "CallSid": HELPER_1,
+        "SequenceNumber": "3",
+        "Timestamp": "Wed, 25 Nov 2026 18:00:09 +0000",
+    }
+    completed = {
+        "CallSid": HELPER_1,
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+        "Timestamp": "Wed, 25 Nov 2026 18:00:10 +0000",
+    }
+    with engine.begin() as conn:
+        conference_inbox.add_to_inbox(
+            conn, [conference_inbox.callback_row(live.id, completed, None, received, (hid, 1))]
+        )
+    assert conference_inbox.apply_pending(engine, desk.inbox_callback, lambda: received) == 1
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.FALLING_BACK  # type: ignore[union-attr]
+    with engine.begin() as conn:  # the other process's spool, a moment later
+        conference_inbox.add_to_inbox(
+            conn, [conference_inbox.callback_row(live.id, join, None, received)]
+        )
+
+    worker_clock(received + timedelta(seconds=1))
+    run_jobs()  # the dial of attempt 2, queued by the fallback: no Calls API request expected
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.COMPLETED and after.attempt == 1
+    assert not [e for e in _log(engine, hid) if e[1] == 2]
+    assert [c.request.url for c in twilio_api.calls].count(CALLS_URL) == 1
+
+
+def test_no_next_helper_is_dialed_for_a_caller_who_is_gone(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    """The helper accepted, then hung up before joining (a real drop: the next helper would be
+    dialed), but the caller's call had already ended: a dropped handoff, never a new dial."""
+    live, hid, _ = _accepted_handoff(call, desk, engine, run_jobs, twilio_api, twilio_post)
+    ended = WEDNESDAY_11AM + timedelta(seconds=9)
+    handoffs.end_live_call(engine, live.id, ended)  # told by a callback no handoff saw yet
+    _status(twilio_post, hid, 1, HELPER_1, "completed", 3, 10)
+    assert handoffs.get_handoff(engine, hid).status is HandoffStatus.FALLING_BACK  # type: ignore[union-attr]
+
+    twilio_api.add(responses.POST, call_url(HELPER_1), body=call_json(HELPER_1), status=200)
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=11))
+    run_jobs()
+    after = handoffs.get_handoff(engine, hid)
+    assert after is not None and after.status is HandoffStatus.CALLER_DROPPED
+    assert after.callback_id is not None  # someone calls them back
+    assert not [e for e in _log(engine, hid) if e[1] == 2]
+    assert [c.request.url for c in twilio_api.calls].count(CALLS_URL) == 1

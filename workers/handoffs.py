@@ -102,6 +102,10 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
             return f"skipped:{handoff.status.value}"
         if handoff.attempt != attempt - 1:
             return "skipped:out-of-turn"
+        if attempt > 1:
+            held = _before_the_next_helper(ctx, handoff, now)
+            if held is not None:
+                return held
     if attempt > len(handoff.chain):
         last = handoffs.derive(handoffs.handoff_events(ctx.engine, handoff_id)).last_failure
         handoffs.apply_event(
@@ -175,6 +179,36 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
             lock.release()
 
 
+def _before_the_next_helper(
+    ctx: context.WorkerContext, handoff: handoffs.Handoff, now: datetime
+) -> str | None:
+    """Before a fallback dials the next helper: the callbacks of this call still waiting in
+    the inbox are applied first (one may say the helper did join and the call is over), and
+    a caller who is gone is never followed by a new dial (a dropped handoff: a callback, the
+    helper's leg stopped). None: go on and dial; else why not."""
+    if conference_inbox.pending(ctx.engine, handoff.live_call_id):
+        apply_conference_inbox()
+        after = handoffs.get_handoff(ctx.engine, handoff.id)
+        if after is None:
+            return "missing"
+        if after.status is not HandoffStatus.FALLING_BACK or after.attempt != handoff.attempt:
+            return f"skipped:{after.status.value}"
+    live = handoffs.get_live_call_only(ctx.engine, handoff.live_call_id)
+    if live is not None and live.status is LiveCallStatus.ENDED:
+        handoffs.record_caller_left(
+            ctx.engine,
+            ctx.queues,
+            live,
+            at=live.ended_at or now,
+            now=now,
+            dedupe_key=f"{live.call_sid}:call-ended",
+            source=EventSource.BRIDGELINE,
+        )
+        log.info("dial_helper: the caller is gone, no next helper handoff_id=%s", handoff.id)
+        return "skipped:caller-gone"
+    return None
+
+
 def _place_helper_call(
     ctx: context.WorkerContext,
     handoff: handoffs.Handoff,
@@ -205,7 +239,9 @@ def _place_helper_call(
             url=urls(f"{HANDOFF}/whisper", h=handoff_id, at=attempt),
             method="POST",
             timeout=ring_timeout(roster, member),
-            status_callback=urls(f"{HANDOFF}/helper-status", h=handoff_id, at=attempt),
+            status_callback=urls(
+                f"{HANDOFF}/helper-status", h=handoff_id, at=attempt, live=handoff.live_call_id
+            ),
             status_callback_method="POST",
             status_callback_event=HELPER_CALL_EVENTS,
         )
@@ -574,9 +610,10 @@ def _desk() -> TransferDesk:
 
 
 def apply_conference_inbox() -> int:
-    """Apply the conference status callbacks the web processes took in, oldest first."""
+    """Apply the conference and helper-call status callbacks the web processes took in,
+    oldest first (in order per call)."""
     ctx = context.current()
-    applied = conference_inbox.apply_pending(ctx.engine, _desk().conference_event, lambda: _now())
+    applied = conference_inbox.apply_pending(ctx.engine, _desk().inbox_callback, lambda: _now())
     if applied:
         log.info("conference callbacks applied: count=%s", applied)
     return applied

@@ -1,4 +1,4 @@
-"""Conference status callbacks: taken in with one write, applied by a worker.
+"""Conference and helper-call status callbacks: taken in with one write, applied by a worker.
 
 Twilio posts a conference status callback for every participant that joins or leaves and for
 the conference's start and end: several per handoff, at the busiest moments. Applying one
@@ -16,6 +16,12 @@ So the webhook only takes the callback in:
    it applied (kept a day, so a late retry is still a duplicate). Two workers never apply the
    same row, nor two rows of one call at once or out of order; a claim left by a killed
    worker is retaken.
+
+The helper's own call-status callbacks (ringing, answered, completed, no-answer...) come
+through the same inbox, keyed on the same live call, so that every callback about one call is
+applied in the order it arrived: a helper's "completed" can never be applied ahead of their
+conference join still waiting here (read alone, "accepted, then left" means "dial the next
+helper", and a second phone would ring for a call that is over).
 
 The database being down only makes the spool wait; Redis being down only delays the apply job
 (the next callback, or the handoff sweep, queues it again). Without a spool (tests, tools) the
@@ -52,8 +58,14 @@ FIELDS = (
     "CallSid",
     "SequenceNumber",
     "Timestamp",
+    "CallStatus",
 )
 """The fields of Twilio's callback that applying it reads (no phone numbers among them)."""
+
+HELPER_CALL = ("Handoff", "Attempt")
+"""Fields Bridgeline adds (from its own status callback URL) to a helper call's status
+callback: which handoff and attempt the call belongs to. A row without them is a conference
+callback."""
 
 FLUSH_INTERVAL_SECONDS = 0.25
 """How long a callback may wait in a web process's spool before it is in the inbox table."""
@@ -81,14 +93,24 @@ Apply = Callable[[int, Mapping[str, str], str | None, datetime], None]
 
 
 def callback_row(
-    live_call_id: int, form: Mapping[str, str], token: str | None, now: datetime
+    live_call_id: int,
+    form: Mapping[str, str],
+    token: str | None,
+    now: datetime,
+    helper_call: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """What is kept of one callback, with the key that makes a retried callback a duplicate."""
+    """What is kept of one callback, with the key that makes a retried callback a duplicate.
+
+    `helper_call`: (handoff, attempt) when this is the status callback of a helper's call.
+    """
     fields = {name: (form.get(name) or "")[:200] for name in FIELDS if form.get(name)}
-    identity = ":".join(
-        fields.get(name, "")
-        for name in ("ConferenceSid", "CallSid", "ParticipantLabel", "StatusCallbackEvent")
-    )
+    names = ["ConferenceSid", "CallSid", "ParticipantLabel", "StatusCallbackEvent"]
+    if helper_call is not None:
+        fields.update(zip(HELPER_CALL, (str(n) for n in helper_call), strict=True))
+        names.append("CallStatus")  # one call's ringing and answered may share a second
+    else:
+        fields.pop("CallStatus", None)
+    identity = ":".join(fields.get(name, "") for name in names)
     when = fields.get("SequenceNumber") or fields.get("Timestamp") or now.isoformat()
     key = f"t:{token}" if token else f"{live_call_id}:{identity}:{when}"
     return {
@@ -127,11 +149,18 @@ class ConferenceInbox:
         )
         return self.spool
 
-    def receive(self, live_call_id: int, form: Mapping[str, str], token: str | None) -> None:
-        """Keep one callback; applied within about a second (at once without a spool)."""
+    def receive(
+        self,
+        live_call_id: int,
+        form: Mapping[str, str],
+        token: str | None,
+        helper_call: tuple[int, int] | None = None,
+    ) -> None:
+        """Keep one callback (a conference's, or with `helper_call` = (handoff, attempt) a
+        helper call's status); applied within about a second (at once without a spool)."""
         if live_call_id <= 0:
             return  # not one of ours: nothing to apply it to
-        row = callback_row(live_call_id, form, token, self.clock())
+        row = callback_row(live_call_id, form, token, self.clock(), helper_call)
         if self.spool is not None:
             try:
                 self.spool.append(row)
@@ -306,11 +335,13 @@ def _release_failed(
         )
 
 
-def pending(engine: sa.Engine) -> int:
-    """Callbacks received and not applied yet (for the sweep and /metrics)."""
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).select_from(inbox).where(inbox.c.applied_at.is_(None))
-            ).scalar_one()
+def pending(engine: sa.Engine, live_call_id: int | None = None) -> int:
+    """Callbacks received and not applied yet (for the sweep and /metrics), or of one call
+    (a fallback dial waits for them: they may say the helper did join)."""
+    query = sa.select(sa.func.count()).select_from(inbox).where(inbox.c.applied_at.is_(None))
+    if live_call_id is not None:
+        query = query.where(inbox.c.live_call_id == live_call_id).where(
+            inbox.c.attempts < MAX_ATTEMPTS
         )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

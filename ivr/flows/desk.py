@@ -971,9 +971,18 @@ class TransferDesk:
     # ------------------------------------------------------------------ status callbacks
 
     def helper_status(
-        self, handoff_id: int, attempt: int, form: Mapping[str, str], token: str | None
+        self,
+        handoff_id: int,
+        attempt: int,
+        form: Mapping[str, str],
+        token: str | None,
+        received_at: datetime | None = None,
     ) -> None:
-        """The helper leg's call progress (initiated, ringing, answered, completed and its kind)."""
+        """The helper leg's call progress (initiated, ringing, answered, completed and its kind).
+
+        Taken in through the call's inbox with its conference callbacks (`inbox_callback`), so
+        it is applied after them: `received_at` is when the webhook took it in.
+        """
         status = (form.get("CallStatus") or "").lower()
         event = HELPER_CALL_EVENTS.get(status)
         if event is None:
@@ -990,7 +999,7 @@ class TransferDesk:
             source=EventSource.TWILIO,
             dedupe_key=f"{call_sid}:{status}:{seq if seq is not None else stamp}",
             token=token,
-            occurred_at=handoffs.twilio_time(stamp, now),
+            occurred_at=handoffs.twilio_time(stamp, received_at or now),
             now=now,
             attempt=attempt,
             call_sid=call_sid or None,
@@ -999,6 +1008,29 @@ class TransferDesk:
             if event in handoffs.ATTEMPT_FAILURES
             else None,
         )
+
+    def helper_call_of(self, handoff_id: int, live_call_id: int) -> int:
+        """The live call whose inbox a helper call's status callback goes through: the one in
+        the callback's URL, else (a call dialed before the URL carried it) the handoff's."""
+        if live_call_id > 0:
+            return live_call_id
+        handoff = handoffs.get_handoff(self.engine, handoff_id) if handoff_id > 0 else None
+        return handoff.live_call_id if handoff is not None else 0
+
+    def inbox_callback(
+        self,
+        live_id: int,
+        form: Mapping[str, str],
+        token: str | None,
+        received_at: datetime | None = None,
+    ) -> None:
+        """Apply one callback taken in by the call's inbox (ivr.conference_inbox), in the
+        order it arrived: a helper call's status, or a conference's."""
+        handoff_id, attempt = _int(form.get("Handoff")), _int(form.get("Attempt"))
+        if handoff_id is not None and attempt is not None:
+            self.helper_status(handoff_id, attempt, form, token, received_at)
+        else:
+            self.conference_event(live_id, form, token, received_at)
 
     def caller_call_status(self, call_sid: str, form: Mapping[str, str], token: str | None) -> None:
         """The status callback of a desk or intake leg itself (the number's "call status

@@ -55,7 +55,7 @@ def init_app(app: Flask, spool_folder: str = "") -> None:
     inbox = ConferenceInbox(
         core.engine,
         core.queues,
-        transfer_desk.conference_event,
+        transfer_desk.inbox_callback,
         clock=lambda: transfer_desk.clock(),  # tests set the desk's clock
     )
     app.extensions[INBOX_KEY] = inbox
@@ -254,7 +254,14 @@ def announce() -> Response:
 
 @handoff_bp.route("/helper-status", methods=METHODS)
 def helper_status() -> Response:
-    desk().helper_status(_num("h"), _num("at"), request.values, _token())
+    """The helper call's status: through the call's inbox, behind its conference callbacks."""
+    handoff_id, attempt = _num("h"), _num("at")
+    live_id = desk().helper_call_of(handoff_id, _num("live"))
+    if live_id <= 0:
+        return twiml(EMPTY)  # no such handoff: nothing to apply it to
+    current_app.extensions[INBOX_KEY].receive(
+        live_id, request.values, _token(), helper_call=(handoff_id, attempt)
+    )
     return twiml(EMPTY)
 
 
