@@ -153,7 +153,9 @@ def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_sta
         "Url": [f"{PUBLIC_BASE}/voice/handoff/whisper?h={hid}&at=1"],
         "Method": ["POST"],
         "Timeout": ["25"],
-        "StatusCallback": [f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=1&live={live.id}"],
+        "StatusCallback": [
+            f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=1&live={live.id}"
+        ],
         "StatusCallbackMethod": ["POST"],
         "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
     }
@@ -194,7 +196,9 @@ def test_a_declined_helper_falls_back_to_the_next_who_accepts_and_the_caller_sta
     assert sent["To"] == ["+15205550988"]
     assert sent["Timeout"] == ["20"]
     assert sent["Url"] == [f"{PUBLIC_BASE}/voice/handoff/whisper?h={hid}&at=2"]
-    assert sent["StatusCallback"] == [f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=2&live={live.id}"]
+    assert sent["StatusCallback"] == [
+        f"{PUBLIC_BASE}/voice/handoff/helper-status?h={hid}&at=2&live={live.id}"
+    ]
 
     _status(twilio_post, hid, 2, HELPER_2, "ringing", 1, 15)
     helper2 = call(f"/voice/handoff/whisper?h={hid}&at=2", from_number=CALLER_ID, call_sid=HELPER_2)
