@@ -47,9 +47,9 @@ from rq import Retry, SimpleWorker, Worker  # noqa: E402
 from rq.worker import BaseWorker  # noqa: E402
 
 import workers.callbacks  # noqa: E402
+from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin  # noqa: E402
 from ivr.flows import conference_inbox, handoffs  # noqa: E402
 from ivr.flows.desk import helper_label  # noqa: E402
-from ivr.flows.handoffs import EventSource, HandoffEvent, Origin  # noqa: E402
 from ivr.settings import load_settings  # noqa: E402
 from ivr.store import callbacks as callback_store  # noqa: E402
 from ivr.store import outbox  # noqa: E402

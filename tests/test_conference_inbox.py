@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr.accounts import Staff
+from ivr.decisions.handoffs import HandoffStatus
 from ivr.flows import conference_inbox, handoffs
 from ivr.flows.conference_inbox import ConferenceInbox
 from ivr.flows.desk import TransferDesk
-from ivr.flows.handoffs import HandoffStatus
 from ivr.store.events import EventSpool
 from ivr.store.handoff_tables import conference_inbox as inbox_table
 from ivr.voice.desk_routes import INBOX_KEY

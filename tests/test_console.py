@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from ivr import create_app
+from ivr.decisions.handoffs import EventSource, HandoffEvent, HandoffStatus, LiveCall, Origin
 from ivr.flows import handoffs
-from ivr.flows.handoffs import EventSource, HandoffEvent, HandoffStatus, LiveCall, Origin
 from ivr.queueing import Queues
 from ivr.store.account_tables import call_notes
 from ivr.store.tables import callbacks

@@ -18,8 +18,7 @@ from flask import Flask
 
 from ivr import create_app
 from ivr.decisions.consults import ConsultVerdict, check_new_consult
-from ivr.flows import handoffs
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     ConsultConflict,
     EventSource,
     HandoffEvent,
@@ -27,6 +26,7 @@ from ivr.flows.handoffs import (
     LiveCall,
     Origin,
 )
+from ivr.flows import handoffs
 from ivr.queueing import Queues
 from ivr.security import SIGNATURE_HEADER, compute_signature
 from ivr.store.db import make_engine

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ivr.console.story import call_state, handoff_story, ringing_since
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     EventRecord,
     EventSource,
     Handoff,

@@ -23,9 +23,9 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from ivr.accounts import Staff
+from ivr.decisions.handoffs import HandoffStatus, LiveCallStatus
 from ivr.flows import handoffs
 from ivr.flows.desk import CALLER_CHECK_SECONDS, TransferDesk
-from ivr.flows.handoffs import HandoffStatus, LiveCallStatus
 from ivr.queueing import Queues
 from ivr.simulator import Call
 from ivr.store.tables import callbacks

@@ -17,9 +17,9 @@ from flask import Flask
 
 from ivr.accounts import Staff
 from ivr.config import load_program
+from ivr.decisions.handoffs import EventSource, HandoffEvent, HandoffStatus
 from ivr.flows import handoffs
 from ivr.flows.desk import TransferDesk
-from ivr.flows.handoffs import EventSource, HandoffEvent, HandoffStatus
 from ivr.reporting import eido as eido_export
 from ivr.reporting.eido_http import context_of
 from ivr.simulator import Call

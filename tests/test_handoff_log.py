@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.accounts import Staff
+from ivr.decisions.handoffs import HandoffStatus
 from ivr.flows import handoffs
 from ivr.flows.desk import TransferDesk
-from ivr.flows.handoffs import HandoffStatus
 from ivr.simulator import Call
 from ivr.store.tables import callbacks
 from tests.conftest import ACCOUNT_SID, PUBLIC_BASE

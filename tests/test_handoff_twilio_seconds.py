@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ivr.flows.handoffs import EventRecord, EventSource, HandoffEvent, HandoffStatus, derive
+from ivr.decisions.handoffs import EventRecord, EventSource, HandoffEvent, HandoffStatus, derive
 
 T0 = datetime(2026, 11, 30, 22, 30, 12, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr.config.program import NENA_TARGETS
+from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin
 from ivr.flows import handoffs
-from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from ivr.live import board
 from ivr.live.format import elapsed, local_clock
 from ivr.reporting.labels import Labels

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from ivr.decisions.handoffs import HandoffStatus
 from ivr.flows import handoffs
-from ivr.flows.handoffs import HandoffStatus
 from ivr.local_twilio.client import LocalTwilioClient
 from ivr.local_twilio.handoff import PSAP_LINE, RESIDENT, Simulation
 from ivr.store import callbacks as callback_store

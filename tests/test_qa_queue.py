@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin
 from ivr.flows import handoffs
-from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from ivr.reporting import qa_queue
 from ivr.reporting.qa import QAItem, QAReason, SubjectKind
 from ivr.store.account_tables import call_notes

@@ -335,8 +335,8 @@ def test_speech_at_the_menus_tags_the_call_for_qa(signed_post, engine: sa.Engine
 
 
 def test_a_handoff_reason_is_tagged_for_qa(app, engine: sa.Engine) -> None:
+    from ivr.decisions.handoffs import Origin
     from ivr.flows import handoffs
-    from ivr.flows.handoffs import Origin
 
     with app.app_context():
         handoffs.open_live_call(

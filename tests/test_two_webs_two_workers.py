@@ -31,8 +31,8 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from ivr.accounts import create_staff
+from ivr.decisions.handoffs import HandoffStatus
 from ivr.flows import handoffs
-from ivr.flows.handoffs import HandoffStatus
 from ivr.queueing import QUEUE_NAMES
 from ivr.simulator import Call, CallError, HttpTransport
 from ivr.store import callbacks as callback_store

@@ -21,10 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 from ivr import twilio_rest
 from ivr.config.decision_tree import DecisionTree, load_decision_tree
 from ivr.config.roster import Roster, load_roster
-from ivr.decisions.routing import Member, ReasonCode, on_duty, ring_timeout
-from ivr.flows import conference_inbox, handoffs
-from ivr.flows.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
     EventSource,
@@ -33,6 +30,9 @@ from ivr.flows.handoffs import (
     LiveCallStatus,
     Origin,
 )
+from ivr.decisions.routing import Member, ReasonCode, on_duty, ring_timeout
+from ivr.flows import conference_inbox, handoffs
+from ivr.flows.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
 from ivr.twiml import Urls
 from workers import context
 

@@ -36,8 +36,7 @@ from ivr.config.roster import Roster
 from ivr.console import story, times
 from ivr.decisions import routing
 from ivr.decisions.consults import ConsultVerdict
-from ivr.flows import handoffs
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     ConsultConflict,
     EventRecord,
     EventSource,
@@ -49,6 +48,7 @@ from ivr.flows.handoffs import (
     Outcome,
     OutcomeAlreadyRecorded,
 )
+from ivr.flows import handoffs
 from ivr.queueing import Queues
 from ivr.reporting.labels import (
     CALLBACK_SOURCE_WORDS,

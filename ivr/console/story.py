@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     PENDING,
     EventRecord,
     EventSource,

@@ -21,10 +21,7 @@ from ivr import accounts
 from ivr.config.decision_tree import DecisionTree
 from ivr.config.roster import Roster
 from ivr.decisions import sign_in_throttle as throttle
-from ivr.decisions.phrases import sentence, spoken_digits, spoken_phone
-from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
-from ivr.flows import handoffs
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
     EventSource,
@@ -33,6 +30,9 @@ from ivr.flows.handoffs import (
     LiveCallStatus,
     Origin,
 )
+from ivr.decisions.phrases import sentence, spoken_digits, spoken_phone
+from ivr.decisions.routing import Eligibility, ReasonCode, eligibility, next_question, offers
+from ivr.flows import handoffs
 from ivr.phones import PhoneNumberError, callback_number, fingerprint, national_digits
 from ivr.queueing import Queues
 from ivr.store import audit

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from ivr.config.program import AnswerTarget, ProgramConfig
 from ivr.config.roster import Roster
 from ivr.decisions import routing
-from ivr.flows.handoffs import HandoffStatus, LiveCallStatus, Origin
+from ivr.decisions.handoffs import HandoffStatus, LiveCallStatus, Origin
 from ivr.reporting.figures import seconds_between
 from ivr.reporting.labels import Labels
 from ivr.store.callbacks import as_utc

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ivr.flows.handoffs import EventRecord, EventSource, HandoffEvent, LiveCall
+from ivr.decisions.handoffs import EventRecord, EventSource, HandoffEvent, LiveCall
 from ivr.reporting.labels import Labels
 from ivr.store.account_tables import call_notes
 from ivr.store.callbacks import as_utc

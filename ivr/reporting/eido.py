@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from ivr.config import nena_registries as nena
 from ivr.config.program import HelperAgency, Jurisdiction, ProgramConfig
-from ivr.flows.handoffs import (
+from ivr.decisions.handoffs import (
     PENDING,
     REACHED,
     Handoff,
@@ -42,11 +42,10 @@ from ivr.flows.handoffs import (
     LiveCall,
     LiveCallStatus,
     Origin,
-    get_handoff,
-    get_live_call_only,
 )
 from ivr.reporting.labels import HANDOFF_STATUS_WORDS, OUTCOME_WORDS, REASON_WORDS, plain
 from ivr.store.handoff_tables import handoffs as handoffs_table
+from ivr.store.handoffs import get_handoff, get_live_call_only
 from ivr.store.tables import callbacks as callbacks_table
 
 EIDO_VERSION = "1.0"

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
-from ivr.flows.handoffs import ATTEMPT_FAILURES, HandoffStatus
+from ivr.decisions.handoffs import ATTEMPT_FAILURES, HandoffStatus
 from ivr.language.lexicon import Lexicon, PhraseError, compile_phrase
 from ivr.language.text import Utterance
 from ivr.reporting.figures import Filters, Table, clock_for

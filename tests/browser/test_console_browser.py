@@ -14,8 +14,8 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from ivr import create_app
+from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin
 from ivr.flows import handoffs
-from ivr.flows.handoffs import EventSource, HandoffEvent, Origin
 from tests.console_fixtures import (
     CLINICIAN_STAFF_ID,
     PASSWORD,

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from ivr.decisions.handoffs import HandoffEvent, Origin
 from ivr.flows import handoffs
-from ivr.flows.handoffs import HandoffEvent, Origin
 from tests.browser.test_console_browser import (
     CALL_SID,
     CALLER_NUMBER,
