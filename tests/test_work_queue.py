@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 import sqlalchemy as sa
+from lxml import etree
 
 from ivr.simulator import Call
 from ivr.store import audit, service_requests
@@ -235,3 +236,62 @@ def test_times_on_the_page_are_local(
     page = logged_in_client("agent_311").get(f"/reports/{reference}").get_data(as_text=True)
     assert re.search(r"\w{3} \d{2} \w{3} \d{4}, \d{1,2}:\d{2} [ap]\.m\.", page)
     assert "UTC" not in page
+
+
+def test_twilios_transcript_and_its_tags_reach_staff_but_not_partners_or_logs(
+    signed_post, engine: sa.Engine, logged_in_client: LoggedIn, client, caplog
+) -> None:
+    english = signed_post("/voice/self-service/report/category?lang=en", {"Digits": "2"})
+    record = etree.fromstring(english.data).find("Record")
+    assert record.get("transcribe") == "true"
+    assert "/voice/self-service/report/transcription" in record.get("transcribeCallback")
+    signed_post(
+        "/voice/self-service/report/recorded?lang=en&cat=pothole",
+        {"RecordingSid": RECORDING_SID, "RecordingUrl": MEDIA_URL[:-4], "RecordingDuration": "9"},
+    )
+    said = "There is a huge pothole on the road, it is dangerous and blocking the bike lane."
+    answer = signed_post(
+        "/voice/self-service/report/transcription?lang=en",
+        {
+            "RecordingSid": RECORDING_SID,
+            "TranscriptionSid": "TR" + "d" * 32,
+            "TranscriptionText": said,
+            "TranscriptionStatus": "completed",
+        },
+    )
+    assert answer.status_code == 200
+    with engine.connect() as conn:
+        reference, tags = conn.execute(
+            sa.select(requests_table.c.reference, requests_table.c.tags)
+        ).one()
+    page = logged_in_client("agent_311").get(f"/reports/{reference}").get_data(as_text=True)
+    assert said in page
+    shown_tags = re.findall(r'<span class="tag">([^<]+)</span>', page)
+    assert shown_tags == (tags.split(",") if tags else [])
+    assert "Urgent" not in page
+    shown = client.get(f"/open311/v2/requests/{reference}.json").get_json()[0]
+    assert shown["description"] is None
+    assert "bike lane" not in caplog.text
+
+
+def test_a_report_whose_recording_has_crisis_words_stands_out_in_the_queue(
+    signed_post, engine: sa.Engine, logged_in_client: LoggedIn
+) -> None:
+    signed_post(
+        "/voice/self-service/report/recorded?lang=en&cat=noise",
+        {"RecordingSid": RECORDING_SID, "RecordingUrl": MEDIA_URL[:-4], "RecordingDuration": "9"},
+    )
+    signed_post(
+        "/voice/self-service/report/transcription?lang=en",
+        {
+            "RecordingSid": RECORDING_SID,
+            "TranscriptionText": "my neighbor says he wants to kill himself and has a gun",
+            "TranscriptionStatus": "completed",
+        },
+    )
+    agent = logged_in_client("agent_311")
+    listing = agent.get("/reports").get_data(as_text=True)
+    assert "Urgent: crisis words" in listing
+    with engine.connect() as conn:
+        reference = conn.execute(sa.select(requests_table.c.reference)).scalar_one()
+    assert 'id="urgent"' in agent.get(f"/reports/{reference}").get_data(as_text=True)

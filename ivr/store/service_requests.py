@@ -90,6 +90,7 @@ class ServiceRequest:
     status_changed_at: datetime | None = None
     assigned_to: str | None = None
     notify_sms: bool = False
+    urgent: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -156,6 +157,7 @@ def _row(row: sa.Row) -> ServiceRequest:
         status_changed_at=aware(m.get("status_changed_at")),
         assigned_to=m.get("assigned_to"),
         notify_sms=bool(m.get("notify_sms")),
+        urgent=bool(m.get("urgent")),
     )
 
 
@@ -263,17 +265,6 @@ def attach_recording(
                 recording_status=status,
                 updated_at=datetime.now(UTC),
             )
-        )
-    return result.rowcount > 0
-
-
-def attach_transcript(engine: sa.Engine, *, recording_sid: str, text: str, tags: str) -> bool:
-    """Keep Twilio's transcription of the description (and the tags found in it)."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            service_requests.update()
-            .where(service_requests.c.recording_sid == recording_sid)
-            .values(transcript=text, tags=tags or None, updated_at=datetime.now(UTC))
         )
     return result.rowcount > 0
 

@@ -145,6 +145,7 @@ def _row(r: ServiceRequest, now: datetime, people: dict[str, str]) -> dict[str, 
         "jurisdiction": jurisdiction.name if jurisdiction else (r.jurisdiction or "none"),
         "assigned": assignment_label(r.assigned_to, people),
         "source": "Phone" if r.source.value == "phone" else "Partner system",
+        "urgent": r.urgent,
     }
 
 
