@@ -224,9 +224,7 @@ def test_operators_add_their_own_crisis_phrases_and_keywords(tmp_path: Path) -> 
         "        - suicide|suicidal\n        - unalive myself|himself|herself\n",
         1,
     )
-    text = text.replace(
-        "      es: [otra cosa, otro, otra,", "      es: [otra cosa, otro, otra, chatarra,", 1
-    )
+    text = text.replace("      es: [otra cosa,", "      es: [chatarra, otra cosa,", 1)
     menus.write_text(text, encoding="utf-8")
     extended = SpeechUnderstanding(load_config(folder).menus)
     found = extended.crisis.screen("my cousin wants to unalive himself")
