@@ -283,3 +283,15 @@ def test_a_callback_answered_by_the_resident_is_bridged_to_a_navigator_who_accep
     navigator = next(c for c in phones.twilio.calls() if c["to"] == "+15205550161")
     assert "Press 1 to take the call" in "\n".join(navigator["heard"])
     assert navigator["parent_call_sid"] is not None  # a <Dial> leg of the resident's call
+
+
+def test_a_caller_who_hangs_up_as_the_helper_joins_gets_no_second_helper_rung(
+    phones: Simulation, engine: sa.Engine
+) -> None:
+    """The helper's leg ends with the conference a moment after the join: its `completed`
+    status must not make the handoff fall back to the next helper (issue 12's race, which the
+    local Twilio shows because nothing it plays takes time)."""
+    status = phones.run_caller_drops_at_announcement()  # fails if anyone else is dialed
+
+    assert status in (HandoffStatus.COMPLETED.value, HandoffStatus.CALLER_DROPPED.value)
+    assert _dialed(phones) == [RIVERA]
