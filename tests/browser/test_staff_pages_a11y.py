@@ -85,7 +85,9 @@ def busy_program(app: Flask, engine: sa.Engine) -> int:
 
 
 def check(page: Any, what: str) -> list[str]:
-    """Problems of the page as it stands: sideways scrolling, axe-core violations."""
+    """Problems of the page as it stands once loaded (its stylesheets applied): sideways
+    scrolling, axe-core violations."""
+    page.wait_for_load_state("load")
     problems = []
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.viewport_size["width"]
