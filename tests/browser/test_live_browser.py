@@ -50,7 +50,10 @@ def axe_violations(page: Any) -> list[str]:
 
 
 def page_width(page: Any) -> int:
-    """How wide the document is drawn (wider than the viewport means sideways scrolling)."""
+    """How wide the document is drawn once loaded, stylesheets applied (wider than the viewport
+    means sideways scrolling). Measured before console.css or live.css arrives, a table is laid
+    out unstyled and looks too wide although no browser ever paints it that way."""
+    page.wait_for_load_state("load")
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
