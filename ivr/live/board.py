@@ -55,6 +55,9 @@ RINGING_STATUSES = frozenset(
 IN_PROGRESS_STATUSES = RINGING_STATUSES | {HandoffStatus.CONNECTED}
 """Handoffs the wall lists: still ringing, or connected and not over."""
 
+OPEN_CALL_STATES = tuple(s.value for s in LiveCallStatus if s is not LiveCallStatus.ENDED)
+"""Live call states of a call still held in a conference."""
+
 OPEN_CALLBACK_STATES = ("pending", "dialing")
 """Callbacks that still owe someone a call."""
 
@@ -198,7 +201,9 @@ def read_live(engine: sa.Engine) -> list[LiveNow]:
     with engine.connect() as conn:
         calls = conn.execute(
             sa.select(lc.id, lc.origin, lc.status, lc.created_at, lc.jurisdiction)
-            .where(lc.status != LiveCallStatus.ENDED.value)
+            # IN over the open states uses the status index; "!= ended" read every call ever
+            # made (2M rows at 10M handoff events: 0.4 s a poll on PostgreSQL)
+            .where(lc.status.in_(OPEN_CALL_STATES))
             .order_by(lc.created_at, lc.id)
         ).all()
         ids = [c.id for c in calls]
