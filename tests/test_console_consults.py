@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import responses
 import sqlalchemy as sa
+import yaml
 from flask import Flask
 
 from ivr import create_app
@@ -61,7 +62,17 @@ CLINICIAN = {"helper_type": "embedded_clinician", "answers": SAFE_ANSWERS, "reas
 
 @pytest.fixture(scope="module")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_console_config(tmp_path_factory.mktemp("consult-config"))
+    """The console's config with every helper type on duty around the clock: config/roster.yaml
+    has the navigator on weekdays 09:00-17:00 Phoenix time only, and off duty a start is
+    recorded as not_started and blocks nothing, so these stories would depend on the hour."""
+    folder = write_console_config(tmp_path_factory.mktemp("consult-config"))
+    roster_file = folder / "roster.yaml"
+    roster = yaml.safe_load(roster_file.read_text(encoding="utf-8"))
+    for helper in roster["helper_types"].values():
+        for member in helper["members"]:
+            member["shifts"] = "always"
+    roster_file.write_text(yaml.safe_dump(roster, sort_keys=False), encoding="utf-8")
+    return folder
 
 
 @pytest.fixture
@@ -287,7 +298,10 @@ def test_starts_racing_on_separate_connections_record_exactly_one_handoff(
     losers = {r for r in results if r != "started"}
     expected = {"already_under_way"} if len(set(helper_types)) == 1 else {"busy"}
     assert losers == expected
-    assert len(handoffs.handoffs_for_call(engine, live.id)) == 1
+    recorded = handoffs.handoffs_for_call(engine, live.id)
+    assert len(recorded) == 1
+    # The one start was a real one (a helper to dial), not a refusal that blocks nothing.
+    assert (recorded[0].status, recorded[0].reason_code) == (HandoffStatus.REQUESTED, None)
     assert queues.queue(handoffs.DIAL_QUEUE).count == 1
 
 
