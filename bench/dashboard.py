@@ -453,13 +453,13 @@ def time_dashboard(url: str, runs: int, clock_job: bool, jurisdiction: str) -> T
     of the figures alone, and of the page filtered to one jurisdiction."""
     from ivr.reporting import figures as reports
     from ivr.reporting import rollups
-    from ivr.reporting.figures import Filters
+    from ivr.reporting.measures import Filters
 
     app = create_app(_env(url))
     engine = app.extensions["bridgeline"].engine
     client = _signed_in(app)
     query = {"start": "2025-11-01", "end": "2026-10-31"}
-    program = app.extensions["bridgeline_program"]
+    program = app.extensions["bridgeline"].program
     filters = Filters(YEAR_START, YEAR_START + timedelta(days=365))
     now = YEAR_START + timedelta(days=365)
     out = Timings()

@@ -44,7 +44,7 @@ from ivr.accounts import create_staff  # noqa: E402
 from ivr.local_twilio.client import LocalTwilioClient  # noqa: E402
 from ivr.local_twilio.handoff import CALLER_NUMBER, ScenarioFailed, Simulation  # noqa: E402
 from ivr.store import callbacks as callback_store  # noqa: E402
-from ivr.store.callbacks import CallbackSource  # noqa: E402
+from ivr.store.callback_records import CallbackSource  # noqa: E402
 from ivr.store.db import make_engine, migrate  # noqa: E402
 from tests.live_service import always_open_config, free_port, running_service  # noqa: E402
 

@@ -53,14 +53,14 @@ from ivr.flows.desk import helper_label  # noqa: E402
 from ivr.settings import load_settings  # noqa: E402
 from ivr.store import callbacks as callback_store  # noqa: E402
 from ivr.store import outbox  # noqa: E402
-from ivr.store.callbacks import AttemptStatus, CallbackSource  # noqa: E402
+from ivr.store.callback_records import AttemptStatus, CallbackSource  # noqa: E402
 from ivr.store.db import migrate  # noqa: E402
 from ivr.store.handoff_tables import handoff_events  # noqa: E402
 from ivr.store.tables import outbound_sms  # noqa: E402
 from tests.fake_twilio import FakeTwilio  # noqa: E402
 from tests.live_service import always_open_config  # noqa: E402
 from workers import context  # noqa: E402
-from workers.handoffs import _config as roster_and_tree  # noqa: E402
+from workers.handoff_legs import _config as roster_and_tree  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
 

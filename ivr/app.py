@@ -17,16 +17,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-LEGACY_KEYS = {
-    "roster": "bridgeline_roster",
-    "tree": "bridgeline_decision_tree",
-    "program": "bridgeline_program",
-    "labels": "bridgeline_labels",
-}
-"""Services fields also kept under their old app.extensions keys, for code not yet reading
-ivr.services.services() (tests and branches written before the container)."""
-
-
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `overrides` may set environment names (e.g. DATABASE_URL) or Flask keys."""
     from flask import Flask
@@ -36,6 +26,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from ivr.config import load_config, load_decision_tree, load_program, load_roster
     from ivr.dashboard import init_app as init_dashboard
     from ivr.decisions.callback_rules import times_for
+    from ivr.flows import handoffs
     from ivr.flows.self_service import SelfServiceLine
     from ivr.partners import eido_api as partner_eido_api
     from ivr.partners import open311_routes
@@ -85,8 +76,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         self_service=SelfServiceLine(config, settings.public_base_url, engine, queues),
     )
     install(app, services)
-    for field, key in LEGACY_KEYS.items():
-        app.extensions[key] = getattr(services, field)
+    handoffs.init_app(  # what a handoff started in a request uses unless told otherwise
+        app,
+        handoffs.AppDefaults(roster, tree, services.self_service.understanding.tagger.tags),
+    )
 
     store_events.init_app(app, engine, env.get("BRIDGELINE_SPOOL_DIR", ""))  # event spool
     voice_common.init_app(app)

@@ -22,7 +22,7 @@ from rq.scheduler import RQScheduler
 from ivr.queueing import Queues
 from ivr.settings import load_settings
 from ivr.store import callbacks as store
-from ivr.store.callbacks import CallbackSource
+from ivr.store.callback_records import CallbackSource
 from ivr.voice.callback_routes import EXTENSION_KEY, CallbackLine
 from tests.conftest import ACCOUNT_SID
 from workers import context as worker_context

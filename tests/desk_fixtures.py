@@ -85,10 +85,11 @@ def desk(app: Flask) -> Iterator[TransferDesk]:
 @pytest.fixture
 def worker_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
     """Set the time the handoff jobs see."""
+    import workers.handoff_legs
     import workers.handoffs
 
     def set_time(moment: datetime) -> None:
-        monkeypatch.setattr(workers.handoffs, "_now", lambda: moment)
+        monkeypatch.setattr(workers.handoff_legs, "_now", lambda: moment)
 
     set_time(WEDNESDAY_11AM)
     return set_time

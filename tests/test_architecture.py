@@ -67,3 +67,26 @@ def test_a_worker_job_module_loads_no_web_part() -> None:
     loaded = _fresh_import("workers.handoffs", "workers.callbacks", "workers.clock")
     web = ("ivr.voice", "ivr.console", "ivr.dashboard", "ivr.live", "ivr.app")
     assert [m for m in loaded if m.startswith(web)] == []
+
+
+def test_every_registered_job_name_is_a_function_a_worker_can_import() -> None:
+    import importlib
+
+    from workers import jobs
+
+    for name in jobs.ALL_JOBS:
+        module, _, function = name.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), function)), name
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """One job per module: a module that grows past 600 lines is split (migrations aside)."""
+    too_long = {}
+    for folder in ("ivr", "workers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            lines = len(path.read_text(encoding="utf-8").splitlines())
+            if lines > 600:
+                too_long[str(path.relative_to(ROOT))] = lines
+    assert too_long == {}

@@ -16,8 +16,9 @@ from rq.registry import ScheduledJobRegistry
 
 from ivr.store import audit
 from ivr.store import callbacks as store
+from ivr.store.callback_attempts import Claim
+from ivr.store.callback_records import AttemptStatus, CallbackSource, CallbackStatus
 from ivr.store.callback_tables import callback_events
-from ivr.store.callbacks import AttemptStatus, CallbackSource, CallbackStatus, Claim
 from ivr.store.tables import callbacks as callbacks_table
 from tests.callback_fixtures import (
     CALLS_URL,

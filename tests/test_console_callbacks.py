@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from ivr.store import callbacks as store
-from ivr.store.callbacks import CallbackSource, CallbackStatus
+from ivr.store.callback_records import CallbackSource, CallbackStatus
 from tests.console_fixtures import logged_in_client, make_staff  # noqa: F401
 
 

@@ -289,8 +289,8 @@ def test_starts_racing_on_separate_connections_record_exactly_one_handoff(
     race = Race(
         url=str(engine.url.render_as_string(hide_password=False)),
         call_sid=live.call_sid,
-        roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
         queues=queues,
     )
     results = race.run(helper_types)

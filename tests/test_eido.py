@@ -20,8 +20,8 @@ from ivr.config import load_program
 from ivr.decisions.handoffs import EventSource, HandoffEvent, HandoffStatus
 from ivr.flows import handoffs
 from ivr.flows.desk import TransferDesk
+from ivr.partners.eido_http import context_of
 from ivr.reporting import eido as eido_export
-from ivr.reporting.eido_http import context_of
 from ivr.simulator import Call
 from tests.conftest import REPO
 from tests.console_fixtures import LoggedIn, logged_in_client, make_staff

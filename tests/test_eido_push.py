@@ -26,7 +26,7 @@ from ivr.flows import handoffs
 from ivr.flows.desk import TransferDesk
 from ivr.partners import deliveries, subscriptions
 from ivr.partners.cli import main as partners_cli
-from ivr.reporting.eido_http import context_of
+from ivr.partners.eido_http import context_of
 from ivr.simulator import Call
 from tests.console_fixtures import LoggedIn, logged_in_client, make_staff
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name

@@ -563,9 +563,10 @@ def test_a_dial_that_times_out_is_checked_with_twilio_and_never_placed_twice(
 ) -> None:
     import requests
 
+    import workers.handoff_legs
     import workers.handoffs
 
-    monkeypatch.setattr(workers.handoffs, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(workers.handoff_legs, "_sleep", lambda seconds: None)
     c = _desk_to_conference(call, "3")  # navigator
     live = handoffs.live_call_by_sid(engine, c.call_sid)
     assert live is not None

@@ -65,8 +65,8 @@ def _start(app: Flask, engine: sa.Engine, call_sid: str, helper_type: str) -> ha
         helper_type=helper_type,
         answers=ANSWERS,
         reason="panic attack",
-        roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     )
 
 
@@ -330,9 +330,9 @@ def test_clock_times_are_local_with_the_day_when_not_today(program: Any) -> None
 
 
 def test_the_wall_changes_version_only_when_its_content_does(app: Flask, engine: sa.Engine) -> None:
-    program = app.extensions["bridgeline_program"]
-    roster = app.extensions["bridgeline_roster"]
-    labels = app.extensions["bridgeline_labels"]
+    program = app.extensions["bridgeline"].program
+    roster = app.extensions["bridgeline"].roster
+    labels = app.extensions["bridgeline"].labels
     now = _now()
 
     def version(at: datetime) -> str:

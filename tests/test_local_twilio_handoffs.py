@@ -29,7 +29,7 @@ from ivr.flows import handoffs
 from ivr.local_twilio.client import LocalTwilioClient
 from ivr.local_twilio.handoff import PSAP_LINE, RESIDENT, Simulation
 from ivr.store import callbacks as callback_store
-from ivr.store.callbacks import CallbackSource
+from ivr.store.callback_records import CallbackSource
 from ivr.store.tables import callbacks as callbacks_table
 from tests.live_service import Service, always_open_config, free_port, running_service
 from tests.test_two_webs_two_workers import OKAFOR, RIVERA, enqueue

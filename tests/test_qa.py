@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig, QASettings
 from ivr.reporting import qa
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from ivr.reporting.qa import QAReason
 from ivr.store.qa_tables import qa_items
 from tests.dashboard_fixtures import (

@@ -176,8 +176,8 @@ def test_the_review_shows_the_call_in_words_and_local_time_with_notes(
         helper_type="embedded_clinician",
         answers=ANSWERS,
         reason="panic attack",
-        roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     )
     handoffs.record_event(
         engine, handoff.id, HandoffEvent.DIALING, source=EventSource.TWILIO,
@@ -194,7 +194,7 @@ def test_the_review_shows_the_call_in_words_and_local_time_with_notes(
             )
         )
     _supervisor(client, make_staff)
-    today = now.astimezone(app.extensions["bridgeline_program"].zone).date().isoformat()
+    today = now.astimezone(app.extensions["bridgeline"].program.zone).date().isoformat()
     queue = _get(client, "/dashboard/qa", start=today, end=today)
     item = re.search(r'href="/dashboard/qa/(\d+)', queue)
     assert item

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
 from ivr.reporting import figures as reports
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from tests.dashboard_fixtures import (
     _forget_handoffs,
     add_attempt,

@@ -17,10 +17,10 @@ from ivr.config.program import ProgramConfig, load_program
 from ivr.flows import handoffs
 from ivr.flows.desk import TransferDesk
 from ivr.reporting import figures as reports
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from ivr.simulator import Call
 from ivr.store import callbacks as callback_store
-from ivr.store.callbacks import CallbackSource
+from ivr.store.callback_records import CallbackSource
 from ivr.store.handoff_tables import handoffs as handoffs_table
 from tests.dashboard_fixtures import _forget_handoffs, program, utc
 from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by name

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ivr.config.program import ProgramConfig
 from ivr.reporting import figures as reports
 from ivr.reporting import rollups
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from ivr.store.handoff_tables import handoffs
 from tests.dashboard_fixtures import (
     _forget_handoffs,

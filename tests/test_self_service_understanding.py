@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig, QASettings
 from ivr.reporting import qa
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from ivr.reporting.qa import QAReason
 from ivr.simulator import Call
 from ivr.store.qa_tags import qa_tags, tags_of

@@ -18,7 +18,7 @@ from ivr import twilio_rest
 from ivr.phones import NumberProblem, PhoneNumberError, callback_number, dialable_number
 from ivr.simulator import Call
 from ivr.store import callbacks as store
-from ivr.store.callbacks import CallbackStatus
+from ivr.store.callback_records import CallbackStatus
 from ivr.store.tables import callbacks
 from tests.callback_fixtures import CallbackWorld, clock, world
 from tests.conftest import ACCOUNT_SID

@@ -36,7 +36,7 @@ from ivr.flows import handoffs
 from ivr.queueing import QUEUE_NAMES
 from ivr.simulator import Call, CallError, HttpTransport
 from ivr.store import callbacks as callback_store
-from ivr.store.callbacks import AttemptStatus, CallbackStatus
+from ivr.store.callback_records import AttemptStatus, CallbackStatus
 from ivr.store.tables import callbacks as callbacks_table
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE
 from tests.fake_twilio import FakeTwilio, Recorded

@@ -34,7 +34,8 @@ from ivr.decisions.routing import next_on_duty_change
 from ivr.flows.callbacks import CallbackLine, settle_from_twilio
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.store import callbacks as store
-from ivr.store.callbacks import AttemptStatus, CallbackStatus, Claim, Outcome
+from ivr.store.callback_attempts import Claim
+from ivr.store.callback_records import AttemptStatus, CallbackStatus, Outcome
 from workers import context
 from workers.call_rate import RateLimiterUnavailable, call_slot
 

@@ -25,7 +25,7 @@ from ivr.partners.subscriptions import (
     signing_secret,
 )
 from ivr.reporting.eido import EidoContext, context_for
-from workers import context
+from workers import context, jobs
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +125,11 @@ def sweep_eido_push() -> int:
     for subscription_id, handoff_id in deliveries.due_streams(ctx.engine, now):
         if ctx.queues.enqueue(
             PUSH_QUEUE,
-            "workers.eido_push.push_stream",
+            jobs.PUSH_STREAM,
             subscription_id,
             handoff_id,
             job_id=_job_id(subscription_id, handoff_id),
-            retry_intervals=(10, 30),  # the database or Redis away; sends retry by backoff
+            retry_intervals=jobs.PUSH_SCHEDULE_RETRY,  # the database or Redis away; sends retry by backoff
         ):
             queued += 1
     return queued

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from twilio.base.exceptions import TwilioRestException
 
 from ivr import twilio_rest
-from ivr.config.decision_tree import DecisionTree, load_decision_tree
-from ivr.config.roster import Roster, load_roster
 from ivr.decisions.handoffs import (
     CALL_TAKER_LABEL,
     CALLER_LABEL,
@@ -32,20 +27,25 @@ from ivr.decisions.handoffs import (
 )
 from ivr.decisions.routing import Member, ReasonCode, on_duty, ring_timeout
 from ivr.flows import conference_inbox, handoffs
-from ivr.flows.desk import CONFERENCE_EVENTS, DESK, HANDOFF, INTAKE, TransferDesk, encode_answers
-from ivr.twiml import Urls
+from ivr.flows.desk import CONFERENCE_EVENTS, HANDOFF, INTAKE, TransferDesk
 from workers import context
+from workers import handoff_legs as legs
+from workers.handoff_legs import (
+    HELPER_CALL_EVENTS,
+    PARTICIPANT_CALL_EVENTS,
+    PERMANENT_STATUS,
+    _caller_call_ended,
+    _conference_ref,
+    _config,
+    _end_helper_leg,
+    _helper_legs,
+    _return_desk_leg,
+    _roster,
+    _urls,
+)
 
 log = logging.getLogger(__name__)
 
-HELPER_CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
-"""Call progress events asked for on a helper's leg (repeated parameters, as the Calls API takes)."""
-
-PARTICIPANT_CALL_EVENTS = "initiated ringing answered completed"
-"""The same for a conference participant (space-separated, as the Participants API takes)."""
-
-PERMANENT_STATUS = range(400, 500)
-"""Twilio refused the request itself: retrying will not help, the next helper is dialed."""
 
 STUCK_AFTER = timedelta(seconds=60)
 """Beyond the ring timeout, how long a dial may go without news before the sweep settles it."""
@@ -59,34 +59,10 @@ REQUESTED_GRACE = timedelta(seconds=30)
 """A handoff still 'requested' (or falling back) this long lost its job: the sweep queues it."""
 
 
-@cache
-def _config(folder: str) -> tuple[Roster, DecisionTree]:
-    roster = load_roster(Path(folder))
-    return roster, load_decision_tree(Path(folder), roster)
-
-
-def _roster() -> Roster:
-    ctx = context.current()
-    return _config(str(ctx.settings.config_dir))[0]
-
-
-def _urls() -> Urls:
-    return Urls(context.current().settings.public_base_url)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _sleep(seconds: float) -> None:
-    """Backoff wait between REST retries (replaced in tests, which never sleep)."""
-    time.sleep(seconds)
-
-
 def dial_helper(handoff_id: int, attempt: int) -> str:
     """Dial attempt `attempt` of the handoff's chain (the Calls API, whisper first); past the end, return."""
     ctx = context.current()
-    now = _now()
+    now = legs._now()
     handoff = handoffs.get_handoff(ctx.engine, handoff_id)
     if handoff is None:
         log.error("dial_helper: no such handoff handoff_id=%s", handoff_id)
@@ -235,7 +211,7 @@ def _place_helper_call(
             from_=ctx.config.numbers["caller_id"],
             attempt_started=started,
             check_first=not recorded.new,
-            sleep=_sleep,
+            sleep=legs._sleep,
             url=urls(f"{HANDOFF}/whisper", h=handoff_id, at=attempt),
             method="POST",
             timeout=ring_timeout(roster, member),
@@ -294,11 +270,6 @@ def _place_helper_call(
     return "dialing"
 
 
-def _conference_ref(live: handoffs.LiveCall) -> str:
-    # Twilio takes the conference SID, or its friendly name, in the Participants URL.
-    return live.conference_sid or live.conference_name
-
-
 def announce_connected(handoff_id: int) -> str:
     """Tell the call-taker's leg the helper is connected and they may hang up."""
     ctx = context.current()
@@ -316,9 +287,9 @@ def announce_connected(handoff_id: int) -> str:
             announce_method="POST",
         ),
         what="announce connected",
-        sleep=_sleep,
+        sleep=legs._sleep,
     )
-    now = _now()
+    now = legs._now()
     handoffs.record_event(
         ctx.engine,
         handoff_id,
@@ -351,34 +322,9 @@ def return_to_call_taker(handoff_id: int) -> str:
                 announce_url=urls(f"{HANDOFF}/announce", kind="returned"), announce_method="POST"
             ),
             what="announce returned",
-            sleep=_sleep,
+            sleep=legs._sleep,
         )
     return "returned"
-
-
-def _return_desk_leg(
-    ctx: context.WorkerContext, handoff: handoffs.Handoff, live: handoffs.LiveCall
-) -> None:
-    """Move the desk leg out of the conference (which ends it) to hear what happened."""
-    tree = _config(str(ctx.settings.config_dir))[1]
-    returned_url = _urls()(
-        f"{DESK}/returned",
-        handoff=handoff.id,
-        s=handoff.call_taker_staff_id or "",
-        a=encode_answers(tree, handoff.answers),
-        n=_desk_round(handoff),
-    )
-    desk_leg = ctx.twilio.calls(live.call_sid)
-    twilio_rest.with_retries(
-        lambda: desk_leg.update(url=returned_url, method="POST"),
-        what="return to the desk",
-        sleep=_sleep,
-    )
-
-
-def _desk_round(handoff: handoffs.Handoff) -> int:
-    ctx = context.current()
-    return len(handoffs.handoffs_for_call(ctx.engine, handoff.live_call_id))
 
 
 def hang_up_helper(handoff_id: int) -> str:
@@ -419,7 +365,7 @@ def check_caller_on_line(handoff_id: int) -> str:
     ended_at = _caller_call_ended(ctx, live.call_sid)
     if ended_at is None:
         return "on-the-line"
-    now = _now()
+    now = legs._now()
     handoffs.record_caller_left(
         ctx.engine,
         ctx.queues,
@@ -435,45 +381,6 @@ def check_caller_on_line(handoff_id: int) -> str:
         live.id,
     )
     return "caller-dropped"
-
-
-def _caller_call_ended(ctx: context.WorkerContext, call_sid: str) -> datetime | None:
-    """When the caller's call ended, per Twilio (None while it goes on)."""
-    caller = ctx.twilio.calls(call_sid)
-    try:
-        call = twilio_rest.with_retries(caller.fetch, what="caller status", sleep=_sleep)
-    except TwilioRestException as exc:
-        if exc.status == 404:
-            return None  # not a call Twilio knows (a simulated one): nothing to conclude
-        raise
-    if (call.status or "").lower() not in handoffs.CALLER_CALL_OVER:
-        return None
-    end = call.end_time
-    return end.astimezone(UTC) if isinstance(end, datetime) else _now()
-
-
-def _helper_legs(ctx: context.WorkerContext, handoff: handoffs.Handoff) -> list[str]:
-    """The CallSids of the helper legs placed for the handoff's current attempt."""
-    sids: list[str] = []
-    for e in handoffs.handoff_events(ctx.engine, handoff.id):
-        if e.attempt == handoff.attempt and e.call_sid and e.call_sid not in sids:
-            if e.event in (HandoffEvent.DIALING, HandoffEvent.RINGING, HandoffEvent.ANSWERED):
-                sids.append(e.call_sid)
-    return sids
-
-
-def _end_helper_leg(ctx: context.WorkerContext, call_sid: str) -> bool:
-    """Hang up one helper leg (ringing or on the whisper); False if Twilio says it is over."""
-    try:
-        leg = ctx.twilio.calls(call_sid)
-        twilio_rest.with_retries(
-            lambda: leg.update(status="completed"), what="end helper leg", sleep=_sleep
-        )
-    except TwilioRestException as exc:
-        if exc.status in PERMANENT_STATUS:
-            return False
-        raise
-    return True
 
 
 def cancel_helper(handoff_id: int) -> str:
@@ -509,12 +416,12 @@ def end_if_caller_alone(live_call_id: int) -> str:
     conference = ctx.twilio.conferences(live.conference_sid)
     try:
         participants = twilio_rest.with_retries(
-            lambda: conference.participants.list(limit=20), what="list participants", sleep=_sleep
+            lambda: conference.participants.list(limit=20), what="list participants", sleep=legs._sleep
         )
         if any((p.label or "") != CALLER_LABEL for p in participants):
             return "not-alone"
         twilio_rest.with_retries(
-            lambda: conference.update(status="completed"), what="end conference", sleep=_sleep
+            lambda: conference.update(status="completed"), what="end conference", sleep=legs._sleep
         )
     except TwilioRestException as exc:
         if exc.status == 404:
@@ -534,7 +441,7 @@ def remove_call_taker(live_call_id: int) -> str:
         return "skipped"
     try:
         taker = ctx.twilio.conferences(_conference_ref(live)).participants(CALL_TAKER_LABEL)
-        twilio_rest.with_retries(taker.delete, what="remove call-taker", sleep=_sleep)
+        twilio_rest.with_retries(taker.delete, what="remove call-taker", sleep=legs._sleep)
     except TwilioRestException as exc:
         if exc.status == 404:
             return "already-left"
@@ -545,7 +452,7 @@ def remove_call_taker(live_call_id: int) -> str:
 def dial_call_taker(live_call_id: int, attempt: int) -> str:
     """Intake: add the next on-duty call-taker to the caller's conference; then the fallback line."""
     ctx = context.current()
-    now = _now()
+    now = legs._now()
     roster = _roster()
     live = handoffs.get_live_call(ctx.engine, live_call_id)
     if live is None or live.status is not LiveCallStatus.WAITING:
@@ -568,7 +475,7 @@ def dial_call_taker(live_call_id: int, attempt: int) -> str:
         twilio_rest.with_retries(
             lambda: caller_leg.update(url=urls(f"{INTAKE}/unanswered"), method="POST"),
             what="intake unanswered",
-            sleep=_sleep,
+            sleep=legs._sleep,
         )
         log.warning("intake: no call-taker answered live_call_id=%s", live_call_id)
         return "unanswered"
@@ -579,7 +486,7 @@ def dial_call_taker(live_call_id: int, attempt: int) -> str:
         from_=ctx.config.numbers["caller_id"],
         to=address,
         check_first=not claimed,
-        sleep=_sleep,
+        sleep=legs._sleep,
         timeout=timeout,
         status_callback=urls(f"{INTAKE}/call-taker-status", live=live_call_id, at=attempt),
         status_callback_method="POST",
@@ -605,7 +512,7 @@ def _desk() -> TransferDesk:
         engine=ctx.engine,
         queues=ctx.queues,
         hold_music_url=ctx.config.menus.settings.hold_music_url,
-        clock=lambda: _now(),
+        clock=lambda: legs._now(),
     )
 
 
@@ -613,7 +520,7 @@ def apply_conference_inbox() -> int:
     """Apply the conference and helper-call status callbacks the web processes took in,
     oldest first (in order per call)."""
     ctx = context.current()
-    applied = conference_inbox.apply_pending(ctx.engine, _desk().inbox_callback, lambda: _now())
+    applied = conference_inbox.apply_pending(ctx.engine, _desk().inbox_callback, lambda: legs._now())
     if applied:
         log.info("conference callbacks applied: count=%s", applied)
     return applied
@@ -623,7 +530,7 @@ def sweep_handoffs() -> int:
     """Queue lost dial jobs and settle dials Twilio never reported on. Returns how many."""
     ctx = context.current()
     roster = _roster()
-    now = _now()
+    now = legs._now()
     settled = 0
     if conference_inbox.pending(ctx.engine):
         # Callbacks taken in while Redis was down (their apply job was never queued).

@@ -6,7 +6,7 @@ import logging
 
 from ivr import report_texts
 from ivr.store import service_requests
-from workers import context
+from workers import context, jobs
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def record_status_text(change_id: int) -> str:
     )
     if sms_id is None:
         return "none"
-    ctx.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}")
+    ctx.queues.enqueue("sms", jobs.SEND_SMS, sms_id, job_id=f"sms-{sms_id}")
     log.info("report status text recorded: change=%s sms_id=%s", change_id, sms_id)
     return "queued"
 

@@ -12,7 +12,7 @@ from ivr.config.callbacks import Window
 from ivr.decisions.callback_rules import in_window
 from ivr.phones import PhoneNumberError, dialable_number
 from ivr.store import outbox
-from workers import context
+from workers import context, jobs
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,6 @@ def sweep_sms() -> int:
             outbox.release(ctx.engine, sms.id, "worker died while sending")
         settled += 1
     for sms_id in outbox.pending_ids(ctx.engine, quiet_time=quiet_time(ctx, _now())):
-        if ctx.queues.enqueue("sms", "workers.sms.send_sms", sms_id, job_id=f"sms-{sms_id}"):
+        if ctx.queues.enqueue("sms", jobs.SEND_SMS, sms_id, job_id=f"sms-{sms_id}"):
             settled += 1
     return settled

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from ivr.config.program import ProgramConfig
 from ivr.dashboard import present
-from ivr.reporting.figures import HOTLINE_988, LINE_311, Dashboard
+from ivr.reporting.figures import Dashboard
 from ivr.reporting.labels import Labels
+from ivr.reporting.measures import HOTLINE_988, LINE_311
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from werkzeug.datastructures import MultiDict
 
 from ivr.config.program import ProgramConfig
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 
 DEFAULT_DAYS = 30
 """The dashboard opens on the last 30 days, today included."""

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.config.program import ProgramConfig
-from ivr.reporting.figures import HOTLINE_988, WEEKDAYS, Dashboard, Table
+from ivr.reporting.figures import Dashboard
 from ivr.reporting.labels import Labels
+from ivr.reporting.measures import HOTLINE_988, WEEKDAYS, Table
 
 Link = Callable[[str, Mapping[str, Any]], str]
 """link(records kind, extra query values) -> URL of the records behind a figure."""

@@ -17,18 +17,13 @@ import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
 from ivr.reporting import rollups
-from ivr.reporting.figures import (
-    OPEN_CALLBACK_STATES,
-    PERSON_EVENTS,
-    Filters,
-    _callback_in_jurisdiction,
-    _handoff_where,
-    _self_service_applies,
-    clock_for,
-    seconds_between,
-)
+from ivr.reporting.callback_figures import _callback_in_jurisdiction
+from ivr.reporting.figures import seconds_between
+from ivr.reporting.handoff_figures import _handoff_where
 from ivr.reporting.labels import Labels
-from ivr.store.callbacks import as_utc
+from ivr.reporting.measures import OPEN_CALLBACK_STATES, PERSON_EVENTS, Filters, clock_for
+from ivr.reporting.self_service_figures import _self_service_applies
+from ivr.store.callback_records import as_utc
 from ivr.store.tables import callbacks, self_service_events
 
 PAGE_SIZE = 50

@@ -14,7 +14,7 @@ from ivr.flows import handoffs
 from ivr.live import call_view
 from ivr.reporting.labels import Labels
 from ivr.reporting.qa_queue import QACall
-from ivr.store.callbacks import as_utc
+from ivr.store.callback_records import as_utc
 from ivr.store.qa_tags import qa_tags
 from ivr.store.tables import callbacks, self_service_events
 

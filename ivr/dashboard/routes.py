@@ -34,8 +34,8 @@ from ivr.live.format import local_clock
 from ivr.reporting import figures as reports
 from ivr.reporting import qa
 from ivr.reporting import qa_queue as qa_queue_module
-from ivr.reporting.figures import WEEKDAYS
 from ivr.reporting.labels import Labels
+from ivr.reporting.measures import WEEKDAYS
 from ivr.services import services
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,9 @@ from ivr.flows import handoffs
 from ivr.queueing import Queues
 from ivr.settings import Settings
 from ivr.store import callbacks as store
-from ivr.store.callbacks import Outcome
+from ivr.store.callback_records import Outcome
 from ivr.twiml import Urls
+from workers import jobs
 
 
 def _utcnow() -> datetime:
@@ -57,7 +58,7 @@ class CallbackLine:
 
     def schedule_soon(self, callback_id: int) -> None:
         """Ask a worker to give the callback its next attempt (the sweep does it otherwise)."""
-        self.queues.enqueue("default", "workers.callbacks.schedule_callback", callback_id)
+        self.queues.enqueue("default", jobs.SCHEDULE_CALLBACK, callback_id)
 
 
 def build_line(

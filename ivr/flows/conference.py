@@ -19,6 +19,7 @@ from ivr.decisions.handoffs import (
 from ivr.flows import handoffs
 from ivr.flows.desk_state import HELPER_CALL_EVENTS, _int, _per_handoff, parse_helper_label
 from ivr.flows.helper_leg import HelperLeg
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,11 @@ class ConferenceEvents(HelperLeg):
         log.info("intake: call-taker attempt %s %s live_call_id=%s", attempt, status, live_id)
         self.queues.enqueue(
             handoffs.DIAL_QUEUE,
-            "workers.handoffs.dial_call_taker",
+            jobs.DIAL_CALL_TAKER,
             live_id,
             attempt + 1,
             job_id=f"live-{live_id}-call-taker-{attempt + 1}",
-            retry_intervals=(2, 5, 15),
+            retry_intervals=jobs.CALL_STEP_RETRY,
         )
 
     def _call_taker_again(self, live: handoffs.LiveCall) -> None:
@@ -146,11 +147,11 @@ class ConferenceEvents(HelperLeg):
         log.warning("intake: call-taker left an unhelped caller live_call_id=%s", live.id)
         self.queues.enqueue(
             handoffs.DIAL_QUEUE,
-            "workers.handoffs.dial_call_taker",
+            jobs.DIAL_CALL_TAKER,
             live.id,
             attempt,
             job_id=f"live-{live.id}-call-taker-{attempt}",
-            retry_intervals=(2, 5, 15),
+            retry_intervals=jobs.CALL_STEP_RETRY,
         )
 
     def conference_event(
@@ -211,7 +212,7 @@ class ConferenceEvents(HelperLeg):
                 # Never leave the caller alone on hold music once their helper hung up.
                 self.queues.enqueue(
                     "urgent",
-                    "workers.handoffs.end_if_caller_alone",
+                    jobs.END_IF_CALLER_ALONE,
                     live_id,
                     job_id=f"alone-{live_id}-{(call_sid or 'x')[:40]}",
                 )

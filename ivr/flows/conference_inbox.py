@@ -47,6 +47,7 @@ from ivr.queueing import Queues
 from ivr.store.db import insert_skipping_duplicates
 from ivr.store.events import EventSpool
 from ivr.store.handoff_tables import conference_inbox as inbox
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ FLUSH_INTERVAL_SECONDS = 0.25
 """How long a callback may wait in a web process's spool before it is in the inbox table."""
 
 APPLY_QUEUE = "urgent"
-APPLY_JOB = "workers.handoffs.apply_conference_inbox"
+APPLY_JOB = jobs.APPLY_CONFERENCE_INBOX
 
 CLAIM_BATCH = 200
 """Rows one claim takes; an apply job claims again until the inbox is empty."""
@@ -198,7 +199,7 @@ def add_to_inbox(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 def wake_worker(queues: Queues) -> bool:
     """Queue an apply job; False when Redis is down (the next callback or the sweep retries)."""
-    return queues.enqueue(APPLY_QUEUE, APPLY_JOB, retry_intervals=(1, 5, 30))
+    return queues.enqueue(APPLY_QUEUE, APPLY_JOB, retry_intervals=jobs.INBOX_RETRY)
 
 
 def _claimable(table: Any, now: datetime) -> sa.ColumnElement[bool]:

@@ -37,6 +37,7 @@ from ivr.flows.desk_state import (
 from ivr.phones import PhoneNumberError, callback_number
 from ivr.queueing import Queues
 from ivr.twiml import Urls, gather, say, to_xml
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -395,10 +396,10 @@ class DeskTree:
         self.queues.enqueue_in(
             CALLER_CHECK_SECONDS,
             handoffs.DIAL_QUEUE,
-            "workers.handoffs.check_caller_on_line",
+            jobs.CHECK_CALLER_ON_LINE,
             handoff.id,
             job_id=f"handoff-{handoff.id}-caller-check-announced",
-            retry_intervals=(2, 5, 15),
+            retry_intervals=jobs.CALL_STEP_RETRY,
         )
         label = self.roster.label(helper_type)
         response = VoiceResponse()

@@ -33,6 +33,7 @@ from ivr.decisions.handoffs import (
     _utc,
 )
 from ivr.store.handoffs import _LOCK_HANDOFF, _insert_event, _rederive, get_handoff, get_live_call
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,10 @@ def leave_call(
         return False
     queues.enqueue(
         DIAL_QUEUE,
-        "workers.handoffs.remove_call_taker",
+        jobs.REMOVE_CALL_TAKER,
         live_call_id,
         job_id=f"live-{live_call_id}-leave",
-        retry_intervals=(2, 5, 15),
+        retry_intervals=jobs.CALL_STEP_RETRY,
     )
     log.info("call-taker leaving: live_call_id=%s staff=%s", live_call_id, by_staff_id)
     return True
@@ -193,10 +194,10 @@ def cancel_handoff(
         _rederive(conn, handoff_id, now)
     queues.enqueue(
         DIAL_QUEUE,
-        "workers.handoffs.cancel_helper",
+        jobs.CANCEL_HELPER,
         handoff_id,
         job_id=f"handoff-{handoff_id}-cancel",
-        retry_intervals=(2, 5, 15),
+        retry_intervals=jobs.CALL_STEP_RETRY,
     )
     log.info("handoff cancelled by the call-taker: handoff_id=%s", handoff_id)
     found = get_handoff(engine, handoff_id)

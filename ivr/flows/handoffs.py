@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from ivr.store import callbacks as callback_store
 from ivr.store.handoff_tables import handoffs, live_calls
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from ivr.config.callbacks import CallbacksConfig
     from ivr.config.decision_tree import DecisionTree
     from ivr.config.roster import Roster
@@ -69,6 +72,7 @@ from ivr.store.handoffs import live_call_by_sid as live_call_by_sid
 from ivr.store.handoffs import open_live_call as open_live_call
 from ivr.store.handoffs import record_event as record_event
 from ivr.store.handoffs import update_live_call as update_live_call
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +94,39 @@ def use_callback_rules(config: CallbacksConfig) -> None:
 # --------------------------------------------------------------------------- handoffs
 
 
-def _app_objects() -> tuple[Roster, DecisionTree]:
-    from ivr.services import services
+APP_DEFAULTS_KEY = "bridgeline_handoff_defaults"
+"""app.extensions key of the AppDefaults that create_app gives this flow (see init_app)."""
 
-    app_services = services()
-    return app_services.roster, app_services.tree
+
+@dataclass(frozen=True)
+class AppDefaults:
+    """What a handoff started inside a request uses when the caller passes nothing: the app's
+    roster and decision tree, and how to read QA tags from a call-taker's reason."""
+
+    roster: Roster
+    tree: DecisionTree
+    reason_tags: Callable[[str], list[str]]
+
+
+def init_app(app: Flask, defaults: AppDefaults) -> None:
+    """Give the flow the app's roster, tree and reason tagger (create_app does this once)."""
+    app.extensions[APP_DEFAULTS_KEY] = defaults
+
+
+def _app_defaults() -> AppDefaults | None:
+    from flask import current_app, has_app_context
+
+    if not has_app_context():
+        return None
+    found = current_app.extensions.get(APP_DEFAULTS_KEY)
+    return found if isinstance(found, AppDefaults) else None
+
+
+def _app_objects() -> tuple[Roster, DecisionTree]:
+    defaults = _app_defaults()
+    if defaults is None:
+        raise RuntimeError("no roster or decision tree given, and no app to take them from")
+    return defaults.roster, defaults.tree
 
 
 def start_handoff(
@@ -225,16 +257,12 @@ def _check_one_consult(
 def _tag_reason(engine: sa.Engine, handoff_id: int, reason: str | None) -> None:
     """QA tags (behavioral_health, substance_use, ...) from the reason the call-taker gave;
     only the tags are stored. Needs the app's config, so nothing happens outside a request."""
-    from flask import current_app, has_app_context
-
     from ivr.store.qa_tags import add_tags
 
-    if not reason or not has_app_context():
+    defaults = _app_defaults()
+    if not reason or defaults is None:
         return
-    bridgeline = current_app.extensions.get("bridgeline")
-    if bridgeline is None:
-        return
-    tags = bridgeline.self_service.understanding.tagger.tags(reason)
+    tags = defaults.reason_tags(reason)
     if not tags:
         return
     try:
@@ -309,11 +337,11 @@ def enqueue_dial(queues: Queues, handoff_id: int, attempt: int) -> bool:
     """Queue the job that dials attempt `attempt` of a handoff (one job id per attempt)."""
     return queues.enqueue(
         DIAL_QUEUE,
-        "workers.handoffs.dial_helper",
+        jobs.DIAL_HELPER,
         handoff_id,
         attempt,
         job_id=f"handoff-{handoff_id}-dial-{attempt}",
-        retry_intervals=(2, 5, 15),
+        retry_intervals=jobs.CALL_STEP_RETRY,
     )
 
 
@@ -373,18 +401,18 @@ def react(
     elif after.status is HandoffStatus.CONNECTED:
         queues.enqueue(
             DIAL_QUEUE,
-            "workers.handoffs.announce_connected",
+            jobs.ANNOUNCE_CONNECTED,
             handoff_id,
             job_id=f"handoff-{handoff_id}-announce",
-            retry_intervals=(2, 5, 15),
+            retry_intervals=jobs.CALL_STEP_RETRY,
         )
     elif after.status is HandoffStatus.RETURNED:
         queues.enqueue(
             DIAL_QUEUE,
-            "workers.handoffs.return_to_call_taker",
+            jobs.RETURN_TO_CALL_TAKER,
             handoff_id,
             job_id=f"handoff-{handoff_id}-return",
-            retry_intervals=(2, 5, 15),
+            retry_intervals=jobs.CALL_STEP_RETRY,
         )
     elif after.status is HandoffStatus.CALLER_DROPPED:
         record_dropped_callback(engine, handoff_id, now)
@@ -393,10 +421,10 @@ def react(
             # "connected" helper whose caller had hung up before they joined is alone: ended too.
             queues.enqueue(
                 DIAL_QUEUE,
-                "workers.handoffs.hang_up_helper",
+                jobs.HANG_UP_HELPER,
                 handoff_id,
                 job_id=f"handoff-{handoff_id}-hangup",
-                retry_intervals=(2, 5, 15),
+                retry_intervals=jobs.CALL_STEP_RETRY,
             )
 
 

@@ -16,6 +16,7 @@ from ivr.flows import handoffs
 from ivr.flows.desk_sign_in import DeskSignIn
 from ivr.flows.desk_state import _usable
 from ivr.twiml import say, to_xml
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,11 @@ class IntakeLine(DeskSignIn):
         if live.status is LiveCallStatus.WAITING:
             self.queues.enqueue(
                 handoffs.DIAL_QUEUE,
-                "workers.handoffs.dial_call_taker",
+                jobs.DIAL_CALL_TAKER,
                 live.id,
                 1,
                 job_id=f"live-{live.id}-call-taker-1",
-                retry_intervals=(2, 5, 15),
+                retry_intervals=jobs.CALL_STEP_RETRY,
             )
         response = VoiceResponse()
         say(

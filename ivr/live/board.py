@@ -27,7 +27,7 @@ from ivr.decisions import routing
 from ivr.decisions.handoffs import HandoffStatus, LiveCallStatus, Origin
 from ivr.reporting.figures import seconds_between
 from ivr.reporting.labels import Labels
-from ivr.store.callbacks import as_utc
+from ivr.store.callback_records import as_utc
 from ivr.store.tables import callbacks, self_service_events
 
 QUEUE_WAIT_HORIZON = timedelta(hours=2)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from ivr.decisions.handoffs import EventRecord, EventSource, HandoffEvent, LiveCall
 from ivr.reporting.labels import Labels
 from ivr.store.account_tables import call_notes
-from ivr.store.callbacks import as_utc
+from ivr.store.callback_records import as_utc
 
 
 @dataclass(frozen=True)

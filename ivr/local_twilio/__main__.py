@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 from werkzeug.serving import make_server
 
 from ivr.local_twilio.callbacks import Webhooks
+from ivr.local_twilio.calls import PHONE_MODES, Phone
 from ivr.local_twilio.server import LocalTwilio
-from ivr.local_twilio.switch import PHONE_MODES, Phone, Switch
+from ivr.local_twilio.switch import Switch
 from ivr.local_twilio.twiml_schema import schema_path
 
 log = logging.getLogger("ivr.local_twilio")

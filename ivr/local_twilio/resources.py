@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.local_twilio.switch import (
-    API_VERSION,
-    Conference,
-    Leg,
-    Message,
-    Participant,
-    rfc2822,
-)
+from ivr.local_twilio.calls import API_VERSION, Conference, Leg, Message, Participant, rfc2822
 
 
 def account_path(account_sid: str) -> str:

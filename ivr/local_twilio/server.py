@@ -33,14 +33,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ivr.local_twilio import resources
-from ivr.local_twilio.switch import (
-    DEFAULT_CALL_TIMEOUT,
-    Leg,
-    Message,
-    RestError,
-    Switch,
-    sid,
-)
+from ivr.local_twilio.calls import DEFAULT_CALL_TIMEOUT, Leg, Message, RestError, sid
+from ivr.local_twilio.switch import Switch
 
 log = logging.getLogger(__name__)
 

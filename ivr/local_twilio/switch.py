@@ -15,349 +15,34 @@ Phones: each number (or SIP/client address) has a behaviour, set through the con
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-import secrets
-import threading
-import time
-import uuid
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from functools import partial
 from typing import Any
 from xml.etree import ElementTree
 
 import requests
 
-from ivr.local_twilio.callbacks import IDEMPOTENCY_HEADER, Webhooks
-from ivr.local_twilio.twiml_schema import TwimlRefused, check
+from ivr.local_twilio.calls import (
+    DEFAULT_DIAL_TIMEOUT,
+    DEFAULT_GATHER_TIMEOUT,
+    QUEUE_WAIT_SECONDS,
+    Conference,
+    JoinSpec,
+    Leg,
+    Participant,
+    RestError,
+    _now,
+    sid,
+)
+from ivr.local_twilio.switch_core import SwitchCore
 from ivr.simulator import Call, CallError
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2010-04-01"
 
-DEFAULT_GATHER_TIMEOUT = 5
-"""Seconds a <Gather> or <Record> waits for input when its timeout is not given (Twilio's)."""
-
-DEFAULT_DIAL_TIMEOUT = 30
-"""Seconds a <Dial> rings when its timeout is not given (Twilio's)."""
-
-DEFAULT_CALL_TIMEOUT = 60
-"""Seconds an API call rings when Timeout is not given (Twilio's)."""
-
-QUEUE_WAIT_SECONDS = 60
-"""How often a caller waiting in a queue gets the waitUrl again."""
-
-ACTIVE = frozenset({"queued", "initiated", "ringing", "in-progress"})
-FINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-
-PHONE_MODES = frozenset({"manual", "human", "machine", "busy", "failed", "no-answer"})
-"""How a phone behaves when it rings (see the module docstring)."""
-
-REST_LOG_SIZE = 50_000
-"""REST requests kept for the control API (the oldest are forgotten)."""
-
-APPLICATION_ERROR = "[Twilio: We are sorry, an application error has occurred. Goodbye.]"
-
-
-def sid(prefix: str) -> str:
-    """A Twilio-shaped SID: two letters and 32 hex digits."""
-    return prefix + secrets.token_hex(16)
-
-
-def rfc2822(moment: datetime) -> str:
-    """Twilio's date format (RFC 2822, UTC as +0000)."""
-    return format_datetime(moment.astimezone(UTC))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Phone:
-    """What a phone does when it rings."""
-
-    mode: str = "manual"
-    after: float = 0.2
-    """Seconds it rings before it answers, is busy or fails."""
-
-
-@dataclass
-class JoinSpec:
-    """A participant added through the Participants API: where it goes once it answers."""
-
-    conference_sid: str
-    label: str | None
-    start_on_enter: bool
-    end_on_exit: bool
-    beep: str
-    muted: bool
-    wait_url: str | None
-    wait_method: str
-
-
-@dataclass
-class Leg:
-    """One call leg, as Twilio's Call resource sees it, and its person's view."""
-
-    sid: str
-    to: str
-    from_: str
-    direction: str
-    status: str = "queued"
-    url: str | None = None
-    twiml: str | None = None
-    status_callback: str | None = None
-    status_callback_method: str = "POST"
-    events: frozenset[str] = frozenset({"completed"})
-    timeout: int = DEFAULT_CALL_TIMEOUT
-    machine_detection: str | None = None
-    answered_by: str | None = None
-    machine: bool = False
-    parent_sid: str | None = None
-    child_url: str | None = None
-    """For a <Dial> child: the url attribute of its noun (played to it before the bridge)."""
-    join: JoinSpec | None = None
-    call: Call | None = None
-    notes: list[str] = field(default_factory=list)
-    """What happened before the call had TwiML (ringing), in the person's words."""
-    seq: int = 0
-    created: datetime = field(default_factory=_now)
-    answered: datetime | None = None
-    ended: datetime | None = None
-    conference_sid: str | None = None
-    bridged: str | None = None
-    dial_child: str | None = None
-    dialing: ElementTree.Element | None = None
-    generation: int = 0
-    """Bumped whenever the call moves on, so a timer set for an earlier step does nothing."""
-    queue: str | None = None
-    app_error: bool = False
-    """Bridgeline answered something Twilio could not play; the call was ended for it."""
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    def heard(self) -> list[str]:
-        return self.notes + (self.call.transcript if self.call is not None else [])
-
-    def note(self, text: str) -> None:
-        if self.call is not None:
-            self.call.transcript.append(text)
-        else:
-            self.notes.append(text)
-
-    def duration(self) -> int:
-        if self.answered is None:
-            return 0
-        return int(((self.ended or _now()) - self.answered).total_seconds())
-
-
-@dataclass
-class Participant:
-    call_sid: str
-    label: str | None
-    start_on_enter: bool = True
-    end_on_exit: bool = False
-    muted: bool = False
-    hold: bool = False
-    beep: str = "true"
-    status: str = "connected"
-    created: datetime = field(default_factory=_now)
-
-
-@dataclass
-class Conference:
-    sid: str
-    name: str
-    status: str = "init"
-    participants: dict[str, Participant] = field(default_factory=dict)
-    """Connected participants by CallSid, in the order they joined."""
-    connecting: dict[str, Participant] = field(default_factory=dict)
-    """Participants API legs still ringing, by CallSid."""
-    callback: str | None = None
-    callback_method: str = "POST"
-    events: frozenset[str] = frozenset()
-    seq: int = 0
-    created: datetime = field(default_factory=_now)
-    updated: datetime = field(default_factory=_now)
-    reason_ended: str | None = None
-    call_sid_ending: str | None = None
-    log: list[str] = field(default_factory=list)
-    """Every event, in order (what the control API shows)."""
-
-
-@dataclass
-class Message:
-    sid: str
-    to: str
-    from_: str
-    body: str
-    status: str = "queued"
-    created: datetime = field(default_factory=_now)
-
-
-class RestError(Exception):
-    """A REST request Twilio would refuse: HTTP status, Twilio error code, message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class WebhookTransport:
-    """ivr.simulator's transport for TwiML fetches: Bridgeline's URLs served on this machine."""
-
-    def __init__(self, webhooks: Webhooks) -> None:
-        self.webhooks = webhooks
-        self.session = requests.Session()
-
-    def post(self, url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]:
-        headers = {**headers, IDEMPOTENCY_HEADER: uuid.uuid4().hex}
-        answer = self.session.post(
-            self.webhooks.target(url), data=params, headers=headers, timeout=15
-        )
-        return answer.status_code, answer.content
-
-
-class Timers:
-    """One thread that runs actions at their time (ring timeouts, prompt timeouts, queue
-    music), instead of a sleeping thread per timer."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], object]]] = []
-        self._count = itertools.count()
-        self._ready = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="twilio-timers", daemon=True)
-        self._thread.start()
-
-    def at(self, when: float, action: Callable[[], object]) -> None:
-        """Run `action` at time.monotonic() `when` (on this object's thread: keep it short)."""
-        with self._ready:
-            heapq.heappush(self._heap, (when, next(self._count), action))
-            self._ready.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._ready.wait(timeout)
-                _, _, action = heapq.heappop(self._heap)
-            try:
-                action()
-            except Exception:
-                log.exception("local twilio: a timer failed")
-
-
-class Switch:
+class Switch(SwitchCore):
     """Every call, conference, queue, phone and text of one account."""
-
-    def __init__(
-        self,
-        account_sid: str,
-        webhooks: Webhooks,
-        *,
-        default_phone: Phone | None = None,
-        ring_seconds: float = 0.05,
-    ) -> None:
-        self.account_sid = account_sid
-        self.webhooks = webhooks
-        self.default_phone = default_phone or Phone()
-        self.ring_seconds = ring_seconds
-        self.lock = threading.RLock()
-        self.calls: dict[str, Leg] = {}
-        self.conferences: dict[str, Conference] = {}
-        self.queues: dict[str, list[str]] = {}
-        self.queue_dialers: dict[str, list[str]] = {}
-        self.phones: dict[str, Phone] = {}
-        self.messages: list[Message] = []
-        self.problems: list[str] = []
-        self.rest_log: deque[tuple[float, str, str, dict[str, str]]] = deque(maxlen=REST_LOG_SIZE)
-        """(time.time(), method, path below the account, form) of every REST request."""
-        self.transport = WebhookTransport(webhooks)
-        self.clock = Timers()
-        self.closed = False
-        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twilio-call")
-
-    # ------------------------------------------------------------------ plumbing
-
-    def report(self, problem: str) -> None:
-        """Say loudly that Bridgeline did something Twilio would refuse."""
-        log.error("TWILIO WOULD REFUSE THIS: %s", problem)
-        with self.lock:
-            self.problems.append(problem)
-
-    def later(self, action: Callable[[], None]) -> None:
-        """Run `action` under the lock on a worker thread (Twilio acts after it answers)."""
-
-        def run() -> None:
-            try:
-                with self.lock:
-                    action()
-            except Exception:
-                log.exception("local twilio: a call step failed")
-
-        self._submit(run)
-
-    def _timer(self, leg: Leg, seconds: float, action: Callable[[], None]) -> None:
-        """Run `action` after `seconds` unless the call has moved on by then."""
-        generation = leg.generation
-
-        def fire() -> None:
-            with self.lock:
-                if leg.generation == generation and leg.active:
-                    action()
-
-        self.clock.at(time.monotonic() + max(0.0, seconds), lambda: self._submit(fire))
-
-    def _submit(self, action: Callable[[], None]) -> None:
-        if not self.closed:
-            self.executor.submit(action)
-
-    def close(self) -> None:
-        """Stop taking work (timers that fire later do nothing)."""
-        self.closed = True
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-    def _check_twiml(self, url: str, body: bytes) -> None:
-        try:
-            check(body)
-        except TwimlRefused as exc:
-            raise CallError(f"{url.split('?')[0]} answered TwiML Twilio refuses: {exc}") from None
-
-    def _new_call(self, leg: Leg) -> Call:
-        extra = {"AnsweredBy": leg.answered_by} if leg.answered_by else {}
-        if leg.parent_sid:
-            extra["ParentCallSid"] = leg.parent_sid
-        call = Call(
-            self.transport,
-            "",
-            self.webhooks.public_base,
-            from_number=leg.from_,
-            to_number=leg.to,
-            call_sid=leg.sid,
-            on_response=self._check_twiml,
-            account_sid=self.account_sid,
-            direction=leg.direction,
-            extra_params=extra,
-            sign=self.webhooks.sign,
-            party="",
-            dial_notes=False,
-        )
-        call.transcript.extend(leg.notes)
-        leg.notes = []
-        return call
 
     def drive(self, leg: Leg, step: Callable[[Call], Any]) -> None:
         """Do `step` on the call's TwiML, then whatever the call is now waiting at."""
@@ -373,13 +58,6 @@ class Switch:
             self.report(f"call {leg.sid}: Bridgeline did not answer ({type(exc).__name__})")
             self._application_error(leg)
         self._after(leg)
-
-    def _application_error(self, leg: Leg) -> None:
-        """What a caller hears when Twilio cannot play Bridgeline's answer; then it hangs up."""
-        leg.app_error = True
-        if leg.call is not None:
-            leg.call.transcript.append(APPLICATION_ERROR)
-            leg.call.hang_up()
 
     def _after(self, leg: Leg) -> None:
         call = leg.call
@@ -419,40 +97,6 @@ class Switch:
             self._timer(leg, seconds, lambda: self.drive(leg, Call.silence))
         elif verb.tag == "Enqueue":
             self._enqueue(leg, verb)
-
-    # ------------------------------------------------------------------ call progress
-
-    def _status(self, leg: Leg, status: str) -> None:
-        """Move the leg to `status` and send its status callback if it asked for the event."""
-        event = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}.get(
-            status, "completed"
-        )
-        if status != "initiated":
-            leg.status = status
-        if not leg.status_callback or event not in leg.events:
-            return
-        params = {
-            "CallSid": leg.sid,
-            "AccountSid": self.account_sid,
-            "From": leg.from_,
-            "To": leg.to,
-            "Caller": leg.from_,
-            "Called": leg.to,
-            "CallStatus": status,
-            "Direction": leg.direction,
-            "ApiVersion": API_VERSION,
-            "CallbackSource": "call-progress-events",
-            "SequenceNumber": str(leg.seq),
-            "Timestamp": rfc2822(_now()),
-        }
-        leg.seq += 1
-        if leg.parent_sid:
-            params["ParentCallSid"] = leg.parent_sid
-        if leg.answered_by:
-            params["AnsweredBy"] = leg.answered_by
-        if event == "completed":
-            params["CallDuration"] = str(leg.duration())
-        self.webhooks.send_later(leg.status_callback, params, leg.status_callback_method)
 
     def place(self, leg: Leg) -> None:
         """A new outgoing leg: initiated now, ringing a moment later."""
@@ -563,8 +207,6 @@ class Switch:
                 self._dial_ended(parent, dial_status, leg)
         self._status(leg, status)
 
-    # ------------------------------------------------------------------ <Dial>
-
     def _dial(self, leg: Leg, verb: ElementTree.Element) -> None:
         nouns = list(verb)
         if not nouns and (verb.text or "").strip():
@@ -624,8 +266,6 @@ class Switch:
             )
         )
 
-    # ------------------------------------------------------------------ queues
-
     def _enqueue(self, leg: Leg, verb: ElementTree.Element) -> None:
         name = (verb.text or "").strip()
         if leg.queue != name:
@@ -643,133 +283,11 @@ class Switch:
         if leg.call is not None and leg.call.waiting_for == "Enqueue" and leg.queue:
             self.drive(leg, Call.keep_waiting)
 
-    def _unqueue(self, leg: Leg) -> None:
-        if leg.queue is not None:
-            waiting = self.queues.get(leg.queue, [])
-            if leg.sid in waiting:
-                waiting.remove(leg.sid)
-            leg.queue = None
-
-    def _dial_queue(self, leg: Leg, name: str) -> None:
-        waiting = self.queues.get(name) or []
-        if waiting:
-            self._queue_bridge(leg, self.calls[waiting[0]])
-        else:
-            self.queue_dialers.setdefault(name, []).append(leg.sid)
-            leg.note(f"[waiting for a caller in queue {name}]")
-
-    def _queue_bridge(self, dialer: Leg, caller: Leg) -> None:
-        self._unqueue(caller)
-        caller.generation += 1
-        dialer.bridged, caller.bridged = caller.sid, dialer.sid
-        dialer.note(f"[connected to a caller from queue, {caller.from_}]")
-        caller.note("[an agent answers]")
-
     def _queue_bridge_ended(self, caller: Leg) -> None:
         if caller.parent_sid is None and caller.call is not None and caller.call._queue is not None:
             self.later(lambda: self.drive(caller, lambda call: call._leave_queue("bridged")))
         elif caller.call is not None and caller.call.waiting_for == "Dial":
             self.later(lambda: self.drive(caller, lambda call: call.answer_dial("completed")))
-
-    # ------------------------------------------------------------------ conferences
-
-    def conference(self, ref: str, *, create: bool = False) -> Conference | None:
-        """A conference by SID, or the live one by friendly name (created if asked)."""
-        found = self.conferences.get(ref)
-        if found is not None:
-            return found
-        for candidate in self.conferences.values():
-            if candidate.name == ref and candidate.status != "completed":
-                return candidate
-        if not create:
-            return None
-        made = Conference(sid=sid("CF"), name=ref)
-        self.conferences[made.sid] = made
-        return made
-
-    def _join_noun(self, leg: Leg, noun: ElementTree.Element) -> None:
-        name = (noun.text or "").strip()
-        conference = self.conference(name, create=True)
-        assert conference is not None
-        if conference.callback is None and noun.get("statusCallback"):
-            conference.callback = noun.get("statusCallback")
-            conference.callback_method = noun.get("statusCallbackMethod", "POST")
-            conference.events = frozenset((noun.get("statusCallbackEvent") or "").split())
-        participant = Participant(
-            leg.sid,
-            noun.get("participantLabel"),
-            start_on_enter=noun.get("startConferenceOnEnter", "true") == "true",
-            end_on_exit=noun.get("endConferenceOnExit", "false") == "true",
-            muted=noun.get("muted", "false") == "true",
-            beep=noun.get("beep", "true"),
-        )
-        self._join(leg, conference, participant, noun.get("waitUrl"), noun.get("waitMethod"))
-
-    def _join(
-        self,
-        leg: Leg,
-        conference: Conference,
-        participant: Participant,
-        wait_url: str | None,
-        wait_method: str | None,
-    ) -> None:
-        conference.participants[leg.sid] = participant
-        leg.conference_sid = conference.sid
-        as_label = f" as {participant.label}" if participant.label else ""
-        leg.note(f"[joins conference {conference.name}{as_label}]")
-        self._event(conference, "participant-join", participant)
-        if conference.status == "init":
-            if participant.start_on_enter:
-                conference.status = "in-progress"
-                self._event(conference, "conference-start")
-                if len(conference.participants) == 1:
-                    # Twilio plays the waitUrl only before a conference starts.
-                    leg.note("[alone in the started conference: silence until someone joins]")
-                for other in conference.participants.values():
-                    if other is not participant:
-                        self.calls[other.call_sid].note("[the conference starts]")
-            else:
-                self._hold_music(leg, wait_url, wait_method)
-
-    def _hold_music(self, leg: Leg, wait_url: str | None, wait_method: str | None) -> None:
-        """Play the waitUrl while the conference has not started (TwiML fetched, audio named)."""
-        if wait_url is None or not self.webhooks.is_ours(wait_url):
-            leg.note("[hold music]")
-            return
-        method = wait_method or "POST"
-        try:
-            status, body = self.webhooks.request(wait_url, self._call_params(leg), method)
-        except requests.RequestException as exc:
-            self.report(f"waitUrl for {leg.sid} failed: {type(exc).__name__}")
-            return
-        if status != 200:
-            self.report(f"waitUrl {wait_url.split('?')[0]} answered HTTP {status}")
-            return
-        self._play_announcement(leg, wait_url, body, "hold")
-
-    def _play_announcement(self, leg: Leg, url: str, body: bytes, kind: str) -> bool:
-        try:
-            root = check(body, announcement=True)
-        except TwimlRefused as exc:
-            self.report(f"{kind} document {url.split('?')[0]}: {exc}")
-            return False
-        for verb in root:
-            if verb.tag == "Say":
-                leg.note(f"[{kind}] {(verb.text or '').strip()}")
-            elif verb.tag == "Play":
-                leg.note(f"[{kind}] [audio]")
-        return True
-
-    def _call_params(self, leg: Leg) -> dict[str, str]:
-        return {
-            "CallSid": leg.sid,
-            "AccountSid": self.account_sid,
-            "From": leg.from_,
-            "To": leg.to,
-            "CallStatus": leg.status,
-            "Direction": leg.direction,
-            "ApiVersion": API_VERSION,
-        }
 
     def _leave(self, leg: Leg, *, continue_twiml: bool) -> None:
         conference = self.conferences.get(leg.conference_sid or "")
@@ -818,69 +336,6 @@ class Switch:
             extra["CallSidEndingConference"] = ending_sid
         self._event(conference, "conference-end", None, extra)
 
-    def _event(
-        self,
-        conference: Conference,
-        kind: str,
-        participant: Participant | None = None,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        """Log a conference event; send it when the conference's callback asked for it."""
-        conference.updated = _now()
-        conference.log.append(
-            kind + (f" {participant.label or participant.call_sid}" if participant else "")
-        )
-        subscribed = {
-            "conference-start": "start",
-            "conference-end": "end",
-            "participant-join": "join",
-            "participant-leave": "leave",
-            "participant-mute": "mute",
-            "participant-unmute": "mute",
-            "participant-hold": "hold",
-            "participant-unhold": "hold",
-            "announcement-end": "announcement",
-            "announcement-fail": "announcement",
-        }[kind]
-        if conference.callback is None or subscribed not in conference.events:
-            return
-        conference.seq += 1
-        params = {
-            "AccountSid": self.account_sid,
-            "ConferenceSid": conference.sid,
-            "FriendlyName": conference.name,
-            "StatusCallbackEvent": kind,
-            "SequenceNumber": str(conference.seq),
-            "Timestamp": rfc2822(_now()),
-        }
-        if participant is not None:
-            params.update(
-                {
-                    "CallSid": participant.call_sid,
-                    "Muted": str(participant.muted).lower(),
-                    "Hold": str(participant.hold).lower(),
-                    "Coaching": "false",
-                    "EndConferenceOnExit": str(participant.end_on_exit).lower(),
-                    "StartConferenceOnEnter": str(participant.start_on_enter).lower(),
-                }
-            )
-            if participant.label:
-                params["ParticipantLabel"] = participant.label
-        params.update(extra or {})
-        self.webhooks.send_later(conference.callback, params, conference.callback_method)
-
-    # ------------------------------------------------------------------ REST actions
-
-    def participant(self, conference: Conference, ref: str) -> Participant | None:
-        """A connected (or connecting) participant by CallSid or label."""
-        for group in (conference.participants, conference.connecting):
-            if ref in group:
-                return group[ref]
-            for participant in group.values():
-                if participant.label == ref:
-                    return participant
-        return None
-
     def add_participant(
         self, conference: Conference, form: dict[str, str], leg: Leg
     ) -> Participant:
@@ -905,32 +360,6 @@ class Switch:
         conference.connecting[leg.sid] = participant
         self.place(leg)
         return participant
-
-    def announce(self, leg: Leg, conference: Conference, url: str) -> None:
-        """Fetch an AnnounceUrl and play it to `leg` (after the REST answer)."""
-
-        def run() -> None:
-            if leg.conference_sid != conference.sid:
-                return
-            params = {
-                "AccountSid": self.account_sid,
-                "ConferenceSid": conference.sid,
-                "FriendlyName": conference.name,
-                "CallSid": leg.sid,
-            }
-            try:
-                status, body = self.webhooks.request(url, params)
-            except requests.RequestException as exc:
-                self.report(f"announceUrl failed: {type(exc).__name__}")
-                status, body = 0, b""
-            played = status == 200 and self._play_announcement(leg, url, body, "announcement")
-            if status not in (0, 200):
-                self.report(f"announceUrl {url.split('?')[0]} answered HTTP {status}")
-            participant = conference.participants.get(leg.sid)
-            self._event(conference, "announcement-end" if played else "announcement-fail",
-                        participant)  # fmt: skip
-
-        self.later(run)
 
     def remove(self, leg: Leg) -> None:
         """Take a participant out of its conference (after the REST answer)."""
@@ -978,8 +407,6 @@ class Switch:
         if status == "canceled" and leg.status == "in-progress":
             return  # Twilio cancels only calls not yet answered
         self.later(lambda: self.finish(leg, "completed"))
-
-    # ------------------------------------------------------------------ control (the people)
 
     def inbound(self, to: str, from_: str, url: str) -> Leg:
         """Someone dials one of the account's numbers whose Voice URL is `url`."""
@@ -1041,11 +468,3 @@ class Switch:
                 f"the call is at {leg.call.waiting_for or 'nothing'}, not {'/'.join(expected)}",
             )
         self.drive(leg, step)
-
-    def set_phone(self, address: str, mode: str, after: float) -> None:
-        if mode not in PHONE_MODES:
-            raise RestError(400, 0, f"mode must be one of {', '.join(sorted(PHONE_MODES))}")
-        self.phones[address] = Phone(mode, after)
-
-    def record_rest(self, method: str, path: str, form: dict[str, str]) -> None:
-        self.rest_log.append((time.time(), method, path, form))

@@ -13,9 +13,9 @@ import re
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from ivr import partners
+from ivr.partners.eido_http import current_context, eido_response
 from ivr.partners.http import partner_api, refusal_response
 from ivr.reporting.eido import build_eido, jurisdiction_of, load_facts
-from ivr.reporting.eido_http import current_context, eido_response
 from ivr.services import services
 
 bp = Blueprint("eido_api", __name__, url_prefix="/api/eido")

@@ -20,8 +20,8 @@ from ivr.config.program import ProgramConfig
 from ivr.decisions.handoffs import ATTEMPT_FAILURES, HandoffStatus
 from ivr.language.lexicon import Lexicon, PhraseError, compile_phrase
 from ivr.language.text import Utterance
-from ivr.reporting.figures import Filters, Table, clock_for
-from ivr.store.callbacks import as_utc
+from ivr.reporting.measures import Filters, Table, clock_for
+from ivr.store.callback_records import as_utc
 from ivr.store.qa_tables import qa_findings, qa_items
 from ivr.store.qa_tags import tagged
 from ivr.store.tables import callbacks, self_service_events

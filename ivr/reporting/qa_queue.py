@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from ivr.config.program import ProgramConfig
 from ivr.reporting import qa
-from ivr.reporting.figures import Filters
+from ivr.reporting.measures import Filters
 from ivr.reporting.qa import QAItem, QAReason, SubjectKind
 
 PRIORITY: dict[QAReason, int] = {

@@ -29,7 +29,7 @@ from ivr.flows.callbacks import CallbackLine as CallbackLine
 from ivr.flows.callbacks import build_line, settle_from_twilio
 from ivr.services import services_of
 from ivr.store import callbacks as store
-from ivr.store.callbacks import AttemptStatus, CallbackStatus, Outcome
+from ivr.store.callback_records import AttemptStatus, CallbackStatus, Outcome
 from ivr.twiml import callbacks as cbt
 from ivr.voice.common import fallback_answer, twiml, voice_blueprint
 

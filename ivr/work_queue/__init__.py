@@ -60,6 +60,7 @@ from ivr.work_queue.filters import (
     assignment_label,
     parse_filters,
 )
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def change(reference: str) -> Response:
         return redirect(url_for("work_queue.detail", reference=reference), 303)  # type: ignore[return-value]
     if made.notify is Notify.PENDING:
         # Recorded with the change; if Redis is down now, the sweep records and sends it.
-        q.queues.enqueue("default", "workers.report_texts.record_status_text", made.id)
+        q.queues.enqueue("default", jobs.RECORD_STATUS_TEXT, made.id)
     log.info("report changed: id=%s status=%s", report.id, status.value)
     flash(f"Saved: the report is now {STATUS_LABELS[status].lower()}.", "ok")
     return redirect(url_for("work_queue.detail", reference=reference), 303)  # type: ignore[return-value]

@@ -223,8 +223,8 @@ def test_clinician_records_the_outcome_of_a_handoff_sent_to_them(
         helper_type="embedded_clinician",
         answers=answers,
         reason="panic attack",
-        roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     ).id
     record(engine, handoff, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
     record(engine, handoff, HandoffEvent.HELPER_JOINED, 2, attempt=1)
@@ -332,7 +332,7 @@ def test_clinician_fixes_a_failed_save_without_retyping_and_a_second_save_is_an_
         engine, app.extensions["bridgeline"].queues, call_sid=live.call_sid,
         call_taker_staff_id="4603", helper_type="embedded_clinician",
         answers={**answers, "consent": True, "health_question": False}, reason="panic attack",
-        roster=app.extensions["bridgeline_roster"], tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster, tree=app.extensions["bridgeline"].tree,
     ).id  # fmt: skip
     record(engine, handoff, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
     record(engine, handoff, HandoffEvent.HELPER_JOINED, 2, attempt=1)
@@ -386,8 +386,8 @@ def test_the_console_keeps_keyboard_focus_while_it_updates(
     handoffs.start_handoff(
         engine, app.extensions["bridgeline"].queues, call_sid=live.call_sid,
         call_taker_staff_id="4604", helper_type="crisis_988", answers=dict(SAFE_ANSWERS),
-        reason=None, roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        reason=None, roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     )  # fmt: skip
     expect(status).to_have_text("calling a helper")
     expect(opener).to_be_focused()

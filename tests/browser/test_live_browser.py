@@ -114,8 +114,8 @@ def test_supervisor_sees_a_handoff_progress_on_the_wall_without_reloading(
         helper_type="embedded_clinician",
         answers=ANSWERS,
         reason="panic attack",
-        roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     )
     record(engine, handoff.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")
     record(engine, handoff.id, HandoffEvent.RINGING, 2, attempt=1)

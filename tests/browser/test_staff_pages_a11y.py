@@ -59,8 +59,8 @@ def busy_program(app: Flask, engine: sa.Engine) -> int:
     handoff = handoffs.start_handoff(
         engine, app.extensions["bridgeline"].queues, call_sid=live.call_sid,
         call_taker_staff_id="4701", helper_type="embedded_clinician", answers=SAFE,
-        reason="panic attack", roster=app.extensions["bridgeline_roster"],
-        tree=app.extensions["bridgeline_decision_tree"],
+        reason="panic attack", roster=app.extensions["bridgeline"].roster,
+        tree=app.extensions["bridgeline"].tree,
     )  # fmt: skip
     for n, (event, fields) in enumerate(
         [
