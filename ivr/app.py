@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `overrides` may set environment names (e.g. DATABASE_URL) or Flask keys."""
     from flask import Flask
