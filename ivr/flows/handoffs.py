@@ -454,6 +454,7 @@ def record_dropped_callback(engine: sa.Engine, handoff_id: int, now: datetime) -
         consent=False,
         note=f"caller dropped during handoff {handoff_id}",
         jurisdiction=handoff.jurisdiction,
+        now=now,  # dated when the caller dropped, not when a late callback was applied
     )
     with engine.begin() as conn:
         conn.execute(
