@@ -15,10 +15,12 @@ from flask.testing import FlaskClient
 
 from ivr.config.program import NENA_TARGETS
 from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin
+from ivr.decisions.routing import on_duty
 from ivr.flows import handoffs
 from ivr.live import board
 from ivr.live.format import elapsed, local_clock
 from ivr.reporting.labels import Labels
+from ivr.services import services_of
 from ivr.store.account_tables import call_notes
 from tests.console_fixtures import PASSWORD, MakeStaff, make_staff
 from tests.dashboard_fixtures import add_callback, add_event, program, sign_in
@@ -123,26 +125,29 @@ def test_supervisor_watches_a_handoff_ring_then_connect_and_the_poll_is_304_in_b
     unchanged = _wall(client, version)
     assert unchanged.status_code == 304 and unchanged.data == b""
 
+    # Ring whichever embedded clinician config/roster.yaml has on duty now (the wall counts
+    # busy among those on duty, so a fixed name made this story fail outside her shift).
+    (rung, *_) = on_duty(services_of(app).roster, "embedded_clinician", datetime.now(UTC))
     handoff = _start(app, engine, "CA" + "1" * 32, "embedded_clinician")
-    _record(engine, handoff.id, HandoffEvent.DIALING, attempt=1, member_id="clin-rivera")
+    _record(engine, handoff.id, HandoffEvent.DIALING, attempt=1, member_id=rung.member_id)
     _record(engine, handoff.id, HandoffEvent.RINGING, attempt=1)
     ringing = _wall(client, version)
     assert ringing.status_code == 200
     body = ringing.get_json()
     handoffs_text = _text(body["sections"]["handoffs"])
     assert "Embedded clinician" in handoffs_text and "ringing" in handoffs_text
-    assert "Dana Rivera" in handoffs_text  # who is being rung, by name
-    assert "clin-rivera" not in handoffs_text
+    assert rung.name in handoffs_text  # who is being rung, by name
+    assert rung.member_id not in handoffs_text
     assert "1 handoffs ringing" in body["summary"]
     staffing = _text(body["sections"]["staffing"])
-    assert re.search(r"Embedded clinician \d+ 1: Dana Rivera", staffing)  # busy while rung
+    assert re.search(rf"Embedded clinician \d+ 1: {re.escape(rung.name)}", staffing)  # busy while rung
     assert "988 crisis line 1 0 1: Regional 988 center always on duty (no shifts)" in staffing
 
     _record(engine, handoff.id, HandoffEvent.ACCEPTED, attempt=1)
     _record(engine, handoff.id, HandoffEvent.HELPER_JOINED, attempt=1)
     connected = _wall(client, body["version"]).get_json()
     text = _text(connected["sections"]["handoffs"])
-    assert "connected" in text and "Dana Rivera (on the call)" in text
+    assert "connected" in text and f"{rung.name} (on the call)" in text
     assert "0 handoffs ringing, 1 connected" in connected["summary"]
 
 
