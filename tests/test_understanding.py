@@ -219,18 +219,19 @@ def test_operators_add_their_own_crisis_phrases_and_keywords(tmp_path: Path) -> 
     shutil.copytree(ROOT / "config", folder)
     menus = folder / "menus.yaml"
     text = menus.read_text(encoding="utf-8")
+    # A partner's outreach team calls a relapse into suicidal crisis "code purple".
     text = text.replace(
         "        - suicide|suicidal\n",
-        "        - suicide|suicidal\n        - unalive myself|himself|herself\n",
+        "        - suicide|suicidal\n        - =code =purple\n",
         1,
     )
     text = text.replace("      es: [otra cosa,", "      es: [chatarra, otra cosa,", 1)
     menus.write_text(text, encoding="utf-8")
     extended = SpeechUnderstanding(load_config(folder).menus)
-    found = extended.crisis.screen("my cousin wants to unalive himself")
+    found = extended.crisis.screen("my cousin is code purple again")
     assert found is not None and found.line == "crisis_988"
     assert extended.category("hay chatarra en el callejón") == "other"
-    assert understanding().crisis.screen("my cousin wants to unalive himself") is None
+    assert understanding().crisis.screen("my cousin is code purple again") is None
 
 
 def test_a_bad_phrase_stops_startup_naming_file_line_and_field(tmp_path: Path) -> None:

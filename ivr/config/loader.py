@@ -162,6 +162,20 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
             )
         if not rule.words.en or not rule.words.es:
             raise src.error(("crisis", index, "words"), "crisis words are needed in both en and es")
+    crisis_lines = {rule.line for rule in menus.crisis}
+    near = menus.understanding.nearby
+    for index, harm in enumerate(near.harms):
+        harm_at: Location = ("understanding", "nearby", "harms", index)
+        if harm.line not in crisis_lines:
+            raise src.error(
+                (*harm_at, "line"), f"unknown crisis line {harm.line!r} (no crisis rule has it)"
+            )
+        for field in ("transfer_with", "offer_with"):
+            for k, kind in enumerate(getattr(harm, field)):
+                if kind not in near.anchors:
+                    raise src.error(
+                        (*harm_at, field, k), f"unknown anchor kind {kind!r} (not in nearby.anchors)"
+                    )
     for menu_id, menu in menus.menus.items():
         keys: dict[str, int] = {}
         has_emergency = False
@@ -208,6 +222,13 @@ def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
     yield from check(("understanding", "idioms"), u.idioms)
     for tag, words in u.qa_tags.items():
         yield from check(("understanding", "qa_tags", tag), words)
+    near = u.nearby
+    for index, harm in enumerate(near.harms):
+        yield from check(("understanding", "nearby", "harms", index, "words"), harm.words)
+    for kind, words in near.anchors.items():
+        yield from check(("understanding", "nearby", "anchors", kind), words)
+    for name in ("things", "boundaries", "calm"):
+        yield from check(("understanding", "nearby", name), getattr(near, name))
     for index, category in enumerate(menus.report_categories):
         yield from check(("report_categories", index, "spoken"), category.spoken)
     for topic_id, topic in menus.info_topics.items():

@@ -154,6 +154,35 @@ class CrisisRule(Frozen):
     maybe: Words = Words()
 
 
+class NearbyHarm(Frozen):
+    """Harm words of the second crisis layer, the line they lead to, and what must stand near."""
+
+    line: NonEmpty
+    words: Words
+    # Kinds of `nearby.anchors` that must all stand near a harm word to connect the caller...
+    transfer_with: tuple[NonEmpty, ...] = Field(min_length=1)
+    # ...and kinds of which one near is enough to offer the line (empty: never only an offer).
+    offer_with: tuple[NonEmpty, ...] = ()
+
+
+class Nearby(Frozen):
+    """The recall layer of crisis screening: a harm word near a person or an intent."""
+
+    # Words either side of a harm word where an anchor (a person, an intent) counts.
+    window: Annotated[int, Field(ge=1, le=12)] = 5
+    # Words either side where a thing ("phone", "tree", "llantas") claims the harm word.
+    thing_window: Annotated[int, Field(ge=0, le=6)] = 3
+    harms: tuple[NearbyHarm, ...] = ()
+    # Kinds of words that make a harm word about someone: person, intent, ingest, ...
+    anchors: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Words] = {}
+    # Things, not people: a harm word with one of these close by is calm ("my phone died").
+    things: Words = Words()
+    # Words that end a clause: a thing beyond one claims nothing ("crash the car and die").
+    boundaries: Words = Words()
+    # Phrases that make the harm word inside them calm ("shoot i forgot", "me muero de").
+    calm: Words = Words()
+
+
 class Understanding(Frozen):
     """How speech is read: phrase gaps, confirmation, negations, idioms, QA tags."""
 
@@ -163,6 +192,8 @@ class Understanding(Frozen):
     negations: Words = Words()
     idioms: Words = Words()
     qa_tags: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Words] = {}
+    # When no crisis phrase matched: harm words near a person or an intent (offer or connect).
+    nearby: Nearby = Nearby()
 
 
 class MenuSettings(Frozen):

@@ -4,15 +4,26 @@ Rules come from config in order (911 before 988, so an overdose is 911 even when
 also says they want to die). Each rule has `words`, phrases that connect the caller at once,
 and `maybe`, phrases that only offer the line. A phrase of `words` right after a negation
 ("I'm not going to kill myself") is treated as `maybe`: when unsure, offer the line rather
-than miss it. A hit with a word inside an idiom ("this traffic light is killing me",
-"me muero de hambre") does not count.
+than miss it; a `maybe` phrase right after a negation ("I'm not in danger") counts for
+nothing. A hit with a word inside an idiom ("this traffic light is killing me", "me muero de
+hambre") does not count.
+
+Phrases are what operators know callers say; callers say more. When no phrase connects the
+caller, a second layer (`NearbyWords`, config `understanding.nearby`) reads the sentence for
+co-occurrence: a harm word ("pills", "shot", "kill", "pastillas", "matar") with a person
+("my son", "she", "yo") or an intent ("took", "wants to", "se tomó", "quiere") within a few
+words. All the kinds its harm group
+asks for near -> connect; one of its `offer_with` kinds near -> offer the line. A thing close
+to the harm word ("my phone died", "cut the grass", "matando las llantas"), a calm phrase, an
+idiom, or a negation (-> offer) keeps the everyday sentences everyday. Its words are config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from ivr.language.lexicon import DEFAULT_MAX_GAP, Hit, Lexicon
 from ivr.language.text import Utterance, words
@@ -47,6 +58,35 @@ class RuleWords:
 
 
 @dataclass(frozen=True)
+class HarmGroup:
+    """Harm words of the recall layer: their line, and the anchor kinds that must stand near."""
+
+    line: str
+    words: Mapping[str, Sequence[str]]
+    transfer_with: Sequence[str]
+    offer_with: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NearbyWords:
+    """The recall layer's words, per language: harm groups, anchors by kind, things, calm."""
+
+    harms: Sequence[HarmGroup] = ()
+    anchors: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
+    things: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    boundaries: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    calm: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    window: int = 5
+    thing_window: int = 3
+
+
+_THING = "<thing>"
+_BOUNDARY = "<boundary>"
+_CALM = "<calm>"
+"""Tags of the recall layer's own word lists (anchor kinds in config are plain names)."""
+
+
+@dataclass(frozen=True)
 class Finding:
     """A crisis phrase heard: the rule (index in config), its line, the verdict, the language."""
 
@@ -66,6 +106,7 @@ class CrisisScreen:
         negations: Mapping[str, Sequence[str]],
         idioms: Mapping[str, Sequence[str]],
         max_gap: int = DEFAULT_MAX_GAP,
+        nearby: NearbyWords | None = None,
     ) -> None:
         self.lines = [rule.line for rule in rules]
         self._phrases: Lexicon[tuple[int, Verdict]] = Lexicon(
@@ -85,6 +126,30 @@ class CrisisScreen:
         self._negations = {
             lang: {w for text in texts for w in words(text)} for lang, texts in negations.items()
         }
+        self._nearby = nearby or NearbyWords()
+        index_of: dict[str, int] = {}
+        for index, line in enumerate(self.lines):
+            index_of.setdefault(line, index)
+        unknown = [g.line for g in self._nearby.harms if g.line not in index_of]
+        if unknown:
+            raise ValueError(f"nearby harm lines without a crisis rule: {unknown}")
+        self._harm_rule = [index_of[g.line] for g in self._nearby.harms]
+        near = self._nearby
+        entries: list[tuple[tuple[str, int], str, str]] = [
+            (("harm", index), text, lang)
+            for index, group in enumerate(near.harms)
+            for lang, texts in group.words.items()
+            for text in texts
+        ]
+        for kind, table in (
+            *near.anchors.items(),
+            (_THING, near.things),
+            (_BOUNDARY, near.boundaries),
+            (_CALM, near.calm),
+        ):
+            entries += [((kind, -1), text, lang) for lang, texts in table.items() for text in texts]
+        # One pass over the sentence finds harm words, anchors, things and calm phrases alike.
+        self._near: Lexicon[tuple[str, int]] = Lexicon(entries, max_gap=max_gap)
 
     def screen(self, speech: str | Utterance | None, prefer_lang: str = "en") -> Finding | None:
         """The most urgent finding in `speech` (a transfer before an offer, config order).
@@ -95,7 +160,8 @@ class CrisisScreen:
         if utterance.empty:
             return None
         hits = self._phrases.find(utterance)
-        if not hits:
+        near_hits = self._near.find(utterance) if self._nearby.harms else []
+        if not hits and not any(h.tag[0] == "harm" for h in near_hits):
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
         best: Finding | None = None
@@ -103,14 +169,75 @@ class CrisisScreen:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
                 continue
             index, verdict = hit.tag
-            if verdict is Verdict.TRANSFER and self._negated(utterance, hit):
+            if self._negated(utterance, hit):
+                if verdict is Verdict.OFFER:
+                    # A hint denied is no hint ("I'm not in danger, I'm falling apart").
+                    continue
                 verdict = Verdict.OFFER
             finding = Finding(index, self.lines[index], verdict, hit.lang, hit.phrase.text)
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
+        if best is not None and best.verdict is Verdict.TRANSFER:
+            return best
+        for finding in self._nearby_findings(utterance, near_hits, idiom_spans):
+            if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
+                best = finding
         return best
 
-    def _negated(self, utterance: Utterance, hit: Hit[tuple[int, Verdict]]) -> bool:
+    def _nearby_findings(
+        self,
+        utterance: Utterance,
+        near_hits: list[Hit[tuple[str, int]]],
+        idiom_spans: list[tuple[int, int]],
+    ) -> Iterator[Finding]:
+        """The recall layer: each harm word with the anchors its group asks for near it."""
+        near = self._nearby
+        calm_spans = [*idiom_spans, *((h.start, h.end) for h in near_hits if h.tag[0] == _CALM)]
+        for hit in near_hits:
+            kind, group_index = hit.tag
+            if kind != "harm":
+                continue
+            if any(start <= p <= end for p in hit.positions for start, end in calm_spans):
+                continue
+            # Anchors of the harm word's language, outside the harm words themselves.
+            others = [
+                h
+                for h in near_hits
+                if h.tag[0] != "harm"
+                and h.lang == hit.lang
+                and not set(h.positions) & set(hit.positions)
+            ]
+            if self._claimed_by_a_thing(hit, others):
+                continue
+            kinds = {
+                h.tag[0]
+                for h in others
+                if h.tag[0] in near.anchors and _distance(hit, h) <= near.window
+            }
+            group = near.harms[group_index]
+            if all(k in kinds for k in group.transfer_with):
+                verdict = Verdict.OFFER if self._negated(utterance, hit) else Verdict.TRANSFER
+            elif any(k in kinds for k in group.offer_with):
+                verdict = Verdict.OFFER
+            else:
+                continue
+            rule = self._harm_rule[group_index]
+            yield Finding(rule, self.lines[rule], verdict, hit.lang, f"nearby: {hit.phrase.text}")
+
+    def _claimed_by_a_thing(
+        self, hit: Hit[tuple[str, int]], others: list[Hit[tuple[str, int]]]
+    ) -> bool:
+        """A thing within `thing_window` words, in the same clause: "my phone died"."""
+        boundaries = [h.start for h in others if h.tag[0] == _BOUNDARY]
+        for other in others:
+            if other.tag[0] != _THING or _distance(hit, other) > self._nearby.thing_window:
+                continue
+            low, high = sorted((other.start, hit.start))
+            if not any(low < b < high for b in boundaries):
+                return True
+        return False
+
+    def _negated(self, utterance: Utterance, hit: Hit[Any]) -> bool:
         negations = self._negations.get(hit.lang, set())
         window = NEGATION_WINDOW.get(hit.lang, 2)
         start = max(0, hit.start - window)
@@ -124,6 +251,15 @@ class CrisisScreen:
             utterance.words[i] for i in range(hit.start, hit.end + 1) if i not in hit.positions
         ]
         return any(w in negations for w in (*before, *between))
+
+
+def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
+    """Words between two hits (0 when they touch or overlap)."""
+    if b.start > a.end:
+        return b.start - a.end - 1
+    if a.start > b.end:
+        return a.start - b.end - 1
+    return 0
 
 
 def _rank(finding: Finding, prefer_lang: str) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ from ivr.config.models import (
     TransferItem,
     Words,
 )
-from ivr.decisions.crisis import CrisisScreen, RuleWords
+from ivr.decisions.crisis import CrisisScreen, HarmGroup, NearbyWords, RuleWords
 from ivr.decisions.understanding import (
     Guess,
     IntentMatcher,
@@ -36,6 +36,10 @@ from ivr.language.text import Utterance
 
 _PROPAGATED = (InfoItem, TransferItem, ReportItem)
 """Items whose keywords also lead to the submenu that holds them."""
+
+
+def _by_lang(words: Words) -> dict[str, tuple[str, ...]]:
+    return {"en": words.en, "es": words.es}
 
 
 def _pairs(words: Words) -> list[tuple[str, str]]:
@@ -72,6 +76,23 @@ class SpeechUnderstanding:
             negations={"en": u.negations.en, "es": u.negations.es},
             idioms={"en": u.idioms.en, "es": u.idioms.es},
             max_gap=u.max_gap,
+            nearby=NearbyWords(
+                harms=[
+                    HarmGroup(
+                        line=harm.line,
+                        words=_by_lang(harm.words),
+                        transfer_with=harm.transfer_with,
+                        offer_with=harm.offer_with,
+                    )
+                    for harm in u.nearby.harms
+                ],
+                anchors={kind: _by_lang(w) for kind, w in u.nearby.anchors.items()},
+                things=_by_lang(u.nearby.things),
+                boundaries=_by_lang(u.nearby.boundaries),
+                calm=_by_lang(u.nearby.calm),
+                window=u.nearby.window,
+                thing_window=u.nearby.thing_window,
+            ),
         )
         self.categories: IntentMatcher[str] = IntentMatcher(
             [
