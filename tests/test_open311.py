@@ -224,6 +224,46 @@ def test_unknown_things_answer_404_in_the_format_asked_for(endpoint: str) -> Non
     assert nowhere.status_code == 404 and xml_of(nowhere).tag == "errors"
 
 
+ROUTES = [
+    ("GET", "/services"),
+    ("GET", "/services/pothole"),
+    ("GET", "/requests"),
+    ("GET", "/requests/12345678"),
+    ("POST", "/requests"),
+]
+"""Every route that reads the format, the jurisdiction and the key the same way."""
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
+def test_every_route_refuses_a_bad_format_place_or_key_the_same_way(
+    endpoint: str, city_crm: partners.NewPartner, method: str, path: str
+) -> None:
+    def ask(suffix: str, **values: str) -> requests.Response:
+        url = f"{endpoint}{path}{suffix}"
+        if method == "POST":
+            return requests.post(url, data=values, timeout=5)
+        return requests.get(url, params=values, timeout=5)
+
+    csv = ask(".csv", api_key=city_crm.key)
+    assert csv.status_code == 404
+    assert xml_of(csv).findtext("error/description") == "formats are xml and json"
+    atlantis = ask(".json", jurisdiction_id="atlantis", api_key=city_crm.key)
+    assert atlantis.status_code == 404
+    assert atlantis.json() == [{"code": 404, "description": "jurisdiction_id was not found"}]
+    wrong = ask(".json", api_key=city_crm.key[:-4] + "AAAA")
+    assert wrong.status_code == 403
+    assert wrong.json() == [
+        {"code": 403, "description": "Invalid api_key received -- can't proceed"}
+    ]
+    no_key = ask(".xml")
+    if method == "POST":  # filing needs a key; reading does not
+        assert no_key.status_code == 403
+        assert "api_key is missing" in xml_of(no_key).findtext("error/description")
+    else:
+        assert no_key.status_code in (200, 404)  # read freely; 404 only for the unknown number
+        assert xml_of(no_key).tag != "errors" or no_key.status_code == 404
+
+
 # -------------------------------------------------------------------- filing requests
 
 

@@ -135,6 +135,36 @@ def _partner(
     return failure(403, refusal.message)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What every Open311 route but discovery starts from: the answer's format, the query and
+    form values, the jurisdiction asked for and the partner whose key came (None: no key)."""
+
+    fmt: Format
+    values: dict[str, str]
+    jurisdiction: str | None
+    partner: partners.Partner | None
+
+
+def _asked(fmt: Format | None, subject: str, *, key_required: bool = False) -> Asked | Response:
+    """Read what a route starts from, or the specification's error answer: 404 for a format
+    other than xml/json (answered in XML), 400 for a too-large form, 404 for an unknown
+    jurisdiction, 403/429 for a refused key (or a missing one when `key_required`)."""
+    if fmt is None:
+        return _fail(failure(404, "formats are xml and json"), Format.XML)
+    try:
+        values = _values()
+    except RequestEntityTooLarge:
+        return _fail(failure(400, "the request is too large"), fmt)
+    jurisdiction = _jurisdiction(values)
+    if isinstance(jurisdiction, Failure):
+        return _fail(jurisdiction, fmt)
+    partner = _partner(values, jurisdiction, subject, key_required)
+    if isinstance(partner, Failure):
+        return _fail(partner, fmt)
+    return Asked(fmt, values, jurisdiction, partner)
+
+
 def _visible(partner: partners.Partner | None, jurisdiction: str | None) -> frozenset[str] | None:
     """The jurisdictions whose requests may be shown (None: all)."""
     if jurisdiction is not None:
@@ -163,62 +193,43 @@ def discovery(ext: str | None = None) -> Response:
 @bp.get("/services")
 def services(ext: str | None = None) -> Response:
     """GET Service List: the report categories of config/menus.yaml."""
-    fmt = open311.format_of(ext)
-    if fmt is None:
-        return _fail(failure(404, "formats are xml and json"), Format.XML)
-    values = _values()
-    jurisdiction = _jurisdiction(values)
-    if isinstance(jurisdiction, Failure):
-        return _fail(jurisdiction, fmt)
-    partner = _partner(values, jurisdiction, "open311:services", required=False)
-    if isinstance(partner, Failure):
-        return _fail(partner, fmt)
+    asked = _asked(open311.format_of(ext), "open311:services")
+    if isinstance(asked, Response):
+        return asked
     items = [open311.service(c) for c in endpoint().categories]
-    return _answer(Document("services", items), fmt)
+    return _answer(Document("services", items), asked.fmt)
 
 
 @bp.get("/services/<name>")
 def service_definition(name: str) -> Response:
     """GET Service Definition."""
     code, fmt = _split_name(name)
-    if fmt is None:
-        return _fail(failure(404, "formats are xml and json"), Format.XML)
-    values = _values()
-    jurisdiction = _jurisdiction(values)
-    if isinstance(jurisdiction, Failure):
-        return _fail(jurisdiction, fmt)
-    partner = _partner(values, jurisdiction, "open311:services", required=False)
-    if isinstance(partner, Failure):
-        return _fail(partner, fmt)
+    asked = _asked(fmt, "open311:services")
+    if isinstance(asked, Response):
+        return asked
     category = endpoint().category(code)
     if category is None:
-        return _fail(failure(404, "service_code was not found"), fmt)
-    return _answer(Document("service_definition", open311.service_definition(category)), fmt)
+        return _fail(failure(404, "service_code was not found"), asked.fmt)
+    definition = open311.service_definition(category)
+    return _answer(Document("service_definition", definition), asked.fmt)
 
 
 @bp.get("/requests.<ext>")
 @bp.get("/requests")
 def list_requests(ext: str | None = None) -> Response:
     """GET Service Requests, with the specification's filters."""
-    fmt = open311.format_of(ext)
-    if fmt is None:
-        return _fail(failure(404, "formats are xml and json"), Format.XML)
-    e = endpoint()
-    values = _values()
-    jurisdiction = _jurisdiction(values)
-    if isinstance(jurisdiction, Failure):
-        return _fail(jurisdiction, fmt)
-    partner = _partner(values, jurisdiction, "open311:requests", required=False)
-    if isinstance(partner, Failure):
-        return _fail(partner, fmt)
-    query = open311.parse_query(values, e.codes, datetime.now(UTC), e.zone)
+    asked = _asked(open311.format_of(ext), "open311:requests")
+    if isinstance(asked, Response):
+        return asked
+    e, fmt = endpoint(), asked.fmt
+    query = open311.parse_query(asked.values, e.codes, datetime.now(UTC), e.zone)
     if isinstance(query, Failure):
         return _fail(query, fmt)
     filters = Filters(
         references=query.references,
         categories=query.service_codes,
         statuses=query.statuses,
-        jurisdictions=_visible(partner, jurisdiction),
+        jurisdictions=_visible(asked.partner, asked.jurisdiction),
         created_from=query.start,
         created_until=query.end,
         limit=open311.MAX_RESULTS,
@@ -236,16 +247,10 @@ def list_requests(ext: str | None = None) -> Response:
 def one_request(name: str) -> Response:
     """GET Service Request: one request by its service_request_id (the reference number)."""
     reference, fmt = _split_name(name)
-    if fmt is None:
-        return _fail(failure(404, "formats are xml and json"), Format.XML)
-    e = endpoint()
-    values = _values()
-    jurisdiction = _jurisdiction(values)
-    if isinstance(jurisdiction, Failure):
-        return _fail(jurisdiction, fmt)
-    partner = _partner(values, jurisdiction, "open311:request", required=False)
-    if isinstance(partner, Failure):
-        return _fail(partner, fmt)
+    asked = _asked(fmt, "open311:request")
+    if isinstance(asked, Response):
+        return asked
+    e, fmt = endpoint(), asked.fmt
     found = None
     if reference.isdigit() and len(reference) <= 16:
         try:
@@ -253,7 +258,7 @@ def one_request(name: str) -> Response:
         except sa.exc.SQLAlchemyError as exc:
             log.error("open311 read failed: error=%s", type(exc).__name__)
             return _fail(failure(400, "the service is unavailable; try again later"), fmt)
-    visible = _visible(partner, jurisdiction)
+    visible = _visible(asked.partner, asked.jurisdiction)
     if found is None or (visible is not None and (found.jurisdiction or "") not in visible):
         return _fail(failure(404, "service_request_id was not found"), fmt)
     item = open311.request_view(found, e.category(found.category), e.zone)
@@ -264,25 +269,15 @@ def one_request(name: str) -> Response:
 @bp.post("/requests")
 def create_request(ext: str | None = None) -> Response:
     """POST Service Request: a partner files a report; it answers the new reference number."""
-    fmt = open311.format_of(ext)
-    if fmt is None:
-        return _fail(failure(404, "formats are xml and json"), Format.XML)
-    e = endpoint()
-    try:
-        values = _values()
-    except RequestEntityTooLarge:
-        return _fail(failure(400, "the request is too large"), fmt)
-    jurisdiction = _jurisdiction(values)
-    if isinstance(jurisdiction, Failure):
-        return _fail(jurisdiction, fmt)
-    partner = _partner(values, jurisdiction, "open311:create_request", required=True)
-    if isinstance(partner, Failure):
-        return _fail(partner, fmt)
-    assert partner is not None
-    parsed = open311.parse_new_request(values, e.codes, partner.id)
+    asked = _asked(open311.format_of(ext), "open311:create_request", key_required=True)
+    if isinstance(asked, Response):
+        return asked
+    e, fmt, partner = endpoint(), asked.fmt, asked.partner
+    assert partner is not None  # key_required: no key was answered 403 above
+    parsed = open311.parse_new_request(asked.values, e.codes, partner.id)
     if isinstance(parsed, Failure):
         return _fail(parsed, fmt)
-    place = jurisdiction or _home_jurisdiction(partner, e)
+    place = asked.jurisdiction or _home_jurisdiction(partner, e)
     given = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()[:80]
     key = f"open311:{partner.id}:{given}" if given else f"open311:{secrets.token_hex(16)}"
     try:
