@@ -346,3 +346,33 @@ def test_twilio_events_stamped_in_the_same_second_as_ours_are_not_lost(
     _expect_helper_hung_up(twilio_api)
     assert run_jobs() == 1
     assert twilio_api.calls[-1].request.url.endswith(f"/Calls/{HELPER}.json")
+
+
+def test_with_redis_down_the_desk_legs_status_callback_still_records_the_drop(
+    app: Flask,
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+) -> None:
+    from ivr.queueing import connect
+
+    c, _live, handoff = _helper_is_ringing(call, engine, run_jobs, twilio_api, twilio_post)
+    c.hang_up()
+    working = desk.queues
+    desk.queues = Queues(connect("redis://127.0.0.1:1/0", 0.2), "bltest")
+    response = twilio_post(  # Twilio gets TwiML (twilio_post checks it), never an error page
+        "/voice/transfer-desk/status",
+        {"AccountSid": ACCOUNT_SID, "CallSid": c.call_sid, "CallStatus": "completed",
+         "Timestamp": ts(3)},
+    )  # fmt: skip
+    assert response.status_code == 200
+    desk.queues = working
+    # Recorded before anything was queued: the drop and its callback are in SQL.
+    dropped = handoffs.get_handoff(engine, handoff.id)
+    assert dropped is not None and dropped.status is HandoffStatus.CALLER_DROPPED
+    assert _the_dropped_callback(engine).source == "dropped_handoff"

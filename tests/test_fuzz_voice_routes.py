@@ -12,9 +12,8 @@ later is fuzzed too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from urllib.parse import quote, quote_from_bytes, urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
 import redis
@@ -30,6 +29,7 @@ from werkzeug.wrappers import Request
 from ivr.security import SIGNATURE_HEADER, compute_signature
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE
 from tests.twiml_check import check_twiml
+from tests.voice_routes import RULES, fill, voice_rules
 
 TWILIO_FIELDS = (
     "CallSid",
@@ -164,44 +164,6 @@ def under_the_limit(form: list[tuple[str, str]]) -> bool:
     """Below the app's MAX_CONTENT_LENGTH (256 KiB) once encoded: a bigger body cannot have its
     signature checked and is refused (tests/test_voice_bytes.py)."""
     return sum(len(k.encode()) + len(v.encode()) * 3 for k, v in form) < 200_000
-
-
-def voice_rules(app: Flask) -> list[tuple[str, list[str], tuple[str, ...]]]:
-    """(rule, its variable names, its methods) for every URL under /voice/."""
-    found = []
-    for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/voice"):
-            methods = tuple(sorted(m for m in rule.methods or () if m in ("GET", "POST")))
-            found.append((rule.rule, sorted(rule.arguments), methods))
-    return sorted(found)
-
-
-def _rules_at_collection() -> list[tuple[str, list[str], tuple[str, ...]]]:
-    """The voice routes of an app built from the example config (no connection is made)."""
-    import os
-    from pathlib import Path
-
-    from ivr import create_app
-
-    repo = Path(__file__).resolve().parent.parent
-    env = {
-        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_BASE_URL": PUBLIC_BASE,
-        "DATABASE_URL": "sqlite:///" + str(Path(os.environ.get("TMPDIR", "/tmp")) / "unused.db"),
-        "REDIS_URL": "redis://127.0.0.1:1/0",
-        "BRIDGELINE_CONFIG": str(repo / "config"),
-        "BRIDGELINE_SPOOL_DIR": "off",
-    }
-    return voice_rules(create_app(env))
-
-
-RULES = _rules_at_collection()
-
-
-def fill(rule: str, values: dict[str, str]) -> str:
-    """The concrete, percent-encoded path for `rule` with `values` in its variables."""
-    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: quote(values[m.group(1)], safe=""), rule)
 
 
 def sign(path: str, query: str, form: list[tuple[str, str]], token: str = AUTH_TOKEN) -> str:
