@@ -37,8 +37,11 @@ aguanto, me voy a matar", "no puedo más, me quiero matar").
 """
 
 
-_NOT_NEGATING = frozenset({"stop", "help", "quit", "dejar", "dejo", "puedo"})
-"""Words after which a negation negates them, not the crisis phrase ("can't stop", "no dejo")."""
+_NOT_NEGATING = frozenset(
+    {"stop", "help", "quit", "see", "find", "dejar", "dejo", "puedo", "veo", "encuentro"}
+)
+"""Words after which a negation negates them, not the crisis phrase ("can't stop", "don't see the
+point", "no dejo")."""
 
 
 class Verdict(str, Enum):

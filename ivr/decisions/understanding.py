@@ -66,11 +66,13 @@ FUNCTION_WORDS = frozenset(
 _LANGUAGE_HINTS: Mapping[str, frozenset[str]] = {
     "en": frozenset(
         "the i my to is and of in want need please it this you have there what how can "
-        "would like am was are he she his her with for someone about".split()
+        "would like am was are he she his her with for someone about hello hi hey speak "
+        "talk yes".split()
     ),
     "es": frozenset(
         "el la los las un una de que y en mi quiero es por para con se me hay tengo como "
-        "esta estoy favor hablar necesito donde cuando su lo le del al muy ya".split()
+        "esta estoy favor hablar necesito donde cuando su lo le del al muy ya alo hola bueno "
+        "oiga buenas buenos dias tardes noches hablo habla si".split()
     ),
 }
 
@@ -109,11 +111,21 @@ def yes_or_no(utterance: Utterance) -> bool | None:
     return None
 
 
+_NEGATIONS = frozenset({"no", "not", "never", "nunca"})
+
+
 def named_language(utterance: Utterance) -> str | None:
-    """'English' / 'español' / 'Spanish please' -> the language named, else None."""
-    for word in utterance.words:
+    """'English' / 'español' / 'Spanish please' -> the language named, else None.
+
+    A language named after a negation is the one the caller does not speak: "no hablo
+    inglés" -> Spanish, "I don't speak Spanish" -> English.
+    """
+    for index, word in enumerate(utterance.words):
         if word in LANGUAGE_NAMES:
-            return LANGUAGE_NAMES[word]
+            lang = LANGUAGE_NAMES[word]
+            if _NEGATIONS & set(utterance.words[max(0, index - 3) : index]):
+                return "es" if lang == "en" else "en"
+            return lang
     return None
 
 
