@@ -357,3 +357,46 @@ def test_a_handoff_reason_is_tagged_for_qa(app, engine: sa.Engine) -> None:
             reason="caller's son took too much fentanyl last week, now talking about suicide",
         )
     assert tags_of(engine, "handoff", str(handoff.id)) == ["substance_use", "suicide_self_harm"]
+
+
+# ------------------------------------------------------------------ street names are not crises
+
+
+def _at_the_address_prompt(call: Place, lang_key: str = "1") -> Call:
+    c = call()
+    c.press(lang_key)  # language
+    c.press("1")  # report
+    c.press("2")  # pothole
+    c.record(seconds=9)
+    return c
+
+
+@pytest.mark.parametrize(
+    ("said", "lang_key", "read_back"),
+    [
+        ("Gun Club Road.", "1", "I heard: Gun Club Road."),
+        ("1400 Gun Club Rd", "1", "I heard: 1400 Gun Club Rd."),
+        ("2200 Shooting Star Lane", "1", "I heard: 2200 Shooting Star Lane."),
+        ("on Gun Club Road and Main Street", "1", "I heard: on Gun Club Road and Main Street."),
+        ("calle Pistola 12", "2", "calle Pistola 12"),
+    ],
+)
+def test_a_street_named_like_a_crisis_word_is_an_address_not_an_emergency(
+    call: Place, said: str, lang_key: str, read_back: str
+) -> None:
+    c = _at_the_address_prompt(call, lang_key)
+    c.speak(said)
+    assert read_back in c.heard_since_last()
+    assert c.dialed == []
+
+
+def test_a_weapon_named_at_the_address_prompt_still_reaches_911(call: Place) -> None:
+    c = _at_the_address_prompt(call)
+    c.speak("1400 Gun Club Road, a man out here has a gun")
+    assert c.dialed == [EMERGENCY]
+    c = _at_the_address_prompt(call)
+    c.speak("he has a gun")
+    assert c.dialed == [EMERGENCY]
+    c = _at_the_address_prompt(call, "2")
+    c.speak("calle Pistola 12, le dispararon a mi vecino")
+    assert c.dialed == [EMERGENCY]

@@ -174,7 +174,8 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
             for k, kind in enumerate(getattr(harm, field)):
                 if kind not in near.anchors:
                     raise src.error(
-                        (*harm_at, field, k), f"unknown anchor kind {kind!r} (not in nearby.anchors)"
+                        (*harm_at, field, k),
+                        f"unknown anchor kind {kind!r} (not in nearby.anchors)",
                     )
     for menu_id, menu in menus.menus.items():
         keys: dict[str, int] = {}
@@ -229,6 +230,7 @@ def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
         yield from check(("understanding", "nearby", "anchors", kind), words)
     for name in ("things", "boundaries", "calm"):
         yield from check(("understanding", "nearby", name), getattr(near, name))
+    yield from check(("understanding", "street_types"), u.street_types)
     for index, category in enumerate(menus.report_categories):
         yield from check(("report_categories", index, "spoken"), category.spoken)
     for topic_id, topic in menus.info_topics.items():

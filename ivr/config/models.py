@@ -194,6 +194,9 @@ class Understanding(Frozen):
     qa_tags: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Words] = {}
     # When no crisis phrase matched: harm words near a person or an intent (offer or connect).
     nearby: Nearby = Nearby()
+    # Street types ("road", "lane"; "calle" before the name): at the address prompt, the name
+    # of a street that looks like an address is not screened ("Gun Club Road").
+    street_types: Words = Words()
 
 
 class MenuSettings(Frozen):

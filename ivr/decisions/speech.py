@@ -23,7 +23,8 @@ from ivr.config.models import (
     TransferItem,
     Words,
 )
-from ivr.decisions.crisis import CrisisScreen, HarmGroup, NearbyWords, RuleWords
+from ivr.decisions.addresses import street_name_positions
+from ivr.decisions.crisis import CrisisScreen, Finding, HarmGroup, NearbyWords, RuleWords
 from ivr.decisions.understanding import (
     Guess,
     IntentMatcher,
@@ -32,7 +33,7 @@ from ivr.decisions.understanding import (
     named_language,
     spoken_choice,
 )
-from ivr.language.text import Utterance
+from ivr.language.text import Utterance, words
 
 _PROPAGATED = (InfoItem, TransferItem, ReportItem)
 """Items whose keywords also lead to the submenu that holds them."""
@@ -110,6 +111,10 @@ class SpeechUnderstanding:
             ],
             max_gap=u.max_gap,
         )
+        self.street_types = {
+            "en": frozenset(w for text in u.street_types.en for w in words(text)),
+            "es": frozenset(w for text in u.street_types.es for w in words(text)),
+        }
         self.tagger = Tagger(
             {tag: {"en": w.en, "es": w.es} for tag, w in u.qa_tags.items()}, max_gap=u.max_gap
         )
@@ -199,6 +204,18 @@ class SpeechUnderstanding:
         if guess is None or guess.by_number or guess.ambiguous:
             return lang, None
         return lang, guess
+
+    def screen_address(
+        self, speech: str | Utterance | None, prefer_lang: str = "en"
+    ) -> Finding | None:
+        """Crisis screening of an answer to the address question: a street's name in an answer
+        that looks like an address is left out ("1400 Gun Club Road"), nothing else is."""
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        names = street_name_positions(utterance, self.street_types)
+        if not names:
+            return self.crisis.screen(utterance, prefer_lang=prefer_lang)
+        rest = " ".join(w for i, w in enumerate(utterance.words) if i not in names)
+        return self.crisis.screen(rest, prefer_lang=prefer_lang) if rest else None
 
     def category(self, speech: str | Utterance) -> str | None:
         """The report category a sentence names (only when one clearly fits)."""

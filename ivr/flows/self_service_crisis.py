@@ -99,13 +99,20 @@ class SelfServiceCrisis(SelfServiceCore):
         self._note(turn, "crisis_words", rule.line)
         return self.transfer(turn, rule.line, intro=rule.explanation.get(turn.lang))
 
-    def _screen(self, turn: Turn) -> str | None:
-        """Crisis screening of what was said at any prompt: the answer to give, or None."""
+    def _screen(self, turn: Turn, address: bool = False) -> str | None:
+        """Crisis screening of what was said at any prompt: the answer to give, or None.
+
+        An answer to the address question is screened without its street names ("Gun Club
+        Road"), and with everything else it says ("... and he has a gun").
+        """
         if not (turn.speech or "").strip():
             return None
         heard = Utterance.read(turn.speech)
         self._tag(turn, heard)
-        finding = self.understanding.crisis.screen(heard, prefer_lang=turn.lang)
+        if address:
+            finding = self.understanding.screen_address(heard, prefer_lang=turn.lang)
+        else:
+            finding = self.understanding.crisis.screen(heard, prefer_lang=turn.lang)
         if finding is None:
             return None
         return self._answer_crisis(replace(turn, lang=finding.lang), finding)

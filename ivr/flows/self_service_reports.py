@@ -104,7 +104,7 @@ class SelfServiceReports(SelfServiceMenus):
 
     def address_heard(self, turn: Turn, reference: str) -> str:
         """Store what the caller said as the report's address, then read it back."""
-        screened = self._screen(turn)
+        screened = self._screen(turn, address=True)
         if screened is not None:
             return screened
         if not _is_reference(reference):
