@@ -84,7 +84,7 @@ def desk_to_dial(sim: Simulation, runs: int) -> list[float]:
             if "Press 1 for yes" in prompt:
                 key = "1" if "agree" in prompt else "2"
             else:
-                key = "1"  # the first helper type offered
+                key = "1"  # the first helper type offered, then the first reason
             view = sim.act(desk, "press", digits=key)
         started = time.time()
         sim.act(desk, "press", digits=f"{CALLER_NUMBER}#")

@@ -432,7 +432,7 @@ def test_a_desk_call_opens_with_the_keypad_answers_and_says_where_it_stands(
             call_taker_staff_id="4501",
             helper_type="embedded_clinician",
             answers=SAFE_ANSWERS,
-            reason="transfer desk",
+            reason="welfare check",
             key="desk:test:1",
         )
     twilio_says(engine, started.id, HandoffEvent.DIALING, 1, attempt=1, member_id="clin-rivera")

@@ -54,7 +54,7 @@ def ts(seconds: int) -> str:
 
 def _desk_hands_off_to_the_clinician(call: Place, number_keys: str = "5205550123#") -> Call:
     """A call-taker signs in, answers the tree for a calm caller, picks the embedded clinician
-    and gives the caller's number (a star first: the caller speaks Spanish): the desk
+    and the reason (mental health) and gives the caller's number (a star first: the caller speaks Spanish): the desk
     announces the helper, then the conference."""
     c = call("/voice/transfer-desk", from_number=PSAP_LINE)
     c.press("4821#")
@@ -62,6 +62,8 @@ def _desk_hands_off_to_the_clinician(call: Place, number_keys: str = "5205550123
     for answer in ("2", "2", "2", "1", "2", "2"):
         c.press(answer)
     c.press("1")
+    assert "What is the call about?" in c.heard_since_last()
+    c.press("1")  # mental health
     assert "If the caller speaks Spanish, press star before the number." in c.heard_since_last()
     c.press(number_keys)
     assert "Calling an embedded clinician now" in c.heard

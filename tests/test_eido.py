@@ -189,7 +189,7 @@ def test_a_desk_handoff_reads_as_a_conforming_eido_at_every_step_to_completed(
     assert incident["notesReference"] == [{"$ref": note["$id"]}]
     text = note["notesActionComments"]
     assert "Is a weapon involved? No" in text and "Does the caller agree" in text
-    assert "Reason: transfer desk" in text
+    assert "Reason: mental health" in text
 
     # Ringing.
     _expect_helper_dial(twilio_api, HELPER_1)

@@ -50,13 +50,15 @@ def ts(seconds: int) -> str:
 
 
 def _desk_to_conference(call: Place, key: str) -> Call:
-    """A call-taker signs in, answers the tree for a calm caller and picks helper `key`."""
+    """A call-taker signs in, answers the tree for a calm caller, picks helper `key`
+    and says the call is about mental health."""
     c = call("/voice/transfer-desk", from_number=PSAP_LINE)
     c.press("4821#")
     c.press("2468#")
     for answer in ("2", "2", "2", "1", "2", "2"):
         c.press(answer)
     c.press(key)
+    c.press("1")  # what the call is about: mental health
     c.press("5205550123#")
     assert c.waiting_for == "Dial"
     return c
@@ -376,7 +378,10 @@ def test_nobody_answering_returns_the_call_to_the_call_taker_with_what_happened(
     assert choose is not None
     desk_leg = {"From": PSAP_LINE, "CallSid": c.call_sid}
     picked = signed_post(choose.get("action")[len(PUBLIC_BASE) :], {**desk_leg, "Digits": "3"})
-    number = check_twiml(picked.data).find("./Gather")
+    reason = check_twiml(picked.data).find("./Gather")
+    assert reason is not None and "What is the call about?" in picked.data.decode()
+    given = signed_post(reason.get("action")[len(PUBLIC_BASE) :], {**desk_leg, "Digits": "1"})
+    number = check_twiml(given.data).find("./Gather")
     assert number is not None
     held = signed_post(number.get("action")[len(PUBLIC_BASE) :], {**desk_leg, "Digits": ""})
     conference = check_twiml(held.data).find("./Dial/Conference")

@@ -45,7 +45,8 @@ NOV = Filters(start=utc(2026, 11, 1), end=utc(2026, 12, 1))
 
 
 def _hand_to_navigator(c: Call) -> None:
-    """Sign in, answer the tree (no danger, consent), choose the navigator, give a callback."""
+    """Sign in, answer the tree (no danger, consent), choose the navigator for
+    a housing or food call, give a callback."""
     assert "Enter your staff ID" in c.heard_since_last()
     c.press(CALL_TAKER_ID + "#")
     c.press(CALL_TAKER_PIN + "#")
@@ -60,6 +61,7 @@ def _hand_to_navigator(c: Call) -> None:
         c.press(digit)
     assert "For a community navigator, press 3." in c.heard_since_last()
     c.press("3")
+    c.press("5")  # what the call is about: housing or food
     c.press("5205550123#")
     assert "Calling a community navigator now." in c.heard_since_last()
 

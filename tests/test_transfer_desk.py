@@ -155,6 +155,8 @@ def test_choosing_a_helper_records_the_handoff_and_holds_the_call_in_a_conferenc
     assert "For an embedded clinician, press 1." in heard
     assert "For a community navigator, press 3." in heard
     c.press("3")
+    assert "What is the call about? For mental health, press 1." in c.heard_since_last()
+    c.press("1")  # mental health
     assert "callback number" in c.heard_since_last()
     c.press("5205550123#")
     heard = c.heard_since_last()
@@ -177,6 +179,7 @@ def test_choosing_a_helper_records_the_handoff_and_holds_the_call_in_a_conferenc
     (handoff,) = handoffs.handoffs_for_call(engine, live.id)
     assert handoff.status is handoffs.HandoffStatus.REQUESTED
     assert handoff.helper_type == "navigator"
+    assert handoff.reason == "mental health"
     assert handoff.chain == ("nav-brooks",)
     assert handoff.answers == {
         "weapon": False,
@@ -218,6 +221,7 @@ def test_a_database_outage_is_said_plainly_and_no_one_is_dialed(
 
     monkeypatch.setattr(handoffs, "open_live_call", down)
     c.press("3")
+    c.press("3")  # welfare check
     c.press("#")
     heard = c.heard_since_last()
     assert "cannot record transfers right now, so no one was dialed" in heard

@@ -284,7 +284,7 @@ def ts(moment: datetime) -> str:
 
 def _desk_call(service: Service, retried: str = "^$") -> Call:
     """A call-taker signs in, answers the tree for a calm caller, picks an embedded clinician
-    (the steps whose URL matches `retried` are sent twice at once)."""
+    for a mental-health call (the steps whose URL matches `retried` are sent twice at once)."""
     call = Call(
         RetriedTransport(service, retried), AUTH_TOKEN, PUBLIC_BASE, from_number=PSAP_LINE,
         on_response=lambda url, body: check_twiml(body),
@@ -294,6 +294,7 @@ def _desk_call(service: Service, retried: str = "^$") -> Call:
     for answer in ("2", "2", "2", "1", "2", "2"):
         call.press(answer)
     call.press("1")  # embedded clinician: Rivera, then Okafor, then 988
+    call.press("1")  # what the call is about: mental health
     call.press("5205550123#")
     return call
 

@@ -31,6 +31,7 @@ from ivr.reporting.labels import (
     CALLBACK_SOURCE_WORDS,
     CALLBACK_STATUS_WORDS,
     HANDOFF_STATUS_WORDS,
+    reason_given,
 )
 from ivr.store.account_tables import call_notes
 
@@ -130,6 +131,7 @@ def handoff_json(handoff: Handoff, events: list[EventRecord] | None = None) -> d
         "status": handoff.status.value,
         "reason_code": handoff.reason_code,
         "reason": handoff.reason,
+        "reason_given": reason_given(handoff.reason),
         "member_id": handoff.member_id,
         "member": _member_name(handoff.member_id),
         "attempt": handoff.attempt,

@@ -252,47 +252,53 @@ class DeskTree:
     def reason_prompt(
         self, state: DeskState, helper_type: str, attempt: int, preface: str | None = None
     ) -> str:
-        """What the call is about, by keypad (decision_tree.yaml handoff_reasons); 0 skips."""
+        """What the call is about, by keypad (decision_tree.yaml handoff_reasons); 0 ends
+        without a transfer, as at the offer."""
         response = VoiceResponse()
-        g = gather(
-            response,
-            self.url(f"{DESK}/reason", h=helper_type, t=attempt, **state.params(self.tree)),
-            "en",
-            timeout=10,
-            num_digits=1,
-            speech=False,
-        )
+        action = self.url(f"{DESK}/reason", h=helper_type, t=attempt, **state.params(self.tree))
+        g = gather(response, action, "en", timeout=10, num_digits=1, speech=False)
         if preface:
             say(g, preface, "en")
         options = [f"For {text}, press {n}." for n, text in enumerate(self.tree.handoff_reasons, 1)]
-        say(g, " ".join(["What is the call about?", *options, "To skip, press 0."]), "en")
-        # No key at all: go on without a reason rather than lose the transfer.
-        response.redirect(
-            self.url(f"{DESK}/reason", h=helper_type, t=MAX_TRIES, **state.params(self.tree)),
-            method="POST",
+        say(
+            g,
+            " ".join(["What is the call about?", *options, "To end without a transfer, press 0."]),
+            "en",
         )
+        # Twilio calls the action on silence too (action_on_empty_result); should it not, the
+        # same step is asked again rather than the call left without TwiML.
+        response.redirect(action, method="POST")
         return to_xml(response)
 
     def reason_chosen(
         self, state: DeskState, helper_type: str, digits: str | None, attempt: int
     ) -> str:
-        """The reason's key (0 or nothing after a retry: none); then the callback number."""
+        """The reason's key, then the callback number. 0 ends without a transfer; a wrong key or
+        none is asked again, and after the last try the transfer goes on with no reason given
+        (the caller still reaches a helper)."""
         key = (digits or "").strip()[:1]
         reasons = self.tree.handoff_reasons
-        if key.isdigit() and 0 <= int(key) <= len(reasons):
+        if key == "0":
+            return self.end_call("No transfer was made. Goodbye.")
+        if key.isdigit() and 1 <= int(key) <= len(reasons):
             return self.callback_prompt(state, helper_type, 0, reason=int(key))
+        missed = "No key was pressed." if not key else "That is not one of the choices."
         if attempt + 1 < MAX_TRIES:
-            return self.reason_prompt(
-                state, helper_type, attempt + 1, preface="That is not one of the choices."
-            )
-        return self.callback_prompt(state, helper_type, 0)
+            return self.reason_prompt(state, helper_type, attempt + 1, preface=missed)
+        return self.callback_prompt(
+            state,
+            helper_type,
+            0,
+            preface=f"{missed} The transfer goes on with no reason given.",
+        )
 
-    def reason_text(self, index: int | None) -> str:
-        """The words of reason `index` (1-based), or the desk's default when none was picked."""
+    def reason_text(self, index: int | None) -> str | None:
+        """The words of reason `index` (1-based); none when the call-taker gave none, or the
+        desk's "transfer desk" when the program lists no reasons (the desk did not ask)."""
         reasons = self.tree.handoff_reasons
         if index is not None and 1 <= index <= len(reasons):
             return reasons[index - 1]
-        return "transfer desk"
+        return None if reasons else "transfer desk"
 
     def callback_prompt(
         self,

@@ -10,9 +10,9 @@ service and its real workers through the local Twilio, each party's view printed
     bridgeline-simulate handoff --scenario nobody-on-duty   # expects the desk to say so
 
 The call-taker signs in at the transfer desk (a demo account is created when it does not
-exist), answers the tree for a calm caller who agrees, picks the first helper offered and gives
-a callback number. The helper's phone rings at the local Twilio; the simulator answers it and
-presses 1 (or 2). Bridgeline's workers do the rest: dial, announce, hang up, record. The last
+exist), answers the tree for a calm caller who agrees, picks the first helper offered and the
+reason (mental health) and gives a callback number. The helper's phone rings at the local
+Twilio; the simulator answers it and presses 1 (or 2). Bridgeline's workers do the rest: dial, announce, hang up, record. The last
 line is the handoff's (or callback's) status from the database; exit 0 only when it is what
 the scenario expects ("handoff completed" for the default one).
 """
@@ -54,6 +54,9 @@ CALLER_NUMBER = "5205550123"
 
 RESIDENT = "+15205550177"
 """The resident who asks for a callback in the callback scenarios."""
+
+REASON = "mental health"
+"""What the call is about, as the call-taker picks it at the desk (decision_tree.yaml)."""
 
 NOBODY_ON_DUTY = "No eligible helper is on duty now"
 """What the desk says when no helper type the tree allows has anyone on duty."""
@@ -131,8 +134,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ the desk
 
-    def desk_call(self, helper_label: str | None = None) -> Party:
-        """Sign in, answer the tree for a calm caller who agrees, choose a helper, give the number."""
+    def desk_call(self, helper_label: str | None = None, reason: str = REASON) -> Party:
+        """Sign in, answer the tree for a calm caller who agrees, choose a helper and what the
+        call is about (decision_tree.yaml handoff_reasons), give the number."""
         self.say("The call-taker calls the transfer desk from the PSAP line.")
         desk = self.party(
             "call-taker", self.twilio.dial_in(url="/voice/transfer-desk", from_=PSAP_LINE)
@@ -148,6 +152,11 @@ class Simulation:
             if "Press 1 for yes, 2 for no" in prompt:
                 # A calm caller who agrees to talk with a helper: yes only to consent.
                 view = self.act(desk, "press", digits="1" if "agree" in prompt else "2")
+                continue
+            if "What is the call about?" in prompt:
+                key = _offer_key(prompt, reason)
+                print(f"  {desk.name:<14}| [picks the reason: {reason}]", file=self.out)
+                view = self.act(desk, "press", digits=key)
                 continue
             if "To end without a transfer, press 0" in prompt:
                 key = _offer_key(prompt, helper_label)
@@ -431,12 +440,13 @@ class Simulation:
 
 
 def _offer_key(prompt: str, wanted: str | None) -> str:
-    """The key the desk offers for `wanted` (a helper type's label), or the first one offered."""
+    """The key the desk offers for `wanted` (a helper type's label or a reason), or the first
+    one offered."""
     import re
 
     offered = re.findall(r"For (?:an? )?([^,]+), press (\d)\.", prompt)
     if not offered:
-        raise ScenarioFailed(f"no helper is offered: {prompt}")
+        raise ScenarioFailed(f"nothing is offered: {prompt}")
     for label, key in offered:
         if wanted is None or label == wanted:
             return key

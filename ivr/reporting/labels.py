@@ -176,12 +176,21 @@ TAG_WORDS: dict[str, str] = {
 LANGUAGE_WORDS: dict[str, str] = {"en": "English", "es": "Spanish"}
 """Caller languages."""
 
+REASON_NOT_GIVEN = "not given"
+"""What staff pages say for a handoff whose call-taker gave no reason."""
+
 _CODE = re.compile(r"[_:]+")
 
 
 def plain(code: str) -> str:
     """Words for a code nobody named: separators become spaces (never shown raw)."""
     return _CODE.sub(" ", code).strip()
+
+
+def reason_given(text: str | None) -> str:
+    """The reason a call-taker gave for a handoff, already in words (typed in the console, or
+    one of decision_tree.yaml's handoff_reasons picked at the desk), or "not given"."""
+    return (text or "").strip() or REASON_NOT_GIVEN
 
 
 _MENU_LEAD = re.compile(r"^(to|for)\s+", re.IGNORECASE)

@@ -237,7 +237,7 @@
         item = el(
           "li",
           { dataset: { handoffId: h.id }, class: "handoff" },
-          el("p", { class: "handoff-head" }, el("span", { class: "who" }), " ", el("span", { class: "status handoff-status" }), el("span", { class: "why muted" })),
+          el("p", { class: "handoff-head" }, el("span", { class: "who" }), " ", el("span", { class: "status handoff-status" }), el("span", { class: "why muted" }), el("span", { class: "given muted" })),
           el("ol", { class: "events" }),
         );
       }
@@ -249,6 +249,7 @@
       setAttr(status, "class", "status handoff-status status-" + h.status);
       setText(status, h.status_words);
       setText(item.querySelector(".why"), h.reason_words ? " (" + h.reason_words + ")" : "");
+      setText(item.querySelector(".given"), " · reason given: " + h.reason_given);
       const steps = item.querySelector("ol.events");
       const lines = h.story.map((s) => localTime(s.at) + " " + s.text);
       const shown = [...steps.children].map((li) => li.textContent);
