@@ -253,6 +253,17 @@ def seed(engine: sa.Engine, events: int, seed_value: int = 7) -> dict[str, int]:
     return counts
 
 
+def _seeded_counts(engine: sa.Engine) -> dict[str, int]:
+    """How many rows of each kind a kept database already holds (the live wall's own rows
+    are not counted)."""
+    counts = {}
+    with engine.connect() as conn:
+        for table in (live_calls, handoffs, handoff_events, self_service_events, callbacks):
+            total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            counts[table.name] = int(total)
+    return counts
+
+
 def _env(url: str) -> dict[str, str]:
     return {
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
@@ -300,6 +311,15 @@ def seed_live(engine: sa.Engine, calls: int, now: datetime, seed_value: int = 11
     """`calls` calls in progress now: a tenth waiting for a call-taker, the rest each with a
     handoff ringing or connected; 15 residents in the 311 queue; 50 open callbacks."""
     rng = random.Random(seed_value)
+    with engine.begin() as conn:  # a kept database: the previous run's wall goes first
+        conn.execute(handoffs.delete().where(handoffs.c.idempotency_key.like("bench-live-%")))
+        conn.execute(live_calls.delete().where(live_calls.c.conference_name.like("bl-live-%")))
+        conn.execute(
+            self_service_events.delete().where(
+                self_service_events.c.idempotency_key.like("bench-queue-%")
+            )
+        )
+        conn.execute(callbacks.delete().where(callbacks.c.idempotency_key.like("bench-live-cb-%")))
     members = {
         "embedded_clinician": ("clin-rivera", "clin-okafor"),
         "telehealth_nurse": ("nurse-lee",),
@@ -523,6 +543,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="keep the seeded year between runs: the PostgreSQL database NAME and the SQLite "
+        "file /tmp/NAME.sqlite3 are created and seeded once, then reused (never dropped)",
+    )
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument(
         "--live-calls", type=int, default=200, help="calls in progress on the timed /live wall"
@@ -543,10 +569,11 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bridgeline-bench-") as folder:
         targets: list[tuple[str, str, str | None]] = []
         if not args.no_sqlite:
-            targets.append(("SQLite", f"sqlite:///{folder}/bench.sqlite3", None))
+            path = f"/tmp/{args.keep}.sqlite3" if args.keep else f"{folder}/bench.sqlite3"
+            targets.append(("SQLite", f"sqlite:///{path}", None))
         if not args.no_pg:
             pg_admin = normalise_database_url(args.pg)
-            bench_url = sa.engine.make_url(pg_admin).set(database="bridgeline_bench")
+            bench_url = sa.engine.make_url(pg_admin).set(database=args.keep or "bridgeline_bench")
             targets.append(
                 ("PostgreSQL", bench_url.render_as_string(hide_password=False), pg_admin)
             )
@@ -555,8 +582,21 @@ def main(argv: list[str]) -> int:
             if admin_url:
                 admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
                 with admin.connect() as conn:
-                    conn.exec_driver_sql('DROP DATABASE IF EXISTS "bridgeline_bench" WITH (FORCE)')
-                    conn.exec_driver_sql('CREATE DATABASE "bridgeline_bench"')
+                    if args.keep:
+                        exists = conn.execute(
+                            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                            {"name": args.keep},
+                        ).first()
+                        if not exists:
+                            conn.exec_driver_sql(f'CREATE DATABASE "{args.keep}"')
+                    else:
+                        conn.exec_driver_sql(
+                            'DROP DATABASE IF EXISTS "bridgeline_bench" WITH (FORCE)'
+                        )
+                        conn.exec_driver_sql('CREATE DATABASE "bridgeline_bench"')
+                if args.keep:
+                    admin.dispose()
+                    admin = None  # kept: never dropped
             try:
                 migrate(url)
                 if args.live_only:
@@ -565,7 +605,9 @@ def main(argv: list[str]) -> int:
                     continue
                 engine = make_engine(url)
                 started = time.perf_counter()
-                counts = seed(engine, args.events)
+                counts = _seeded_counts(engine) if args.keep else {}
+                if not counts.get("handoffs"):
+                    counts = seed(engine, args.events)
                 seeded = time.perf_counter() - started
                 engine.dispose()
                 timed = time_dashboard(

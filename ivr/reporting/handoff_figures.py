@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ivr.config.program import ProgramConfig
-from ivr.reporting import rollups
+from ivr.reporting import rollup_spans, rollups
 from ivr.reporting.measures import (
     Filters,
     LocalClock,
@@ -189,6 +190,18 @@ def _handoff_figures_from_rollups(
         where.append(rh.c.helper_type == filters.helper_type)
     hour = clock.hour(rh.c.hour).label("local_hour")
     weekday = clock.weekday(rh.c.hour).label("local_weekday")
+    # Without an hour or weekday filter the histograms come from whole 8- and 64-day spans,
+    # and from the hourly lists only at the range's edges (and around an offset change).
+    blocks: list[tuple[int, int, int]] = []
+    lists: list[ColumnElement[Any]] = [rh.c.answers, rh.c.durations, rh.c.reasons, rh.c.outcomes]
+    if not filters.hours and not filters.weekdays:
+        first, last = rollups.hour_of(filters.start), rollups.hour_of(filters.end)
+        blocks, edges = rollup_spans.plan(clock.steps, first, last)
+        if blocks:
+            at_edges = sa.or_(
+                sa.false(), *(sa.and_(rh.c.hour >= lo, rh.c.hour < hi) for lo, hi in edges)
+            )
+            lists = [sa.case((at_edges, column)) for column in lists]
     # one scan, grouped as the tables need (at most helper types x 24 x 7 groups)
     with engine.connect() as conn:
         groups = conn.execute(
@@ -200,14 +213,17 @@ def _handoff_figures_from_rollups(
                 sa.func.sum(rh.c.connected),
                 sa.func.sum(rh.c.no_helper),
                 sa.func.sum(rh.c.diverted_type if filters.helper_type else rh.c.diverted_call),
-                _joined(engine, rh.c.answers),
-                _joined(engine, rh.c.durations),
-                _joined(engine, rh.c.reasons),
-                _joined(engine, rh.c.outcomes),
+                *(_joined(engine, column) for column in lists),
             )
             .where(*where)
             .group_by(rh.c.helper_type, hour, weekday)
         ).all()
+        spans = rollup_spans.read(
+            conn,
+            blocks,
+            filters.jurisdiction or rollups.ALL_JURISDICTIONS,
+            filters.helper_type,
+        )
     requested: dict[str, int] = defaultdict(int)
     connected: dict[str, int] = defaultdict(int)
     by_hour: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -243,11 +259,26 @@ def _handoff_figures_from_rollups(
         hist = _seconds(joined)  # each list parsed once, then added up both ways
         answer_seconds[helper_type].update(hist)
         answer_by_hour[hr].update(hist)
-    duration_seconds = {t: _seconds(joined) for t, joined in durations_by_type.items()}
+    duration_seconds: dict[str, Counter[int]] = defaultdict(Counter)
+    for t, joined in durations_by_type.items():
+        duration_seconds[t].update(_seconds(joined))
+    no_helper = rollups.tally(reasons)
+    for helper_type, kind, local_hour, value, count in spans:
+        if kind == rollup_spans.ANSWER:
+            answer_seconds[helper_type][int(value)] += count
+        elif kind == rollup_spans.ANSWER_BY_HOUR:
+            answer_by_hour[local_hour][int(value)] += count
+        elif kind == rollup_spans.DURATION:
+            duration_seconds[helper_type][int(value)] += count
+        elif kind == rollup_spans.REASON:
+            no_helper[value] += count
+        elif kind == rollup_spans.OUTCOME:
+            by_type_outcomes.setdefault(helper_type, Counter())[value] += count
+            outcomes_total[value] += count
     return HandoffFigures(
         requested={k: v for k, v in requested.items() if v},
         connected=dict(connected),
-        no_helper=dict(rollups.tally(reasons)),
+        no_helper=dict(no_helper),
         outcomes=dict(outcomes_total),
         outcomes_by_type={
             (t, outcome): count

@@ -24,6 +24,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from ivr.reporting import rollup_spans
 from ivr.store.report_tables import (
     report_handoff_hours,
     report_self_service_events,
@@ -103,8 +104,13 @@ def _in_ranges(col: ColumnElement[Any], ranges: list[tuple[datetime, datetime]])
 
 
 def _watermark(conn: sa.Connection, kind: str) -> datetime | None:
+    """The kind's watermark, its row locked until the refresh commits (PostgreSQL), so two
+    refreshes at once fold the same change into the spans one after the other: the second
+    then finds the hours rebuilt and adds nothing. (SQLite writes one at a time anyway.)"""
     value = conn.execute(
-        sa.select(report_watermarks.c.seen_until).where(report_watermarks.c.kind == kind)
+        sa.select(report_watermarks.c.seen_until)
+        .where(report_watermarks.c.kind == kind)
+        .with_for_update()
     ).scalar_one_or_none()
     return _utc(value)
 
@@ -155,6 +161,15 @@ def _rebuild(
 ) -> None:
     """Replace the rows of the given runs of hours (`hours` None: every row of the kind)."""
     rows = build_fn(engine, conn, [(hour_start(lo), hour_start(hi)) for lo, hi in runs])
+    if kind == HANDOFFS:  # the spans change by what the hours change: read the old first
+        spans: Counter[rollup_spans.Key] = Counter()
+        if hours is not None:
+            _add_to_spans(spans, _stored_hours(conn, hours), sign=-1)
+        _add_to_spans(spans, rows[report_handoff_hours.name], sign=1)
+        if hours is None:
+            rollup_spans.replace_all(conn, spans)
+        else:
+            rollup_spans.add(conn, spans)
     for table in TABLES[kind]:
         if hours is None:
             conn.execute(table.delete())
@@ -163,6 +178,47 @@ def _rebuild(
                 conn.execute(table.delete().where(table.c.hour.in_(chunk)))
         if rows[table.name]:
             conn.execute(table.insert(), rows[table.name])
+
+
+def _stored_hours(conn: sa.Connection, hours: list[int]) -> list[dict[str, Any]]:
+    """The hourly handoff rows of these hours as they stand (before a rebuild)."""
+    rh = report_handoff_hours
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(hours, 500):
+        out += [
+            dict(row._mapping)
+            for row in conn.execute(
+                sa.select(
+                    rh.c.jurisdiction,
+                    rh.c.hour,
+                    rh.c.helper_type,
+                    rh.c.answers,
+                    rh.c.durations,
+                    rh.c.reasons,
+                    rh.c.outcomes,
+                ).where(rh.c.hour.in_(chunk))
+            )
+        ]
+    return out
+
+
+def _add_to_spans(
+    spans: Counter[rollup_spans.Key], hour_rows: Iterable[dict[str, Any]], sign: int
+) -> None:
+    for row in hour_rows:
+        lists = {
+            kind: tally([row[column]])
+            for kind, column in (
+                (rollup_spans.ANSWER, "answers"),
+                (rollup_spans.DURATION, "durations"),
+                (rollup_spans.REASON, "reasons"),
+                (rollup_spans.OUTCOME, "outcomes"),
+            )
+            if row[column]
+        }
+        rollup_spans.add_hour(
+            spans, row["jurisdiction"], row["hour"], row["helper_type"], lists, sign
+        )
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

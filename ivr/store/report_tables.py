@@ -69,3 +69,25 @@ report_watermarks = sa.Table(
     # Records changed after this instant (less a safety margin) are folded in at the next view.
     sa.Column("seen_until", Timestamp, nullable=False),
 )
+
+report_handoff_spans = sa.Table(
+    "report_handoff_spans",
+    metadata,
+    # A span of whole UTC hours: `span` hours (8 or 64 days) from `start` (a multiple of span).
+    sa.Column("span", sa.Integer, primary_key=True),
+    sa.Column("start", sa.Integer, primary_key=True),
+    # as in report_handoff_hours ('*' = all of them)
+    sa.Column("jurisdiction", sa.String(64), primary_key=True),
+    # '*' only for kind 'A' (answer times by hour over every helper type)
+    sa.Column("helper_type", sa.String(64), primary_key=True),
+    # 'a' answer seconds, 'A' answer seconds by UTC hour of day, 'd' duration seconds,
+    # 'r' no-helper reason, 'o' outcome
+    sa.Column("kind", sa.String(1), primary_key=True),
+    # the UTC hour of day (0-23) for kind 'A'; -1 for the others
+    sa.Column("utc_hour", sa.Integer, primary_key=True),
+    # whole seconds in decimal, or the reason / outcome name
+    sa.Column("value", sa.String(64), primary_key=True),
+    # how many handoffs of the span had it
+    sa.Column("count", sa.Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
