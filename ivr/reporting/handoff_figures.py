@@ -1,12 +1,10 @@
-"""Handoff figures: requested, connected, no helper, outcomes, answer and talk times by type.
-"""
+"""Handoff figures: requested, connected, no helper, outcomes, answer and talk times by type."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -193,18 +191,17 @@ def _handoff_figures_from_rollups(
     # Without an hour or weekday filter the histograms come from whole 8- and 64-day spans,
     # and from the hourly lists only at the range's edges (and around an offset change).
     blocks: list[tuple[int, int, int]] = []
-    lists: list[ColumnElement[Any]] = [rh.c.answers, rh.c.durations, rh.c.reasons, rh.c.outcomes]
+    lists_where = list(where)
     if not filters.hours and not filters.weekdays:
         first, last = rollups.hour_of(filters.start), rollups.hour_of(filters.end)
         blocks, edges = rollup_spans.plan(clock.steps, first, last)
         if blocks:
-            at_edges = sa.or_(
-                sa.false(), *(sa.and_(rh.c.hour >= lo, rh.c.hour < hi) for lo, hi in edges)
+            lists_where.append(
+                sa.or_(sa.false(), *(sa.and_(rh.c.hour >= lo, rh.c.hour < hi) for lo, hi in edges))
             )
-            lists = [sa.case((at_edges, column)) for column in lists]
-    # one scan, grouped as the tables need (at most helper types x 24 x 7 groups)
     with engine.connect() as conn:
-        groups = conn.execute(
+        # the counts: one index-only scan, at most helper types x 24 x 7 groups
+        count_rows = conn.execute(
             sa.select(
                 rh.c.helper_type,
                 hour,
@@ -213,10 +210,21 @@ def _handoff_figures_from_rollups(
                 sa.func.sum(rh.c.connected),
                 sa.func.sum(rh.c.no_helper),
                 sa.func.sum(rh.c.diverted_type if filters.helper_type else rh.c.diverted_call),
-                *(_joined(engine, column) for column in lists),
             )
             .where(*where)
             .group_by(rh.c.helper_type, hour, weekday)
+        ).all()
+        list_rows = conn.execute(
+            sa.select(
+                rh.c.helper_type,
+                hour,
+                _joined(engine, rh.c.answers),
+                _joined(engine, rh.c.durations),
+                _joined(engine, rh.c.reasons),
+                _joined(engine, rh.c.outcomes),
+            )
+            .where(*lists_where)
+            .group_by(rh.c.helper_type, hour)
         ).all()
         spans = rollup_spans.read(
             conn,
@@ -233,7 +241,7 @@ def _handoff_figures_from_rollups(
     outcomes_by_type: dict[str, list[str | None]] = defaultdict(list)
     reasons: list[str | None] = []
     diverted = 0
-    for helper_type, hr, wd, n, c, x, d, answers, durations, why, outcomes in groups:
+    for helper_type, hr, wd, n, c, x, d in count_rows:
         n, c, x = int(n or 0), int(c or 0), int(x or 0)
         requested[helper_type] += n
         if c:
@@ -245,6 +253,7 @@ def _handoff_figures_from_rollups(
             if x:
                 bucket["no_helper"] += x
         diverted += int(d or 0)
+    for helper_type, hr, answers, durations, why, outcomes in list_rows:
         answers_by_cell[(helper_type, int(hr))].append(answers)
         durations_by_type[helper_type].append(durations)
         outcomes_by_type[helper_type].append(outcomes)

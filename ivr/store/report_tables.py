@@ -38,6 +38,18 @@ report_handoff_hours = sa.Table(
     # comma-separated outcomes, one per handoff with one ('%' and ',' %-escaped)
     sa.Column("outcomes", sa.Text),
     sa.Index("ix_report_handoff_hours_hour", "hour"),
+    # the counts alone, so a year's view sums them without reading the lists (index only)
+    sa.Index(
+        "ix_report_handoff_hours_counts",
+        "jurisdiction",
+        "hour",
+        "helper_type",
+        "requested",
+        "connected",
+        "no_helper",
+        "diverted_type",
+        "diverted_call",
+    ),
     sqlite_with_rowid=False,
 )
 
@@ -78,12 +90,12 @@ report_handoff_spans = sa.Table(
     sa.Column("start", sa.Integer, primary_key=True),
     # as in report_handoff_hours ('*' = all of them)
     sa.Column("jurisdiction", sa.String(64), primary_key=True),
-    # '*' only for kind 'A' (answer times by hour over every helper type)
-    sa.Column("helper_type", sa.String(64), primary_key=True),
-    # 'a' answer seconds, 'A' answer seconds by UTC hour of day, 'd' duration seconds,
-    # 'r' no-helper reason, 'o' outcome
+    # 'a' answer seconds, 'A' answer seconds by UTC hour of day over every helper type,
+    # 'T' the same per helper type, 'd' duration seconds, 'r' no-helper reason, 'o' outcome
     sa.Column("kind", sa.String(1), primary_key=True),
-    # the UTC hour of day (0-23) for kind 'A'; -1 for the others
+    # '*' for kind 'A'
+    sa.Column("helper_type", sa.String(64), primary_key=True),
+    # the UTC hour of day (0-23) for kinds 'A' and 'T'; -1 for the others
     sa.Column("utc_hour", sa.Integer, primary_key=True),
     # whole seconds in decimal, or the reason / outcome name
     sa.Column("value", sa.String(64), primary_key=True),
