@@ -39,6 +39,11 @@ _PROPAGATED = (InfoItem, TransferItem, ReportItem)
 """Items whose keywords also lead to the submenu that holds them."""
 
 
+_CLEAR_AT_GREETING = 2
+"""Words of a sentence said at the greeting that must fit a main-menu item for it to be taken
+(unless a category, topic or inner item is named)."""
+
+
 def _by_lang(words: Words) -> dict[str, tuple[str, ...]]:
     return {"en": words.en, "es": words.es}
 
@@ -57,6 +62,7 @@ class MenuGuess:
     category: str | None = None
     topic: str | None = None
     inner: MenuItem | None = None
+    score: int = 0  # content words of the sentence that fit the item (0: chosen by number)
 
 
 class SpeechUnderstanding:
@@ -169,9 +175,9 @@ class SpeechUnderstanding:
         ambiguous = guess.ambiguous
         if isinstance(item, ReportItem):
             category = self.category(utterance)
-            return MenuGuess(item, False, ambiguous, category=category)
+            return MenuGuess(item, False, ambiguous, category=category, score=guess.score)
         if isinstance(item, InfoItem):
-            return MenuGuess(item, False, ambiguous, topic=item.topic)
+            return MenuGuess(item, False, ambiguous, topic=item.topic, score=guess.score)
         if isinstance(item, SubmenuItem) and item.menu in self._menus.menus:
             inner_guess = self._items[item.menu].best(utterance)
             if inner_guess is not None and not inner_guess.ambiguous:
@@ -180,8 +186,10 @@ class SpeechUnderstanding:
                 )
                 if isinstance(inner, _PROPAGATED):
                     topic = inner.topic if isinstance(inner, InfoItem) else None
-                    return MenuGuess(item, False, ambiguous, topic=topic, inner=inner)
-        return MenuGuess(item, False, ambiguous)
+                    return MenuGuess(
+                        item, False, ambiguous, topic=topic, inner=inner, score=guess.score
+                    )
+        return MenuGuess(item, False, ambiguous, score=guess.score)
 
     def at_greeting(
         self, key: str | None, speech: str | Utterance | None, main_menu: str = "main"
@@ -189,8 +197,10 @@ class SpeechUnderstanding:
         """The language chosen at the bilingual greeting, and what was already asked for.
 
         1 / "English" -> en, 2 / "español" -> es; a sentence is taken in the language it seems
-        to be in, and when it already names a main-menu item, that item ("quiero reportar un
-        bache" -> Spanish, the pothole report). Anything else: English, no item.
+        to be in, and when it already names a main-menu item clearly, that item ("quiero
+        reportar un bache" -> Spanish, the pothole report). One vague word heard before the
+        caller has heard the menu ("llamo por un problema", "quiero información") only picks
+        the language: the menu is read next. Anything else: English, no item.
         """
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         key = key or spoken_choice(utterance)
@@ -202,6 +212,9 @@ class SpeechUnderstanding:
         lang = guess_language(utterance) or "en"
         guess = self.choose(main_menu, utterance)
         if guess is None or guess.by_number or guess.ambiguous:
+            return lang, None
+        named_inside = guess.category or guess.topic or guess.inner
+        if not named_inside and guess.score < _CLEAR_AT_GREETING:
             return lang, None
         return lang, guess
 

@@ -67,12 +67,14 @@ _LANGUAGE_HINTS: Mapping[str, frozenset[str]] = {
     "en": frozenset(
         "the i my to is and of in want need please it this you have there what how can "
         "would like am was are he she his her with for someone about hello hi hey speak "
-        "talk yes".split()
+        "talk yes yeah okay ok good morning afternoon evening thanks thank calling sorry "
+        "who".split()
     ),
     "es": frozenset(
         "el la los las un una de que y en mi quiero es por para con se me hay tengo como "
         "esta estoy favor hablar necesito donde cuando su lo le del al muy ya alo hola bueno "
-        "oiga buenas buenos dias tardes noches hablo habla si".split()
+        "oiga buenas buenos dias tardes noches hablo habla si digame diga mande oigo quien "
+        "gracias senor senora senorita usted perdon disculpe llamo".split()
     ),
 }
 
@@ -175,20 +177,26 @@ class IntentMatcher(Generic[T]):
         if utterance.empty:
             return None
         covered: dict[T, set[int]] = defaultdict(set)
+        spanned: dict[T, set[int]] = defaultdict(set)
         for hit in self._lexicon.find(utterance):
+            spanned[hit.tag].update(hit.positions)
             covered[hit.tag].update(
                 p for p in hit.positions if utterance.words[p] not in FUNCTION_WORDS
             )
         if not covered:
             return None
         score = {t: max(len(positions), 1) for t, positions in covered.items()}
-        ranked = sorted(score, key=lambda t: (-score[t], t in self._generic, self._order.index(t)))
+        # Equal content words: the phrase that fits more of the sentence is the more specific
+        # one ("my complaint" asks about a complaint already made, "complaint" may be new).
+        fit = {t: (score[t], len(spanned[t])) for t in covered}
+        ranked = sorted(fit, key=lambda t: (-fit[t][0], t in self._generic, -fit[t][1],
+                                           self._order.index(t)))  # fmt: skip
         top = ranked[0]
         runner_up = ranked[1] if len(ranked) > 1 else None
         tie = (
             runner_up
             if runner_up is not None
-            and score[runner_up] == score[top]
+            and fit[runner_up] == fit[top]
             and (top in self._generic) == (runner_up in self._generic)
             else None
         )

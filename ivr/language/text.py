@@ -60,10 +60,20 @@ def fold(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text).strip()
 
 
+_FILLERS = frozenset("um umm uhm uh uhh hmm hm mm mmm mhm er erm ah ahh eh ehh em".split())
+"""Hesitation sounds speech recognition writes down; they carry no meaning and are dropped so
+they do not stretch the gap between a phrase's words ("light is um out")."""
+
+_O_SEA = re.compile(r"\bo sea\b")
+"""Spanish 'o sea' ("I mean"), a filler as well."""
+
+
 def words(text: str) -> list[str]:
-    """The folded words of `text`, with Spanish enclitic pronouns split off."""
+    """The folded words of `text`, without fillers, with Spanish enclitic pronouns split off."""
     out: list[str] = []
-    for word in fold(text).split():
+    for word in _O_SEA.sub(" ", fold(text)).split():
+        if word in _FILLERS:
+            continue
         joined = _CLITIC.match(word) if len(word) > 6 else None
         if joined:
             out += [joined.group(1), joined.group(2)]
