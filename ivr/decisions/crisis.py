@@ -138,21 +138,31 @@ class CrisisScreen:
             raise ValueError(f"nearby harm lines without a crisis rule: {unknown}")
         self._harm_rule = [index_of[g.line] for g in self._nearby.harms]
         near = self._nearby
-        entries: list[tuple[tuple[str, int], str, str]] = [
-            (("harm", index), text, lang)
-            for index, group in enumerate(near.harms)
-            for lang, texts in group.words.items()
-            for text in texts
-        ]
-        for kind, table in (
-            *near.anchors.items(),
-            (_THING, near.things),
-            (_BOUNDARY, near.boundaries),
-            (_CALM, near.calm),
-        ):
-            entries += [((kind, -1), text, lang) for lang, texts in table.items() for text in texts]
-        # One pass over the sentence finds harm words, anchors, things and calm phrases alike.
-        self._near: Lexicon[tuple[str, int]] = Lexicon(entries, max_gap=max_gap)
+        self._harms: Lexicon[tuple[str, int]] = Lexicon(
+            [
+                (("harm", index), text, lang)
+                for index, group in enumerate(near.harms)
+                for lang, texts in group.words.items()
+                for text in texts
+            ],
+            max_gap=max_gap,
+        )
+        # Anchors, things and calm phrases are only looked for around a harm word: most
+        # sentences have none, and then this bigger lexicon is never read.
+        self._context: Lexicon[tuple[str, int]] = Lexicon(
+            [
+                ((kind, -1), text, lang)
+                for kind, table in (
+                    *near.anchors.items(),
+                    (_THING, near.things),
+                    (_BOUNDARY, near.boundaries),
+                    (_CALM, near.calm),
+                )
+                for lang, texts in table.items()
+                for text in texts
+            ],
+            max_gap=max_gap,
+        )
 
     def screen(self, speech: str | Utterance | None, prefer_lang: str = "en") -> Finding | None:
         """The most urgent finding in `speech` (a transfer before an offer, config order).
@@ -163,8 +173,8 @@ class CrisisScreen:
         if utterance.empty:
             return None
         hits = self._phrases.find(utterance)
-        near_hits = self._near.find(utterance) if self._nearby.harms else []
-        if not hits and not any(h.tag[0] == "harm" for h in near_hits):
+        harm_hits = self._harms.find(utterance) if self._nearby.harms else []
+        if not hits and not harm_hits:
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
         best: Finding | None = None
@@ -180,8 +190,9 @@ class CrisisScreen:
             finding = Finding(index, self.lines[index], verdict, hit.lang, hit.phrase.text)
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
-        if best is not None and best.verdict is Verdict.TRANSFER:
+        if not harm_hits or (best is not None and best.verdict is Verdict.TRANSFER):
             return best
+        near_hits = harm_hits + self._context.find(utterance)
         for finding in self._nearby_findings(utterance, near_hits, idiom_spans):
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
