@@ -15,6 +15,10 @@ year. The year is written a chunk at a time (COPY on PostgreSQL), so 10,000,000 
 
     .venv/bin/python bench/dashboard.py [--events 1000000] [--runs 5] [--pg URL | --no-pg]
         [--no-clock-job] [--jurisdiction city] [--live-calls 200] [--live-runs 30] [--live-only]
+        [--keep NAME]
+
+`--keep NAME` seeds the PostgreSQL database NAME and the SQLite file /tmp/NAME.sqlite3 once and
+reuses them (never dropped): seeding 10,000,000 events takes 15-45 minutes.
 """
 
 from __future__ import annotations
