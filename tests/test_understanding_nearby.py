@@ -157,10 +157,11 @@ def test_operators_add_harm_words_and_anchors_in_config(tmp_path: Path) -> None:
     menus = folder / "menus.yaml"
     text = menus.read_text(encoding="utf-8")
     # A partner's street term for a fentanyl-laced pill.
-    text = text.replace(
-        "          en: [pills, pill, meds,", "          en: [blues, pills, pill, meds,", 1
+    extended_text = text.replace(
+        "          en: [pills, pill,", "          en: [blues, pills, pill,", 1
     )
-    menus.write_text(text, encoding="utf-8")
+    assert extended_text != text
+    menus.write_text(extended_text, encoding="utf-8")
     extended = SpeechUnderstanding(load_config(folder).menus)
     found = extended.crisis.screen("my nephew swallowed three blues")
     assert found is not None and found.line == "emergency"
