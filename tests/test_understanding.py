@@ -175,6 +175,36 @@ def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() 
     assert tags("kill the lights, I am going home myself") == set()
 
 
+def test_a_general_word_picks_a_category_only_as_the_answer_to_the_category_question() -> None:
+    u = understanding()
+    # Asked "what kind of problem": "the road" is road damage, "a light" a streetlight.
+    assert u.category("the road") == "pothole"
+    assert u.category("una luz") == "streetlight"
+    # At the main menu the same words inside a sentence name no category.
+    assert destination(u.choose("main", "I want to report something on my street")) == "report"
+    assert destination(u.choose("main", "quiero reportar algo de mi calle")) == "report"
+    # A word of a category's own phrases still wins over a general word of another.
+    assert u.category("a dead dog in the road") == "other"
+
+
+def test_hesitations_are_not_words_and_do_not_break_a_phrase() -> None:
+    assert words("um the light is uh out") == ["the", "light", "is", "out"]
+    assert words("o sea la luz") == ["la", "luz"]
+    assert destination(understanding().choose("main", "the light is um uh out")) == (
+        "report:streetlight"
+    )
+
+
+def test_a_phrase_that_fits_more_of_the_sentence_wins_a_tie() -> None:
+    u = understanding()
+    # "complaint" alone would be a new report; "my complaint" asks about one already made.
+    assert destination(u.choose("main", "what is going on with my complaint")) == "report_status"
+    # "talk to someone" is generic: a named kind of help still wins.
+    assert destination(u.choose("main", "I need to talk to someone about my mental health")) == (
+        "transfer:crisis_988"
+    )
+
+
 def test_a_phrase_that_cannot_be_read_is_refused() -> None:
     with pytest.raises(PhraseError):
         compile_phrase("kill =self-harm|x", "en")

@@ -233,6 +233,7 @@ def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
     yield from check(("understanding", "street_types"), u.street_types)
     for index, category in enumerate(menus.report_categories):
         yield from check(("report_categories", index, "spoken"), category.spoken)
+        yield from check(("report_categories", index, "spoken_alone"), category.spoken_alone)
     for topic_id, topic in menus.info_topics.items():
         yield from check(("info_topics", topic_id, "keywords"), topic.keywords)
     for menu_id, menu in menus.menus.items():

@@ -131,6 +131,10 @@ class ReportCategory(Frozen):
     department: Annotated[str, Field(min_length=1, max_length=120)] | None = None
     # What callers say for this category, per language ("pothole", "bache", "mucho ruido").
     spoken: Words = Words()
+    # Words too general to pick the category inside a sentence at the main menu ("my street",
+    # "a light") that do pick it as an answer to the category question when nothing in
+    # `spoken` fits ("the road", "la calle", "a light").
+    spoken_alone: Words = Words()
 
     @property
     def service_name(self) -> str:

@@ -109,6 +109,14 @@ class SpeechUnderstanding:
             ],
             max_gap=u.max_gap,
         )
+        self._categories_alone: IntentMatcher[str] = IntentMatcher(
+            [
+                (c.code, text, lang)
+                for c in menus.report_categories
+                for text, lang in _pairs(c.spoken_alone)
+            ],
+            max_gap=u.max_gap,
+        )
         self.topics: IntentMatcher[str] = IntentMatcher(
             [
                 (topic_id, text, lang)
@@ -174,7 +182,7 @@ class SpeechUnderstanding:
     def _deeper(self, item: MenuItem, guess: Guess[str], utterance: Utterance) -> MenuGuess:
         ambiguous = guess.ambiguous
         if isinstance(item, ReportItem):
-            category = self.category(utterance)
+            category = self.named_category(utterance)
             return MenuGuess(item, False, ambiguous, category=category, score=guess.score)
         if isinstance(item, InfoItem):
             return MenuGuess(item, False, ambiguous, topic=item.topic, score=guess.score)
@@ -231,7 +239,15 @@ class SpeechUnderstanding:
         return self.crisis.screen(rest, prefer_lang=prefer_lang) if rest else None
 
     def category(self, speech: str | Utterance) -> str | None:
-        """The report category a sentence names (only when one clearly fits)."""
+        """The report category an answer to the category question picks (only when one
+        clearly fits): what the sentence names, else a general word said for one ("the
+        road" -> pothole, "una luz" -> streetlight)."""
+        utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
+        guess = self.categories.best(utterance) or self._categories_alone.best(utterance)
+        return guess.target if guess is not None and not guess.ambiguous else None
+
+    def named_category(self, speech: str | Utterance) -> str | None:
+        """The report category a sentence said at a menu names (only when one clearly fits)."""
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         guess = self.categories.best(utterance)
         return guess.target if guess is not None and not guess.ambiguous else None
