@@ -241,6 +241,20 @@ def test_an_overdose_is_911_even_when_the_caller_also_wants_to_die() -> None:
     assert found is not None and found.line == "emergency"
 
 
+def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is_911() -> None:
+    screen = understanding().crisis
+    for said, line in [
+        ("my boyfriend keeps threatening to kill himself if i leave", "crisis_988"),
+        ("my boyfriend keeps threatening to kill me if i leave", "emergency"),
+        ("mi hermana se corta con navajas", "crisis_988"),
+        ("mi vecino anda con una navaja", "emergency"),
+        ("me tomé un montón de pastillas para matarme", "emergency"),
+    ]:
+        found = screen.screen(said)
+        assert found is not None and found.verdict is Verdict.TRANSFER, said
+        assert found.line == line, said
+
+
 # ------------------------------------------------------------------ operators extend the lexicon
 
 

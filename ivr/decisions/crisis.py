@@ -1,7 +1,8 @@
 """Crisis screening: does what the caller said mean someone may be in danger, and which line?
 
 Rules come from config in order (911 before 988, so an overdose is 911 even when the caller
-also says they want to die). Each rule has `words`, phrases that connect the caller at once,
+also says they want to die), unless the two phrases share a word and the longer one turns it
+back on the caller ("is threatening to kill himself" is 988, not a threat to others). Each rule has `words`, phrases that connect the caller at once,
 and `maybe`, phrases that only offer the line. A phrase of `words` right after a negation
 ("I'm not going to kill myself") is treated as `maybe`: when unsure, offer the line rather
 than miss it; a `maybe` phrase right after a negation ("I'm not in danger") counts for
@@ -177,7 +178,7 @@ class CrisisScreen:
         if not hits and not harm_hits:
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
-        best: Finding | None = None
+        heard: list[tuple[Finding, tuple[int, ...]]] = []
         for hit in hits:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
                 continue
@@ -188,6 +189,11 @@ class CrisisScreen:
                     continue
                 verdict = Verdict.OFFER
             finding = Finding(index, self.lines[index], verdict, hit.lang, hit.phrase.text)
+            heard.append((finding, hit.positions))
+        best: Finding | None = None
+        for finding, positions in heard:
+            if any(_refines(utterance, other, finding, positions) for other in heard):
+                continue
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
         if not harm_hits or (best is not None and best.verdict is Verdict.TRANSFER):
@@ -265,6 +271,33 @@ class CrisisScreen:
             utterance.words[i] for i in range(hit.start, hit.end + 1) if i not in hit.positions
         ]
         return any(w in negations for w in (*before, *between))
+
+
+_REFLEXIVE = frozenset(
+    "myself himself herself themselves themself yourself ourselves se si mismo misma".split()
+)
+"""Words that turn an act back on the one who does it ("kill himself", "se corta")."""
+
+
+def _refines(
+    utterance: Utterance,
+    other: tuple[Finding, tuple[int, ...]],
+    finding: Finding,
+    positions: tuple[int, ...],
+) -> bool:
+    """True when another rule's connecting phrase reads the same words as self-harm.
+
+    "threatening to kill himself": the 911 threat ("threatening ... kill") and the 988 phrase
+    ("kill ... himself") share "kill"; the one that also covers "himself" says whose life.
+    "se corta con navajas": "navajas" alone is a weapon, "se corta ... navajas" is self-harm.
+    Pills taken "para matarme" stay 911: no reflexive word, the overdose comes first.
+    """
+    found, covered = other
+    if found.rule == finding.rule or found.verdict is not Verdict.TRANSFER:
+        return False
+    if not set(covered) & set(positions) or len(covered) < len(positions):
+        return False
+    return any(utterance.words[p] in _REFLEXIVE for p in covered if p not in positions)
 
 
 def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
