@@ -199,6 +199,9 @@ def test_a_phrase_that_fits_more_of_the_sentence_wins_a_tie() -> None:
     u = understanding()
     # "complaint" alone would be a new report; "my complaint" asks about one already made.
     assert destination(u.choose("main", "what is going on with my complaint")) == "report_status"
+    # The longer phrase claims its words: "I reported" is about a report already made.
+    assert destination(u.choose("main", "I reported a pothole")) == "report_status"
+    assert destination(u.choose("main", "I want to report a pothole")) == "report:pothole"
     # "talk to someone" is generic: a named kind of help still wins.
     assert destination(u.choose("main", "I need to talk to someone about my mental health")) == (
         "transfer:crisis_988"

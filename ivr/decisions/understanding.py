@@ -50,7 +50,7 @@ NO_WORDS = frozenset("no nope nah not never wrong incorrect negative nunca tampo
 
 LANGUAGE_NAMES: Mapping[str, str] = {
     "english": "en", "ingles": "en", "spanish": "es", "espanol": "es", "espanola": "es",
-    "castellano": "es",
+    "castellano": "es", "espaniol": "es", "inglish": "en", "englis": "en",
 }  # fmt: skip
 
 FUNCTION_WORDS = frozenset(
@@ -74,7 +74,7 @@ _LANGUAGE_HINTS: Mapping[str, frozenset[str]] = {
         "el la los las un una de que y en mi quiero es por para con se me hay tengo como "
         "esta estoy favor hablar necesito donde cuando su lo le del al muy ya alo hola bueno "
         "oiga buenas buenos dias tardes noches hablo habla si digame diga mande oigo quien "
-        "gracias senor senora senorita usted perdon disculpe llamo".split()
+        "gracias senor senora senorita usted perdon disculpe llamo buen dia".split()
     ),
 }
 
@@ -178,11 +178,19 @@ class IntentMatcher(Generic[T]):
             return None
         covered: dict[T, set[int]] = defaultdict(set)
         spanned: dict[T, set[int]] = defaultdict(set)
-        for hit in self._lexicon.find(utterance):
+        hits = self._lexicon.find(utterance)
+        # A word belongs to the longest phrases that cover it: in "I reported a pothole" the
+        # status phrase "I reported" claims "reported" from the bare word "report".
+        longest: dict[int, int] = defaultdict(int)
+        for hit in hits:
+            for p in hit.positions:
+                longest[p] = max(longest[p], len(hit.positions))
+        for hit in hits:
+            claimed = [p for p in hit.positions if len(hit.positions) == longest[p]]
+            if not claimed:
+                continue
             spanned[hit.tag].update(hit.positions)
-            covered[hit.tag].update(
-                p for p in hit.positions if utterance.words[p] not in FUNCTION_WORDS
-            )
+            covered[hit.tag].update(p for p in claimed if utterance.words[p] not in FUNCTION_WORDS)
         if not covered:
             return None
         score = {t: max(len(positions), 1) for t, positions in covered.items()}
