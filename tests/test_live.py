@@ -198,6 +198,47 @@ def test_callbacks_due_and_overdue_are_counted_and_marked_in_words(
     assert "Past deadline" in _text(body["sections"]["summary"])
 
 
+def test_callback_figures_count_open_ones_and_failed_ones_nobody_closed(engine: sa.Engine) -> None:
+    """The wall's callback figures read partial indexes (migration 0018): each kind of row a
+    year leaves behind is counted where it belongs, and done or closed ones nowhere."""
+    from ivr.store.tables import callbacks
+
+    now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+
+    def callback(status: str, created: timedelta, deadline: timedelta, **extra: Any) -> None:
+        row = add_callback(engine, status=status, created_at=now - created,
+                           deadline_at=now - deadline)  # fmt: skip
+        if extra:
+            with engine.begin() as conn:
+                conn.execute(callbacks.update().where(callbacks.c.id == row).values(**extra))
+
+    # open: overdue for months, overdue an hour, due but inside its deadline, dialing now
+    callback("pending", timedelta(days=200), timedelta(days=199))
+    callback("pending", timedelta(hours=3), timedelta(hours=1))
+    callback("pending", timedelta(minutes=20), -timedelta(hours=2), due_at=None)
+    callback("dialing", timedelta(minutes=5), -timedelta(hours=1))
+    callback("pending", timedelta(minutes=30), timedelta(0), deadline_at=None)  # no deadline
+    # open, not due yet: asked for tomorrow morning and in two hours (the next one due)
+    callback("pending", timedelta(hours=1), -timedelta(days=1),
+             due_at=now + timedelta(hours=18))  # fmt: skip
+    callback("pending", timedelta(hours=1), -timedelta(hours=5), due_at=now + timedelta(hours=2))
+    # failed: two nobody closed, one closed by staff; done ones, closed or not, count nowhere
+    callback("failed", timedelta(days=90), timedelta(days=89))
+    callback("failed", timedelta(hours=2), timedelta(hours=1))
+    callback("failed", timedelta(days=3), timedelta(days=2), closed_at=now - timedelta(days=1))
+    callback("done", timedelta(days=100), timedelta(days=99))
+    callback("done", timedelta(hours=2), -timedelta(hours=1), closed_at=now)
+
+    assert board.callback_counts(engine, now) == board.CallbackCounts(
+        open=7,
+        due=5,
+        overdue=2,
+        failed_waiting=2,
+        oldest_overdue_deadline=now - timedelta(days=199),
+        next_due=now + timedelta(hours=2),
+    )
+
+
 def test_todays_answers_below_the_nena_target_are_marked_below_target(
     app: Flask, client: FlaskClient, engine: sa.Engine, make_staff: MakeStaff
 ) -> None:

@@ -314,31 +314,65 @@ def waiting_from_events(
     return {sid: at for sid, at in joined.items() if sid not in ended or ended[sid] < at}
 
 
+OPEN_CALLBACKS_WHERE = "status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_CALLBACK_STATES))
+"""`OPEN_CALLBACK_STATES` as the partial index `ix_callbacks_open_deadline` spells it (migration
+0018): SQLite uses a partial index only when the query's WHERE holds its WHERE word for word."""
+
+FAILED_NOT_CLOSED_WHERE = "status = 'failed' AND closed_at IS NULL"
+"""Failed callbacks nobody has closed, as `ix_callbacks_failed_not_closed` spells it."""
+
+
 def callback_counts(engine: sa.Engine, now: datetime) -> CallbackCounts:
-    """Open callbacks: how many, due, overdue, failed and not closed; oldest and next times."""
+    """Open callbacks: how many, due, overdue, failed and not closed; oldest and next times.
+    Each figure is one range of a partial index holding only open (or failed, unclosed) rows
+    (migration 0018), so a poll never reads the callbacks done and closed and never tests each
+    open row against `now`. The open ones are those past their deadline, before it, or without
+    one; the due ones are the open ones minus those whose time is still ahead (due later, or no
+    due time and made later). Only the overdue and the failed ranges grow with neglect."""
     cb = callbacks.c
-    is_open = cb.status.in_(OPEN_CALLBACK_STATES)
-    overdue = sa.and_(is_open, cb.deadline_at < now)
-    due = sa.and_(is_open, sa.func.coalesce(cb.due_at, cb.created_at) <= now)
-    failed_waiting = sa.and_(cb.status == "failed", cb.closed_at.is_(None))
+    is_open = sa.text(OPEN_CALLBACKS_WHERE)
+    count = sa.func.count()
+
+    def part(*columns: Any, where: Any) -> Any:
+        return sa.select(*columns).select_from(callbacks).where(where).subquery()
+
+    overdue = part(count.label("n"), sa.func.min(cb.deadline_at).label("oldest"),
+                   where=sa.and_(is_open, cb.deadline_at < now))  # fmt: skip
+    on_time = part(count.label("n"), where=sa.and_(is_open, cb.deadline_at >= now))
+    no_deadline = part(count.label("n"), where=sa.and_(is_open, cb.deadline_at.is_(None)))
+    later = part(count.label("n"), sa.func.min(cb.due_at).label("next"),
+                 where=sa.and_(is_open, cb.due_at > now))  # fmt: skip
+    later_undated = part(count.label("n"),
+                         where=sa.and_(is_open, cb.due_at.is_(None), cb.created_at > now))  # fmt: skip
+    failed = part(count.label("n"), where=sa.text(FAILED_NOT_CLOSED_WHERE))
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(
-                sa.func.sum(sa.case((is_open, 1), else_=0)),
-                sa.func.sum(sa.case((due, 1), else_=0)),
-                sa.func.sum(sa.case((overdue, 1), else_=0)),
-                sa.func.sum(sa.case((failed_waiting, 1), else_=0)),
-                sa.func.min(sa.case((overdue, cb.deadline_at), else_=None)),
-                sa.func.min(sa.case((sa.and_(is_open, cb.due_at > now), cb.due_at), else_=None)),
-            ).where(sa.or_(is_open, failed_waiting))
+                overdue.c.n,
+                overdue.c.oldest,
+                on_time.c.n,
+                no_deadline.c.n,
+                later.c.n,
+                later.c.next,
+                later_undated.c.n,
+                failed.c.n,
+            ).select_from(
+                overdue.join(on_time, sa.true())
+                .join(no_deadline, sa.true())
+                .join(later, sa.true())
+                .join(later_undated, sa.true())
+                .join(failed, sa.true())
+            )
         ).one()
+    overdue_n, oldest, on_time_n, no_deadline_n, later_n, next_due, later_undated_n, failed_n = row
+    open_now = int(overdue_n) + int(on_time_n) + int(no_deadline_n)
     return CallbackCounts(
-        open=int(row[0] or 0),
-        due=int(row[1] or 0),
-        overdue=int(row[2] or 0),
-        failed_waiting=int(row[3] or 0),
-        oldest_overdue_deadline=as_utc(_as_datetime(row[4])),
-        next_due=as_utc(_as_datetime(row[5])),
+        open=open_now,
+        due=open_now - int(later_n) - int(later_undated_n),
+        overdue=int(overdue_n),
+        failed_waiting=int(failed_n),
+        oldest_overdue_deadline=as_utc(_as_datetime(oldest)),
+        next_due=as_utc(_as_datetime(next_due)),
     )
 
 
