@@ -152,6 +152,7 @@ def test_words_are_folded_split_and_stemmed_like_speech_comes_in() -> None:
     assert fold("i want to kill my self") == "i want to kill myself"
     assert words("quiero matarme") == ["quiero", "matar", "me"]
     assert words("cortándome") == ["cortando", "me"]
+    assert words("voy a tomármelas todas") == ["voy", "a", "tomar", "me", "las", "todas"]
     assert words("parte") == ["parte"]  # too short to be a verb with a pronoun
 
 

@@ -47,8 +47,12 @@ _CONTRACTIONS = (
 )
 """English contractions, with or without the apostrophe speech recognition often drops."""
 
-_CLITIC = re.compile(r"^(\w{3,}(?:ar|er|ir|ando|iendo))(me|te|se|nos|lo|la|le|los|las|les)$")
-"""Spanish pronouns joined to an infinitive or gerund: matarme -> matar me."""
+_CLITIC = re.compile(
+    r"^(\w{3,}(?:ar|er|ir|ando|iendo))(?:(me|te|se|nos)(lo|la|le|los|las|les)"
+    r"|(me|te|se|nos|lo|la|le|los|las|les))$"
+)
+"""Spanish pronouns joined to an infinitive or gerund: matarme -> matar me, and two of them:
+tomármelas -> tomar me las."""
 
 
 def fold(text: str) -> str:
@@ -76,7 +80,7 @@ def words(text: str) -> list[str]:
             continue
         joined = _CLITIC.match(word) if len(word) > 6 else None
         if joined:
-            out += [joined.group(1), joined.group(2)]
+            out += [part for part in joined.groups() if part]
         else:
             out.append(word)
     return out
