@@ -5,6 +5,10 @@ Environment:
   inside it for the session and dropped after); unset means a temporary SQLite file.
 - TEST_REDIS_URL: Redis for the tests (default redis://127.0.0.1:6379/15; flushed per test).
 - TWIML_XSD: Twilio's TwiML schema; every TwiML answer the tests see is validated against it.
+- BRIDGELINE_TEST_NOW: an ISO 8601 moment with its offset (2026-12-05T23:30:00-07:00); each
+  test starts at that moment (time-machine; the clock ticks on from there), to show a test that
+  passes only at some hours. Tests marked `real_clock` (they start gunicorn, RQ or the local
+  Twilio as processes, which cannot see a clock moved inside pytest) keep the real clock.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,29 @@ AUTH_TOKEN = "test-auth-token-0123456789"
 ACCOUNT_SID = "AC" + "1" * 32
 PUBLIC_BASE = "https://bridgeline.example.org"
 CALLER = "+15205550123"
+
+
+def _chosen_now() -> datetime | None:
+    raw = os.environ.get("BRIDGELINE_TEST_NOW", "").strip()
+    if not raw:
+        return None
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise pytest.UsageError(f"BRIDGELINE_TEST_NOW={raw!r} needs an offset (Z or -07:00)")
+    return moment
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Start the test at BRIDGELINE_TEST_NOW when it is set (see the module docstring)."""
+    moment = _chosen_now()
+    if moment is None or request.node.get_closest_marker("real_clock"):
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(moment, tick=True):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,9 @@ from tests.fault_fixtures import READY_WITHIN_SECONDS, RedisServer, blackhole, o
 from tests.twiml_check import check_twiml
 from workers import context as worker_context
 
+pytestmark = pytest.mark.real_clock
+"""Bridgeline's processes run here and read the real clock, whatever BRIDGELINE_TEST_NOW says."""
+
 __all__ = ["own_redis"]  # a fixture, used by name
 
 REPO = Path(__file__).resolve().parent.parent

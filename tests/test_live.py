@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from time_machine import TimeMachineFixture
 
 from ivr.config.program import NENA_TARGETS
 from ivr.decisions.handoffs import EventSource, HandoffEvent, Origin
@@ -24,6 +25,7 @@ from ivr.services import services_of
 from ivr.store.account_tables import call_notes
 from tests.console_fixtures import PASSWORD, MakeStaff, make_staff
 from tests.dashboard_fixtures import add_callback, add_event, program, sign_in
+from tests.desk_fixtures import WEDNESDAY_11AM
 
 FIXTURES = (make_staff, program)
 """Fixtures this module uses from the console and dashboard fixture modules."""
@@ -110,8 +112,15 @@ def test_call_takers_and_clinicians_may_not_watch_the_wall(
 
 
 def test_supervisor_watches_a_handoff_ring_then_connect_and_the_poll_is_304_in_between(
-    app: Flask, client: FlaskClient, engine: sa.Engine, make_staff: MakeStaff
+    app: Flask,
+    client: FlaskClient,
+    engine: sa.Engine,
+    make_staff: MakeStaff,
+    time_machine: TimeMachineFixture,
 ) -> None:
+    # Wednesday 11:00 in Phoenix: Dana Rivera is the one embedded clinician on duty
+    # (config/roster.yaml); the wall counts busy among those on duty, so the hour is fixed.
+    time_machine.move_to(WEDNESDAY_11AM, tick=True)
     _supervisor(client, make_staff)
     page = client.get("/live", base_url="https://localhost")
     assert page.status_code == 200
@@ -125,9 +134,8 @@ def test_supervisor_watches_a_handoff_ring_then_connect_and_the_poll_is_304_in_b
     unchanged = _wall(client, version)
     assert unchanged.status_code == 304 and unchanged.data == b""
 
-    # Ring whichever embedded clinician config/roster.yaml has on duty now (the wall counts
-    # busy among those on duty, so a fixed name made this story fail outside her shift).
-    (rung, *_) = on_duty(services_of(app).roster, "embedded_clinician", datetime.now(UTC))
+    (rung,) = on_duty(services_of(app).roster, "embedded_clinician", datetime.now(UTC))
+    assert rung.name == "Dana Rivera"
     handoff = _start(app, engine, "CA" + "1" * 32, "embedded_clinician")
     _record(engine, handoff.id, HandoffEvent.DIALING, attempt=1, member_id=rung.member_id)
     _record(engine, handoff.id, HandoffEvent.RINGING, attempt=1)

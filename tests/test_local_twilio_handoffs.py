@@ -34,6 +34,9 @@ from ivr.store.tables import callbacks as callbacks_table
 from tests.live_service import Service, always_open_config, free_port, running_service
 from tests.test_two_webs_two_workers import OKAFOR, RIVERA, enqueue
 
+pytestmark = pytest.mark.real_clock
+"""Bridgeline's processes run here and read the real clock, whatever BRIDGELINE_TEST_NOW says."""
+
 CRISIS_988 = "+15205550988"
 """The embedded clinicians' fallback after Rivera and Okafor (config/roster.yaml)."""
 

@@ -43,6 +43,9 @@ from tests.fake_twilio import FakeTwilio, Recorded
 from tests.live_service import Service, always_open_config, running_service, wait_for
 from tests.twiml_check import check_twiml
 
+pytestmark = pytest.mark.real_clock
+"""Bridgeline's processes run here and read the real clock, whatever BRIDGELINE_TEST_NOW says."""
+
 RESIDENTS = [f"+1520555{n:04d}" for n in range(210, 218)]
 """Eight residents who ask for a callback at the same moment."""
 
