@@ -43,6 +43,14 @@ PUBLIC_BASE = "https://bridgeline.example.org"
 CALLER = "+15205550123"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `db_independent` every test that reaches no database fixture: it runs the same on
+    SQLite and PostgreSQL, so scripts/test's PostgreSQL pass leaves it out (README: Tests)."""
+    for item in items:
+        if "database_url" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db_independent)
+
+
 def _chosen_now() -> datetime | None:
     raw = os.environ.get("BRIDGELINE_TEST_NOW", "").strip()
     if not raw:
