@@ -9,6 +9,10 @@ import yaml
 
 from ivr.config.errors import ConfigError
 
+LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader in C (libyaml) when the wheel has it: the same data and line marks,
+about 8 times faster than the pure-Python one (every create_app reads the config)."""
+
 Location = tuple[str | int, ...]
 
 
@@ -54,8 +58,8 @@ def read_yaml(path: Path) -> SourceFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, None, "", f"cannot be read: {exc}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=LOADER)
+        data = yaml.load(text, Loader=LOADER)  # noqa: S506 -- a safe loader, C or Python
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
