@@ -237,7 +237,9 @@ def test_callback_figures_count_open_ones_and_failed_ones_nobody_closed(engine: 
     callback("done", timedelta(days=100), timedelta(days=99))
     callback("done", timedelta(hours=2), -timedelta(hours=1), closed_at=now)
 
-    assert board.callback_counts(engine, now) == board.CallbackCounts(
+    with engine.connect() as conn:
+        counts = board.callback_counts(conn, now)
+    assert counts == board.CallbackCounts(
         open=7,
         due=5,
         overdue=2,

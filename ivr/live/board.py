@@ -197,52 +197,51 @@ class LiveNow:
     handoffs: tuple[HandoffNow, ...] = ()
 
 
-def read_live(engine: sa.Engine) -> list[LiveNow]:
+def read_live(conn: sa.Connection) -> list[LiveNow]:
     """Calls not ended, oldest first, each with its handoffs still ringing or connected: two
     narrow indexed reads (the console's list parses every handoff's answers and chain)."""
     from ivr.store.handoff_tables import handoffs, live_calls
 
     lc, h = live_calls.c, handoffs.c
-    with engine.connect() as conn:
-        calls = conn.execute(
-            sa.select(lc.id, lc.origin, lc.status, lc.created_at, lc.jurisdiction)
-            # IN over the open states uses the status index; "!= ended" read every call ever
-            # made (2M rows at 10M handoff events: 0.4 s a poll on PostgreSQL)
-            .where(lc.status.in_(OPEN_CALL_STATES))
-            .order_by(lc.created_at, lc.id)
-        ).all()
-        ids = [c.id for c in calls]
-        found: dict[int, list[HandoffNow]] = defaultdict(list)
-        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-            for r in conn.execute(
-                sa.select(
-                    h.id,
-                    h.live_call_id,
-                    h.helper_type,
-                    h.status,
-                    h.member_id,
-                    h.attempt,
-                    h.call_taker_staff_id,
-                    h.created_at,
-                    h.updated_at,
-                ).where(
-                    h.live_call_id.in_(chunk),
-                    h.status.in_([s.value for s in IN_PROGRESS_STATUSES]),
+    calls = conn.execute(
+        sa.select(lc.id, lc.origin, lc.status, lc.created_at, lc.jurisdiction)
+        # IN over the open states uses the status index; "!= ended" read every call ever
+        # made (2M rows at 10M handoff events: 0.4 s a poll on PostgreSQL)
+        .where(lc.status.in_(OPEN_CALL_STATES))
+        .order_by(lc.created_at, lc.id)
+    ).all()
+    ids = [c.id for c in calls]
+    found: dict[int, list[HandoffNow]] = defaultdict(list)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for r in conn.execute(
+            sa.select(
+                h.id,
+                h.live_call_id,
+                h.helper_type,
+                h.status,
+                h.member_id,
+                h.attempt,
+                h.call_taker_staff_id,
+                h.created_at,
+                h.updated_at,
+            ).where(
+                h.live_call_id.in_(chunk),
+                h.status.in_([s.value for s in IN_PROGRESS_STATUSES]),
+            )
+        ):
+            found[r.live_call_id].append(
+                HandoffNow(
+                    r.id,
+                    r.live_call_id,
+                    r.helper_type,
+                    HandoffStatus(r.status),
+                    r.member_id,
+                    int(r.attempt or 0),
+                    r.call_taker_staff_id,
+                    as_utc(r.created_at) or r.created_at,
+                    as_utc(r.updated_at) or r.updated_at,
                 )
-            ):
-                found[r.live_call_id].append(
-                    HandoffNow(
-                        r.id,
-                        r.live_call_id,
-                        r.helper_type,
-                        HandoffStatus(r.status),
-                        r.member_id,
-                        int(r.attempt or 0),
-                        r.call_taker_staff_id,
-                        as_utc(r.created_at) or r.created_at,
-                        as_utc(r.updated_at) or r.updated_at,
-                    )
-                )
+            )
     return [
         LiveNow(
             c.id,
@@ -268,12 +267,15 @@ class Inputs:
 
 def read_inputs(engine: sa.Engine, program: ProgramConfig, now: datetime) -> Inputs:
     """Live calls with their handoffs, callers in the 311 queue, callbacks, today's answers."""
-    return Inputs(
-        live_calls=read_live(engine),
-        queue_joins=queue_waiting(engine, now),
-        callbacks=callback_counts(engine, now),
-        answer_seconds=answer_seconds_since(engine, local_midnight(program, now)),
-    )
+    # one connection for the four reads: each checkout pings the server and each return rolls
+    # back, two round trips apiece (~8 ms of a poll on the loaded bench machine)
+    with engine.connect() as conn:
+        return Inputs(
+            live_calls=read_live(conn),
+            queue_joins=queue_waiting(conn, now),
+            callbacks=callback_counts(conn, now),
+            answer_seconds=answer_seconds_since(conn, local_midnight(program, now)),
+        )
 
 
 def local_midnight(program: ProgramConfig, now: datetime) -> datetime:
@@ -282,20 +284,19 @@ def local_midnight(program: ProgramConfig, now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def queue_waiting(engine: sa.Engine, now: datetime) -> dict[str, datetime]:
+def queue_waiting(conn: sa.Connection, now: datetime) -> dict[str, datetime]:
     """Self-service calls in the 311 queue now: {call SID: when it joined}."""
     ev = self_service_events.c
     since = now - QUEUE_WAIT_HORIZON
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(ev.call_sid, ev.event, sa.func.max(ev.at))
-            .where(
-                ev.at >= since,
-                ev.at < now + PLANNER_BOUND,
-                ev.event.in_((QUEUE_JOINED, *QUEUE_ENDED)),
-            )
-            .group_by(ev.call_sid, ev.event)
-        ).all()
+    rows = conn.execute(
+        sa.select(ev.call_sid, ev.event, sa.func.max(ev.at))
+        .where(
+            ev.at >= since,
+            ev.at < now + PLANNER_BOUND,
+            ev.event.in_((QUEUE_JOINED, *QUEUE_ENDED)),
+        )
+        .group_by(ev.call_sid, ev.event)
+    ).all()
     return waiting_from_events((sid, event, as_utc(at)) for sid, event, at in rows)
 
 
@@ -322,7 +323,7 @@ FAILED_NOT_CLOSED_WHERE = "status = 'failed' AND closed_at IS NULL"
 """Failed callbacks nobody has closed, as `ix_callbacks_failed_not_closed` spells it."""
 
 
-def callback_counts(engine: sa.Engine, now: datetime) -> CallbackCounts:
+def callback_counts(conn: sa.Connection, now: datetime) -> CallbackCounts:
     """Open callbacks: how many, due, overdue, failed and not closed; oldest and next times.
     Each figure is one range of a partial index holding only open (or failed, unclosed) rows
     (migration 0018), so a poll never reads the callbacks done and closed and never tests each
@@ -345,25 +346,24 @@ def callback_counts(engine: sa.Engine, now: datetime) -> CallbackCounts:
     later_undated = part(count.label("n"),
                          where=sa.and_(is_open, cb.due_at.is_(None), cb.created_at > now))  # fmt: skip
     failed = part(count.label("n"), where=sa.text(FAILED_NOT_CLOSED_WHERE))
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(
-                overdue.c.n,
-                overdue.c.oldest,
-                on_time.c.n,
-                no_deadline.c.n,
-                later.c.n,
-                later.c.next,
-                later_undated.c.n,
-                failed.c.n,
-            ).select_from(
-                overdue.join(on_time, sa.true())
-                .join(no_deadline, sa.true())
-                .join(later, sa.true())
-                .join(later_undated, sa.true())
-                .join(failed, sa.true())
-            )
-        ).one()
+    row = conn.execute(
+        sa.select(
+            overdue.c.n,
+            overdue.c.oldest,
+            on_time.c.n,
+            no_deadline.c.n,
+            later.c.n,
+            later.c.next,
+            later_undated.c.n,
+            failed.c.n,
+        ).select_from(
+            overdue.join(on_time, sa.true())
+            .join(no_deadline, sa.true())
+            .join(later, sa.true())
+            .join(later_undated, sa.true())
+            .join(failed, sa.true())
+        )
+    ).one()
     overdue_n, oldest, on_time_n, no_deadline_n, later_n, next_due, later_undated_n, failed_n = row
     open_now = int(overdue_n) + int(on_time_n) + int(no_deadline_n)
     return CallbackCounts(
@@ -383,23 +383,22 @@ def _as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def answer_seconds_since(engine: sa.Engine, since: datetime) -> dict[str, dict[int, int]]:
+def answer_seconds_since(conn: sa.Connection, since: datetime) -> dict[str, dict[int, int]]:
     """{helper type: {seconds to accept: handoffs}} for handoffs asked for since `since`
     (local midnight: a day at most)."""
     from ivr.store.handoff_tables import handoffs
 
     h = handoffs.c
-    answer = seconds_between(engine, h.accepted_at, h.created_at).label("answer")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(h.helper_type, answer, sa.func.count())
-            .where(
-                h.created_at >= since,
-                h.created_at < since + timedelta(days=1) + PLANNER_BOUND,
-                h.accepted_at.is_not(None),
-            )
-            .group_by(h.helper_type, answer)
-        ).all()
+    answer = seconds_between(conn.engine, h.accepted_at, h.created_at).label("answer")
+    rows = conn.execute(
+        sa.select(h.helper_type, answer, sa.func.count())
+        .where(
+            h.created_at >= since,
+            h.created_at < since + timedelta(days=1) + PLANNER_BOUND,
+            h.accepted_at.is_not(None),
+        )
+        .group_by(h.helper_type, answer)
+    ).all()
     out: dict[str, dict[int, int]] = defaultdict(dict)
     for helper_type, seconds, count in rows:
         value = max(int(seconds), 0)
