@@ -5,6 +5,11 @@
 - `place_callback_attempt(attempt_id)` checks the rules once more at the moment it runs
   (quiet hours, consent, number, who is on duty, the account's call rate), claims the attempt
   with a conditional UPDATE (only one worker ever wins), then asks Twilio for the call.
+- `dispatch_due(line, sent)` (several times a second, from workers.clock) hands each attempt
+  to the urgent queue at its exact time, and a callback just recorded (a dropped caller, a
+  resident's request) to `schedule_callback` at once instead of at the next minute sweep. RQ's own scheduler still holds every future attempt,
+  as the fallback when no clock runs, but it keeps whole seconds and looks once a second, so
+  alone it places a call up to two seconds late.
 - `sweep_callbacks()` (every minute, from workers.clock) schedules what has no attempt,
   re-enqueues attempts whose job Redis lost, settles attempts stuck in "dialing" from Twilio's
   record, and flags overdue callbacks.
@@ -19,13 +24,19 @@ scheduled).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import redis
 import requests
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from ivr import twilio_rest
@@ -67,6 +78,17 @@ MACHINE_DETECTION_TIMEOUT = 30
 LIVE_CALL_STALE = timedelta(hours=1)
 """A call on the phone this long without a final status is checked against Twilio."""
 
+DISPATCH_POLL_SECONDS = 0.25
+"""How often the clock's dispatcher looks for attempts coming due; it sleeps to the exact
+time of those it has seen, so an attempt is handed to a worker within milliseconds of it."""
+
+DISPATCH_LOOKBACK = timedelta(minutes=2)
+"""Attempts still waiting this long after their time are handed out once more by a dispatcher
+that (re)starts; older ones are the minute sweep's."""
+
+DISPATCH_RETRY_SECONDS = 2.0
+"""How long the dispatcher waits after the database or Redis did not answer."""
+
 
 def _line() -> CallbackLine:
     line = context.current().callbacks
@@ -97,7 +119,7 @@ def _enqueue_attempt(
             )
         else:
             queue.enqueue_at(
-                attempt.scheduled_for,
+                _whole_second_after(attempt.scheduled_for),
                 place_callback_attempt,
                 attempt.id,
                 job_id=job_id(attempt) + suffix,
@@ -111,6 +133,73 @@ def _enqueue_attempt(
         )
         return False
     return True
+
+
+def _whole_second_after(when: datetime) -> datetime:
+    """`when` rounded up to a whole second: RQ's scheduler drops the fraction, so an attempt due
+    at :12.9 handed over as is would be released at :12.0 and find itself early."""
+    return datetime.fromtimestamp(math.ceil(when.timestamp()), UTC)
+
+
+@dataclass
+class Dispatched:
+    """What the dispatcher handed out already: attempt id and callback id -> for which time."""
+
+    attempts: dict[int, datetime] = field(default_factory=dict)
+    callbacks: dict[int, datetime] = field(default_factory=dict)
+
+
+def dispatch_due(line: CallbackLine, sent: Dispatched) -> float:
+    """Queue the job of every callback whose time has come, once per time: the placing job of
+    a scheduled attempt, or `schedule_callback` for a callback recorded with no attempt yet (a
+    dropped caller's, a resident's request: otherwise the minute sweep's). Returns how long to
+    sleep before looking again."""
+    now = line.clock()
+    wait = DISPATCH_POLL_SECONDS
+    horizon = now + timedelta(seconds=DISPATCH_POLL_SECONDS)
+    queue = line.queues.queue(PLACE_QUEUE)
+    for callback in store.needing_attempt(line.engine, limit=200, due_by=horizon):
+        due = callback.next_attempt_at or callback.due_at or now
+        if sent.callbacks.get(callback.id) == due:
+            continue
+        if due > now:
+            wait = min(wait, (due - now).total_seconds())
+            continue
+        try:
+            queue.enqueue(schedule_callback, callback.id,
+                          job_id=f"callback-{callback.id}-schedule-{int(due.timestamp())}")  # fmt: skip
+        except redis.RedisError:
+            continue  # the sweep schedules it
+        sent.callbacks[callback.id] = due
+    for attempt in store.attempts_coming_due(line.engine, now - DISPATCH_LOOKBACK, horizon):
+        if sent.attempts.get(attempt.id) == attempt.scheduled_for:
+            continue  # handed out already; its job decides (and may move it)
+        if attempt.scheduled_for > now:
+            wait = min(wait, (attempt.scheduled_for - now).total_seconds())
+            continue
+        # RQ's scheduler holds the same job for a whole second later: take it back first, so
+        # it runs once (if RQ moved it already, the second run finds the attempt claimed).
+        ScheduledJobRegistry(queue=queue).remove(job_id(attempt))
+        if _enqueue_attempt(line, attempt, now):
+            sent.attempts[attempt.id] = attempt.scheduled_for
+            log.info("callback attempt due: attempt=%s", attempt.id)
+    for handed in (sent.attempts, sent.callbacks):
+        for key, when in list(handed.items()):
+            if when < now - DISPATCH_LOOKBACK:
+                del handed[key]
+    return max(wait, 0.0)
+
+
+def run_dispatcher(line: CallbackLine, stop: threading.Event) -> None:
+    """The clock's dispatcher: `dispatch_due` until `stop` is set."""
+    sent = Dispatched()
+    while not stop.is_set():
+        try:
+            wait = dispatch_due(line, sent)
+        except (SQLAlchemyError, redis.RedisError) as exc:
+            log.warning("callback dispatcher waits: error=%s", type(exc).__name__)
+            wait = DISPATCH_RETRY_SECONDS
+        time.sleep(wait)
 
 
 def schedule_callback(callback_id: int) -> str:

@@ -1,13 +1,16 @@
-"""`python -m workers.clock`: enqueue the periodic sweeps (RQ's CronScheduler)."""
+"""`python -m workers.clock`: enqueue the periodic sweeps (RQ's CronScheduler) and hand due
+callback attempts to a worker at their exact time (a thread)."""
 
 from __future__ import annotations
+
+import threading
 
 from rq.cron import CronScheduler
 
 from ivr import logs
 from ivr.settings import load_settings
 from workers import context
-from workers.callbacks import sweep_callbacks
+from workers.callbacks import run_dispatcher, sweep_callbacks
 from workers.eido_push import sweep_eido_push
 from workers.handoffs import sweep_handoffs
 from workers.report_texts import sweep_report_texts
@@ -66,6 +69,13 @@ def main() -> int:
         queue_name=ctx.queues.queue("default").name,
         interval=ROLLUP_INTERVAL_SECONDS,
     )
+    if ctx.callbacks is not None:
+        # Due callbacks to the millisecond (RQ's scheduler alone is up to 2 s late).
+        stop = threading.Event()
+        threading.Thread(
+            target=run_dispatcher, args=(ctx.callbacks, stop), name="callback-dispatcher",
+            daemon=True,
+        ).start()  # fmt: skip
     cron.start()
     return 0
 

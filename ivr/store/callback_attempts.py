@@ -46,19 +46,24 @@ def attempts_of(engine: sa.Engine, callback_id: int) -> list[Attempt]:
     return [_attempt(r) for r in rows]
 
 
-def needing_attempt(engine: sa.Engine, limit: int = 500) -> list[Callback]:
-    """Open callbacks with no attempt scheduled or on the phone (the sweep gives them one)."""
+def needing_attempt(
+    engine: sa.Engine, limit: int = 500, due_by: datetime | None = None
+) -> list[Callback]:
+    """Open callbacks with no attempt scheduled or on the phone (the sweep gives them one);
+    `due_by`: only those whose next attempt (or first, when due) is at or before it."""
     busy = sa.select(callback_attempts.c.callback_id).where(
         callback_attempts.c.status.in_(IN_FLIGHT)
     )
+    query = (
+        sa.select(callbacks)
+        .where(callbacks.c.status == CallbackStatus.PENDING.value)
+        .where(callbacks.c.id.not_in(busy))
+    )
+    if due_by is not None:
+        due = sa.func.coalesce(callbacks.c.next_attempt_at, callbacks.c.due_at)
+        query = query.where(sa.or_(due.is_(None), due <= due_by.astimezone(UTC)))
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(callbacks)
-            .where(callbacks.c.status == CallbackStatus.PENDING.value)
-            .where(callbacks.c.id.not_in(busy))
-            .order_by(callbacks.c.id)
-            .limit(limit)
-        ).all()
+        rows = conn.execute(query.order_by(callbacks.c.id).limit(limit)).all()
     return [_row(r) for r in rows]
 
 
@@ -127,6 +132,23 @@ def scheduled_attempts(engine: sa.Engine, limit: int = 500) -> list[Attempt]:
         rows = conn.execute(
             sa.select(callback_attempts)
             .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .order_by(callback_attempts.c.scheduled_for)
+            .limit(limit)
+        ).all()
+    return [_attempt(r) for r in rows]
+
+
+def attempts_coming_due(
+    engine: sa.Engine, since: datetime, until: datetime, limit: int = 200
+) -> list[Attempt]:
+    """Attempts still waiting whose time falls between `since` and `until`, soonest first (what
+    the clock's dispatcher hands to a worker at the exact time)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(callback_attempts)
+            .where(callback_attempts.c.status == AttemptStatus.SCHEDULED.value)
+            .where(callback_attempts.c.scheduled_for >= since.astimezone(UTC))
+            .where(callback_attempts.c.scheduled_for <= until.astimezone(UTC))
             .order_by(callback_attempts.c.scheduled_for)
             .limit(limit)
         ).all()

@@ -7,6 +7,7 @@ the staff's list and actions in callback_staff. Each is re-exported here, as `st
 
 from __future__ import annotations
 
+from ivr.store.callback_attempts import attempts_coming_due as attempts_coming_due
 from ivr.store.callback_attempts import attempts_of as attempts_of
 from ivr.store.callback_attempts import claim_attempt as claim_attempt
 from ivr.store.callback_attempts import create_attempt as create_attempt
