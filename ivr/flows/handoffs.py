@@ -202,14 +202,15 @@ def start_handoff(
                 sa.select(handoffs.c.id).where(handoffs.c.idempotency_key == idem)
             ).scalar_one()
         created = False
+    if created and refusal is None:
+        # Recorded as requested: the helper's phone is what the caller waits for, so the dial
+        # is queued before anything else (read-back, QA tags). Only the copy that recorded it:
+        # a retry must not queue a second dial job (the sweep queues it if this one is lost).
+        enqueue_dial(queues, handoff_id, 1)
     handoff = get_handoff(engine, handoff_id)
     assert handoff is not None
     if created:
         _tag_reason(engine, handoff_id, reason)
-    if created and handoff.status is HandoffStatus.REQUESTED:
-        # Only the copy that recorded it: a retry must not queue a second dial job (the sweep
-        # queues it if this enqueue is lost).
-        enqueue_dial(queues, handoff_id, 1)
     log.info(
         "handoff recorded: handoff_id=%s type=%s status=%s reason=%s",
         handoff_id,
