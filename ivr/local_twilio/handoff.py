@@ -14,7 +14,9 @@ exist), answers the tree for a calm caller who agrees, picks the first helper of
 reason (mental health) and gives a callback number. The helper's phone rings at the local
 Twilio; the simulator answers it and presses 1 (or 2). Bridgeline's workers do the rest: dial, announce, hang up, record. The last
 line is the handoff's (or callback's) status from the database; exit 0 only when it is what
-the scenario expects ("handoff completed" for the default one).
+the scenario expects ("handoff completed" for the default one). A scenario the service rightly
+will not play at this hour (a callback in quiet hours or with nobody of its type on duty; no
+one on duty when the roster has someone around the clock) says why and exits 3.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from ivr.local_twilio.client import ControlError, LocalTwilioClient, View
+from ivr.local_twilio.off_hours import NOT_PLAYABLE, NotPlayableNow, callback_put_off, offered
 
 SCENARIOS = (
     "accept",
@@ -134,9 +137,13 @@ class Simulation:
 
     # ------------------------------------------------------------------ the desk
 
-    def desk_call(self, helper_label: str | None = None, reason: str = REASON) -> Party:
+    def desk_call(
+        self, helper_label: str | None = None, reason: str = REASON, nobody_expected: bool = False
+    ) -> Party:
         """Sign in, answer the tree for a calm caller who agrees, choose a helper and what the
-        call is about (decision_tree.yaml handoff_reasons), give the number."""
+        call is about (decision_tree.yaml handoff_reasons), give the number.
+
+        `nobody_expected`: a helper offered ends the call without a transfer (key 0) instead."""
         self.say("The call-taker calls the transfer desk from the PSAP line.")
         desk = self.party(
             "call-taker", self.twilio.dial_in(url="/voice/transfer-desk", from_=PSAP_LINE)
@@ -158,6 +165,16 @@ class Simulation:
                 print(f"  {desk.name:<14}| [picks the reason: {reason}]", file=self.out)
                 view = self.act(desk, "press", digits=key)
                 continue
+            if "To end without a transfer, press 0" in prompt and nobody_expected:
+                self.say("A helper is offered, so the call-taker presses 0 (no transfer).")
+                self.act(desk, "press", digits="0")
+                names = ", ".join(offered(prompt))
+                raise NotPlayableNow(
+                    f"someone is on duty now, so the desk offered {names}; it says "
+                    f"'{NOBODY_ON_DUTY}' only when no helper type the tree allows (for this "
+                    "caller) has anyone on duty in the service's roster (config/roster.yaml; "
+                    "a type on duty 'always', such as 988, means never)"
+                )
             if "To end without a transfer, press 0" in prompt:
                 key = _offer_key(prompt, helper_label)
                 view = self.act(desk, "press", digits=key)
@@ -171,7 +188,7 @@ class Simulation:
         return desk
 
     def run_nobody_on_duty(self) -> str:
-        desk = self.desk_call()
+        desk = self.desk_call(nobody_expected=True)
         if not any(NOBODY_ON_DUTY in line for line in self.refresh(desk)["heard"]):
             raise ScenarioFailed("a helper was offered: someone is on duty now")
         return self.wait_status(desk, {"not_started"})
@@ -367,15 +384,24 @@ class Simulation:
     def callback_call(self, resident: Party) -> Party:
         self.say("Waiting for the callback to come due and be placed by the workers...")
 
-        def placed() -> View | None:
+        def placed() -> tuple[str, Any] | None:
             for view in self.twilio.calls():
                 if view["sid"] in self.earlier:
                     continue  # a call of an earlier run of the simulator
                 if view["to"] == RESIDENT and "/voice/callback/answered" in (view["url"] or ""):
-                    return view
-            return None
+                    return ("placed", view)
+            waits = self.callback_waits(resident)
+            return ("waits", waits) if waits else None
 
-        return self.party("resident (cb)", self.wait("the callback to be placed", placed))
+        kind, found = self.wait("the callback to be placed", placed)
+        if kind == "waits":
+            raise NotPlayableNow(found)
+        return self.party("resident (cb)", found)
+
+    def callback_waits(self, resident: Party) -> str | None:
+        """Why the service put the resident's callback off instead of placing it now (its
+        quiet hours, or no helper of the callback's type on duty), or None."""
+        return callback_put_off(self.engine, resident.sid, self.staff_id)
 
     def callback_outcome(self, call: Party) -> str:
         """The outcome of the callback attempt placed as `call`, once that attempt ended."""
@@ -543,6 +569,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             _demo_account(engine, args.staff_id, args.pin, out)
         run = getattr(sim, "run_" + args.scenario.replace("-", "_"))
         status = run()
+    except NotPlayableNow as exc:
+        print(f"NOT PLAYABLE AT THIS HOUR: {exc}", file=out)
+        return NOT_PLAYABLE
     except (ScenarioFailed, ControlError) as exc:
         print(f"SCENARIO FAILED: {exc}", file=out)
         return 1
