@@ -3,9 +3,10 @@
     .venv/bin/python bench/latency.py [--runs 200] [--database postgresql://...]
 
 Starts Bridgeline as `scripts/serve` does with the example env — the Procfile's web (gunicorn,
-2 processes), ONE Procfile worker and the local Twilio (ivr/local_twilio) — on a fresh SQLite
-database (or --database) and Redis (BENCH_REDIS_URL, default db 12, queues prefixed `latency`),
-config/ with everyone on duty and no quiet hours (tests/live_service.always_open_config).
+2 processes), ONE Procfile worker, the clock and the local Twilio (ivr/local_twilio) — on a
+fresh SQLite database (or --database) and Redis (BENCH_REDIS_URL, default db 12, queues
+prefixed `latency`), config/ with everyone on duty and no quiet hours
+(tests/live_service.always_open_config). --logs keeps the processes' logs for profiling.
 
 1. desk keypress -> helper dialed: a call-taker signs in at the transfer desk, answers the
    tree and types the callback number; the clock starts when that last keypress (the request
@@ -15,7 +16,8 @@ config/ with everyone on duty and no quiet hours (tests/live_service.always_open
    Target: p99 <= 250 ms.
 2. callback due -> its call placed: callbacks due 2 s ahead are recorded and scheduled as
    the web does (workers.callbacks.schedule_callback: an attempt enqueued for its due time on
-   RQ's scheduler); the latency is the create-call request's arrival minus the due time.
+   RQ's scheduler, and the clock's dispatcher hands it to the worker at its time); the
+   latency is the create-call request's arrival minus the due time.
    Batches of 20, due 100 ms apart. Target: p99 <= 2 s.
 
 Both clocks are this machine's (time.time() here and in the local Twilio).
@@ -27,6 +29,7 @@ import argparse
 import io
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -158,6 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--database", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument("--logs", help="a folder to keep the processes' logs in (for profiling)")
     args = parser.parse_args()
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     with tempfile.TemporaryDirectory(prefix="bridgeline-latency-") as tmp:
@@ -183,7 +187,7 @@ def main() -> int:
             "BRIDGELINE_SPOOL_DIR": str(folder / "spool"),
             "TWILIO_API_BASE_URL": twilio_url,
         }
-        with running_service(env, folder, workers=1, also=("twilio",)):
+        with running_service(env, folder, workers=1, also=("twilio", "clock")):
             twilio = LocalTwilioClient(twilio_url)
             twilio.wait_for("the local Twilio", twilio.healthy, timeout=30)
             sim = Simulation(twilio, engine, io.StringIO(), "4821", "2468", timeout=60)
@@ -196,7 +200,11 @@ def main() -> int:
                 raise
             problems = twilio.problems()
         engine.dispose()
-    print(f"database: {'PostgreSQL' if args.database else 'SQLite'}; one Procfile worker")
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for log in folder.glob("*.log"):
+                shutil.copy(log, Path(args.logs) / log.name)
+    print(f"database: {'PostgreSQL' if args.database else 'SQLite'}; one Procfile worker, clock")
     print(summary("desk /start keypress -> helper's Calls request", desk, 0.250))
     print(summary("callback due -> its Calls request", due, 2.0))
     if problems:
