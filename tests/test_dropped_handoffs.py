@@ -378,3 +378,64 @@ def test_with_redis_down_the_desk_legs_status_callback_still_records_the_drop(
     dropped = handoffs.get_handoff(engine, handoff.id)
     assert dropped is not None and dropped.status is HandoffStatus.CALLER_DROPPED
     assert _the_dropped_callback(engine).source == "dropped_handoff"
+
+
+def test_a_caller_who_hangs_up_while_the_fallback_is_about_to_dial_gets_no_second_helper_rung(
+    call: Place,
+    call_taker: Staff,
+    desk: TransferDesk,
+    engine: sa.Engine,
+    run_jobs: Callable[[], int],
+    twilio_api: responses.RequestsMock,
+    twilio_post: Callable[..., Any],
+    worker_clock: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two workers: the clinician does not answer, and the job that dials the next helper has
+    read the handoff (falling back, the caller still there) when the caller's own call ends on
+    a web process. Whichever records second sees the other: the next helper is never rung for
+    a caller who is gone (the drop is recorded, the first helper's call stopped)."""
+    import workers.handoffs
+
+    c, live, handoff = _helper_is_ringing(call, engine, run_jobs, twilio_api, twilio_post)
+    worker_clock(WEDNESDAY_11AM + timedelta(seconds=2))
+    twilio_post(
+        f"/voice/handoff/helper-status?h={handoff.id}&at=1",
+        {"AccountSid": ACCOUNT_SID, "CallSid": HELPER, "CallStatus": "no-answer",
+         "SequenceNumber": "2", "Timestamp": ts(2)},
+    )  # fmt: skip
+    falling = handoffs.get_handoff(engine, handoff.id)
+    assert falling is not None and falling.status is HandoffStatus.FALLING_BACK
+
+    checked = workers.handoffs._before_the_next_helper
+
+    def caller_hangs_up_right_after_the_check(*args: Any) -> str | None:
+        verdict = checked(*args)  # the dial job's own reads: the caller is still there
+        c.hang_up()
+        desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=3)
+        twilio_post(
+            "/voice/transfer-desk/status",
+            {"AccountSid": ACCOUNT_SID, "CallSid": c.call_sid, "CallStatus": "completed",
+             "Timestamp": ts(3)},
+        )  # fmt: skip
+        return verdict
+
+    monkeypatch.setattr(
+        workers.handoffs, "_before_the_next_helper", caller_hangs_up_right_after_the_check
+    )
+    second = "CA" + "2" * 32
+    twilio_api.add(responses.POST, CALLS_URL, body=call_json(second), status=201)
+    twilio_api.add(responses.POST, call_url(second), body=call_json(second, status="completed"))
+    _expect_helper_hung_up(twilio_api)
+    run_jobs()
+
+    dials = [r for r in twilio_api.calls if r.request.url == CALLS_URL]
+    assert len(dials) == 1, "a second helper was dialed after the caller hung up"
+    twilio_api.remove(responses.POST, CALLS_URL)  # what a second dial would have been answered
+    twilio_api.remove(responses.POST, call_url(second))
+    dropped = handoffs.get_handoff(engine, handoff.id)
+    assert dropped is not None and dropped.status is HandoffStatus.CALLER_DROPPED
+    assert dropped.attempt == 1
+    assert _the_dropped_callback(engine).source == "dropped_handoff"
+    ended = handoffs.get_live_call(engine, live.id)
+    assert ended is not None and ended.status is LiveCallStatus.ENDED

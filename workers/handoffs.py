@@ -108,15 +108,8 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
     }
     if member is None:
         # The roster changed since the chain was frozen: skip this step, with its reason.
-        handoffs.apply_event(
-            ctx.engine,
-            ctx.queues,
-            handoff_id,
-            HandoffEvent.DIALING,
-            dedupe_key=f"h{handoff_id}:a{attempt}:dialing",
-            member_id=handoff.chain[attempt - 1],
-            **common,
-        )
+        if _take_attempt(ctx, handoff, attempt, handoff.chain[attempt - 1], None, now) is None:
+            return _moved_on(ctx, handoff, now)
         handoffs.apply_event(
             ctx.engine,
             ctx.queues,
@@ -128,19 +121,13 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
             **common,
         )
         return "refused"
-    # Record first: the attempt and its start time exist before Twilio is asked to ring anyone.
-    recorded = handoffs.apply_event(
-        ctx.engine,
-        ctx.queues,
-        handoff_id,
-        HandoffEvent.DIALING,
-        dedupe_key=f"h{handoff_id}:a{attempt}:dialing",
-        member_id=member.member_id,
-        detail=member.kind,
-        **common,
-    )
+    # Record first: the attempt and its start time exist before Twilio is asked to ring anyone,
+    # and only if, in the same transaction, the handoff still waits for this attempt and the
+    # caller is still there (checked above, but the caller's leg may end on a web process or
+    # another worker in between: whichever records second sees the other).
+    recorded = _take_attempt(ctx, handoff, attempt, member.member_id, member.kind, now)
     if recorded is None:
-        return "missing"
+        return _moved_on(ctx, handoff, now)
     # One run at a time per attempt: a second copy of this job (a retried webhook queued it
     # again, or RQ retried it) running on another worker must not dial while this one does.
     lock = ctx.queues.connection.lock(
@@ -153,6 +140,53 @@ def dial_helper(handoff_id: int, attempt: int) -> str:
     finally:
         with contextlib.suppress(redis.RedisError):
             lock.release()
+
+
+def _take_attempt(
+    ctx: context.WorkerContext,
+    handoff: handoffs.Handoff,
+    attempt: int,
+    member_id: str,
+    detail: str | None,
+    now: datetime,
+) -> handoffs.Recorded | None:
+    """The guarded "dialing attempt n" transition (None: the handoff moved on meanwhile)."""
+    return handoffs.begin_attempt(
+        ctx.engine,
+        ctx.queues,
+        handoff.id,
+        attempt,
+        member_id=member_id,
+        detail=detail,
+        occurred_at=now,
+        now=now,
+    )
+
+
+def _moved_on(ctx: context.WorkerContext, handoff: handoffs.Handoff, now: datetime) -> str:
+    """Why the guarded transition refused; a caller whose call ended is recorded as gone."""
+    after = handoffs.get_handoff(ctx.engine, handoff.id)
+    if after is None:
+        return "missing"
+    live = handoffs.get_live_call_only(ctx.engine, handoff.live_call_id)
+    if after.status not in handoffs.TERMINAL and live is not None:
+        if live.status is LiveCallStatus.ENDED:
+            _record_caller_gone(ctx, live, now)
+            log.info("dial_helper: the caller is gone, no next helper handoff_id=%s", handoff.id)
+            return "skipped:caller-gone"
+    return f"skipped:{after.status.value}"
+
+
+def _record_caller_gone(ctx: context.WorkerContext, live: handoffs.LiveCall, now: datetime) -> None:
+    handoffs.record_caller_left(
+        ctx.engine,
+        ctx.queues,
+        live,
+        at=live.ended_at or now,
+        now=now,
+        dedupe_key=f"{live.call_sid}:call-ended",
+        source=EventSource.BRIDGELINE,
+    )
 
 
 def _before_the_next_helper(
@@ -171,15 +205,7 @@ def _before_the_next_helper(
             return f"skipped:{after.status.value}"
     live = handoffs.get_live_call_only(ctx.engine, handoff.live_call_id)
     if live is not None and live.status is LiveCallStatus.ENDED:
-        handoffs.record_caller_left(
-            ctx.engine,
-            ctx.queues,
-            live,
-            at=live.ended_at or now,
-            now=now,
-            dedupe_key=f"{live.call_sid}:call-ended",
-            source=EventSource.BRIDGELINE,
-        )
+        _record_caller_gone(ctx, live, now)
         log.info("dial_helper: the caller is gone, no next helper handoff_id=%s", handoff.id)
         return "skipped:caller-gone"
     return None
@@ -199,8 +225,11 @@ def _place_helper_call(
     roster = _roster()
     events = handoffs.handoff_events(ctx.engine, handoff_id)
     mine = [e for e in events if e.event is HandoffEvent.DIALING and e.attempt == attempt]
-    if any(e.call_sid for e in mine) or handoffs.derive(events).attempt != attempt:
+    derived = handoffs.derive(events)
+    if any(e.call_sid for e in mine) or derived.attempt != attempt:
         return "skipped:already-dialing"
+    if derived.status is not HandoffStatus.DIALING:
+        return f"skipped:{derived.status.value}"  # e.g. the caller left just now: ring nobody
     # A second run of this job (RQ retry, a worker that died) asks Twilio before dialing again.
     started = now if recorded.new else min(e.occurred_at for e in mine)
     urls = _urls()

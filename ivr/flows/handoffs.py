@@ -57,7 +57,7 @@ from ivr.flows.handoff_staff import cancel_handoff as cancel_handoff
 from ivr.flows.handoff_staff import leave_call as leave_call
 from ivr.flows.handoff_staff import record_outcome as record_outcome
 from ivr.store.handoffs import Recorded as Recorded
-from ivr.store.handoffs import _handoff, _insert_event, _rederive
+from ivr.store.handoffs import _handoff, _insert_event, _rederive, record_next_attempt
 from ivr.store.handoffs import active_handoffs as active_handoffs
 from ivr.store.handoffs import claim_call_taker_attempt as claim_call_taker_attempt
 from ivr.store.handoffs import end_live_call as end_live_call
@@ -383,6 +383,35 @@ def apply_event(
     if recorded is None or not recorded.new:
         return recorded
     react(engine, queues, handoff_id, recorded.before, recorded.after, now)
+    return recorded
+
+
+def begin_attempt(
+    engine: sa.Engine,
+    queues: Queues,
+    handoff_id: int,
+    attempt: int,
+    *,
+    member_id: str | None,
+    detail: str | None = None,
+    occurred_at: datetime,
+    now: datetime,
+) -> Recorded | None:
+    """ "Dial attempt `attempt`" as a guarded transition (ivr.store.handoffs.record_next_attempt),
+    then what it calls for. None: the handoff moved on (the caller left, it was cancelled, or
+    another run has it) and nobody may be dialed for it."""
+    recorded = record_next_attempt(
+        engine,
+        handoff_id,
+        attempt,
+        source=EventSource.BRIDGELINE,
+        occurred_at=occurred_at,
+        now=now,
+        member_id=member_id,
+        detail=detail,
+    )
+    if recorded is not None and recorded.new:
+        react(engine, queues, handoff_id, recorded.before, recorded.after, now)
     return recorded
 
 

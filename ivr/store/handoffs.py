@@ -437,6 +437,81 @@ def record_event(
     return Recorded(new=new, before=before, after=after)
 
 
+_NEXT_ATTEMPT = (
+    handoffs.update()
+    .where(handoffs.c.id == sa.bindparam("h_id"))
+    .where(
+        sa.or_(
+            sa.and_(
+                handoffs.c.status.in_(
+                    [HandoffStatus.REQUESTED.value, HandoffStatus.FALLING_BACK.value]
+                ),
+                handoffs.c.attempt == sa.bindparam("h_previous"),
+            ),
+            # A rerun of this attempt's job (RQ retry) before any call was placed for it.
+            sa.and_(
+                handoffs.c.status == HandoffStatus.DIALING.value,
+                handoffs.c.attempt == sa.bindparam("h_attempt"),
+                handoffs.c.helper_call_sid.is_(None),
+            ),
+        )
+    )
+    .where(
+        sa.exists().where(
+            live_calls.c.id == handoffs.c.live_call_id,
+            live_calls.c.status != LiveCallStatus.ENDED.value,
+        )
+    )
+    .values(updated_at=sa.bindparam("h_now"))
+    .returning(handoffs.c.status)
+)
+"""Compare-and-set of "dial attempt n": the handoff still waits for its next helper (requested
+or falling back from attempt n-1, or this very attempt not placed yet) and its caller's call has
+not ended. Takes the handoff's row lock (PostgreSQL; SQLite: the write lock), the same one every
+recorded event takes, so a caller who left is either seen here or sees this attempt."""
+
+
+def record_next_attempt(
+    engine: sa.Engine,
+    handoff_id: int,
+    attempt: int,
+    *,
+    source: EventSource,
+    occurred_at: datetime,
+    now: datetime,
+    member_id: str | None,
+    detail: str | None = None,
+) -> Recorded | None:
+    """Record that attempt `attempt` is being dialed, only if the handoff is still waiting for
+    exactly that attempt and the caller is still on the line, in one transaction with the check.
+
+    None: it moved on (the caller left, the call was cancelled, another run dialed it): nobody
+    is to be dialed. Whoever records second (this, or the caller's leg ending) sees the other.
+    """
+    with engine.begin() as conn:
+        row = conn.execute(
+            _NEXT_ATTEMPT,
+            {"h_id": handoff_id, "h_previous": attempt - 1, "h_attempt": attempt, "h_now": now},
+        ).first()
+        if row is None:
+            return None
+        before = HandoffStatus(row.status)
+        new = _insert_event(
+            conn,
+            handoff_id,
+            HandoffEvent.DIALING,
+            source,
+            f"h{handoff_id}:a{attempt}:dialing",
+            occurred_at,
+            attempt=attempt,
+            member_id=member_id,
+            detail=detail,
+            received_at=now,
+        )
+        after = _rederive(conn, handoff_id, now) if new else _derive_in(conn, handoff_id)
+    return Recorded(new=new, before=before, after=after)
+
+
 def active_handoffs(engine: sa.Engine, live_call_id: int) -> list[Handoff]:
     """Handoffs of a call that are not over yet."""
     return [h for h in handoffs_for_call(engine, live_call_id) if h.status not in TERMINAL]
