@@ -13,6 +13,8 @@ Environment:
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -28,7 +30,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 
+import ivr.config
 from ivr import create_app
+from ivr.config import BridgelineConfig
 from ivr.queueing import Queues
 from ivr.settings import load_settings
 from ivr.simulator import Call, FlaskTransport
@@ -41,6 +45,42 @@ AUTH_TOKEN = "test-auth-token-0123456789"
 ACCOUNT_SID = "AC" + "1" * 32
 PUBLIC_BASE = "https://bridgeline.example.org"
 CALLER = "+15205550123"
+
+
+def _folder_digest(folder: Path) -> str:
+    """sha256 over every file's name and bytes under `folder` (cheap next to parsing them)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reuse_loaded_config() -> Iterator[None]:
+    """Each app a test builds loads config/ once per (folder, content), not once per test.
+
+    Parsing and validating menus.yaml/lines.yaml is a large part of create_app; most tests
+    build an app from the same unchanged config/. The memo is keyed by the folder's path and
+    a hash of its files, so a test that writes its own (or broken) config gets its own fresh
+    load and its own ConfigError (errors are never memoised). Each caller gets a deep copy
+    (under 1 ms), so nothing a test or the app does to its config reaches another test.
+    Product code is unchanged: only `ivr.config.load_config`, the name create_app imports, is
+    wrapped in this test process (processes the tests start load config themselves).
+    """
+    real = ivr.config.load_config
+    memo: dict[tuple[str, str], BridgelineConfig] = {}
+
+    def load(folder: Path) -> BridgelineConfig:
+        folder = Path(folder)
+        key = (str(folder.resolve()), _folder_digest(folder))
+        if key not in memo:
+            memo[key] = real(folder)
+        return copy.deepcopy(memo[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ivr.config, "load_config", load)
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
