@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from ivr.language.text import Utterance, fold, stem, words
@@ -50,8 +51,13 @@ class Phrase:
     slots: tuple[Slot, ...]
 
 
+@lru_cache(maxsize=16384)
 def compile_phrase(text: str, lang: str) -> Phrase:
-    """Read a phrase as written in config; raise PhraseError when nothing is left of it."""
+    """Read a phrase as written in config; raise PhraseError when nothing is left of it.
+
+    Remembered per (text, lang): a Phrase is immutable and depends on nothing else, so a
+    second app in one process (tests, a reload) reuses the first one's work; errors are not
+    remembered (lru_cache does not keep exceptions)."""
     slots: list[Slot] = []
     wide = False
     for place in text.split():
