@@ -67,6 +67,19 @@ def needing_attempt(
     return [_row(r) for r in rows]
 
 
+def lock_callback(conn: sa.Connection, callback_id: int) -> str | None:
+    """Lock the callback's row and read its status (None: no such callback).
+
+    An UPDATE that changes nothing takes the row lock on PostgreSQL and the write lock on
+    SQLite, so what the caller does next in `conn` sees every other writer's work first."""
+    return conn.execute(
+        callbacks.update()
+        .where(callbacks.c.id == callback_id)
+        .values(updated_at=callbacks.c.updated_at)
+        .returning(callbacks.c.status)
+    ).scalar()
+
+
 def create_attempt(
     engine: sa.Engine, callback_id: int, scheduled_for: datetime, now: datetime
 ) -> Attempt | None:
@@ -78,12 +91,7 @@ def create_attempt(
     """
     try:
         with engine.begin() as conn:
-            status = conn.execute(
-                callbacks.update()
-                .where(callbacks.c.id == callback_id)
-                .values(updated_at=callbacks.c.updated_at)
-                .returning(callbacks.c.status)
-            ).scalar()
+            status = lock_callback(conn, callback_id)
             if status != CallbackStatus.PENDING.value:
                 return None
             busy = conn.execute(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from ivr.store.callback_attempts import create_attempt, get_attempt
+from ivr.store.callback_attempts import create_attempt, get_attempt, lock_callback
 from ivr.store.callback_records import (
     OPEN_STATUSES,
     Attempt,
@@ -188,12 +188,7 @@ def claim(
 ) -> bool:
     """A staff member takes an open callback on (or gives it back); False if it is closed."""
     with engine.begin() as conn:
-        status = conn.execute(
-            callbacks.update()
-            .where(callbacks.c.id == callback_id)
-            .values(updated_at=callbacks.c.updated_at)
-            .returning(callbacks.c.status)
-        ).scalar()
+        status = lock_callback(conn, callback_id)
         if status not in OPEN_STATUSES and status != CallbackStatus.FAILED.value:
             return False
         record_event(
@@ -213,12 +208,7 @@ def call_now(
     """Bring the callback's next attempt forward to now (the worker still checks quiet hours,
     consent and opt-out); None when it is closed or a call is already being placed."""
     with engine.begin() as conn:
-        status = conn.execute(
-            callbacks.update()
-            .where(callbacks.c.id == callback_id)
-            .values(updated_at=callbacks.c.updated_at)
-            .returning(callbacks.c.status)
-        ).scalar()
+        status = lock_callback(conn, callback_id)
         if status != CallbackStatus.PENDING.value:
             return None
         waiting = conn.execute(
