@@ -163,6 +163,23 @@ def test_crisis_words_at_any_prompt_go_straight_to_the_line(signed_post, path: s
         assert explained in _said(response.data), (path, said)
 
 
+def test_a_crisis_in_words_no_phrase_has_is_heard_by_the_learned_reader(signed_post) -> None:
+    # "He dejado cartas para mis hijos": no crisis phrase in menus.yaml; examples.yaml taught it.
+    said = "he dejado cartas para mis hijos, ya no van a tener que preocuparse por mí"
+    response = signed_post("/voice/self-service/menu/main/choose?lang=es", {"SpeechResult": said})
+    root = check_twiml(response.data)
+    assert _numbers(response.data) == [CRISIS_988]
+    assert "línea de crisis" in _said(response.data)
+    assert {el.get("language") for el in root.iter("Say")} == {"es-US"}
+    consent = signed_post(
+        "/voice/self-service/callback/consent?lang=en&src=resident_menu",
+        {
+            "SpeechResult": "I've been putting aside my pills for weeks and tonight I'm taking them all"
+        },
+    )
+    assert _numbers(consent.data) == [CRISIS_988]
+
+
 def test_crisis_words_at_the_greeting_are_answered_in_their_language(signed_post) -> None:
     response = signed_post("/voice/self-service/language", {"SpeechResult": "me quiero matar"})
     root = check_twiml(response.data)

@@ -30,7 +30,8 @@ CORPUS = yaml.safe_load((ROOT / "tests/corpus/understanding.yaml").read_text(enc
 
 @cache
 def understanding() -> SpeechUnderstanding:
-    return SpeechUnderstanding(load_config(ROOT / "config").menus)
+    config = load_config(ROOT / "config")
+    return SpeechUnderstanding(config.menus, config.examples)
 
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:

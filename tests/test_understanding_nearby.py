@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @cache
 def understanding() -> SpeechUnderstanding:
-    return SpeechUnderstanding(load_config(ROOT / "config").menus)
+    config = load_config(ROOT / "config")
+    return SpeechUnderstanding(config.menus, config.examples)
 
 
 def small_screen() -> CrisisScreen:

@@ -1,7 +1,9 @@
-"""Load config/menus.yaml and config/lines.yaml, validate them together, freeze the result."""
+"""Load config/menus.yaml, config/lines.yaml and config/examples.yaml, validate them together,
+freeze the result."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from ivr.config.models import Line, LinesFile, Menu, MenusFile, Words
+from ivr.config.models import (
+    EVERYDAY,
+    NOWHERE,
+    ExamplesFile,
+    Line,
+    LinesFile,
+    Menu,
+    MenusFile,
+    Words,
+)
 from ivr.config.yaml_source import Location, SourceFile, read_yaml
 from ivr.language.lexicon import PhraseError, compile_phrase
 from ivr.phones import NumberProblem, PhoneNumberError, dialable_number, parse_e164
@@ -20,6 +31,9 @@ MENUS_FILE = "menus.yaml"
 
 LINES_FILE = "lines.yaml"
 """Phone numbers Bridgeline dials or sends from."""
+
+EXAMPLES_FILE = "examples.yaml"
+"""Sentences callers said, by what they meant: what crisis screening learns from (optional)."""
 
 REQUIRED_LINES = ("emergency", "operator")
 """Lines every deployment must configure: the 911 transfer number and a person to fall back to."""
@@ -37,6 +51,7 @@ class BridgelineConfig:
     menus: MenusFile
     lines: LinesFile
     numbers: dict[str, str]
+    examples: ExamplesFile = dataclasses.field(default_factory=ExamplesFile)
 
     def menu(self, menu_id: str) -> Menu | None:
         return self.menus.menus.get(menu_id)
@@ -88,7 +103,65 @@ def load_config(folder: Path) -> BridgelineConfig:
     menus = _validate(menus_src, MenusFile)
     numbers = _check_lines(lines_src, lines)
     _check_menus(menus_src, menus, lines)
-    return BridgelineConfig(menus=menus, lines=lines, numbers=numbers)
+    examples = ExamplesFile()
+    if (folder / EXAMPLES_FILE).exists():
+        examples_src = read_yaml(folder / EXAMPLES_FILE)
+        examples = _validate(examples_src, ExamplesFile)
+        _check_examples(examples_src, examples, menus)
+    return BridgelineConfig(menus=menus, lines=lines, numbers=numbers, examples=examples)
+
+
+def _check_examples(src: SourceFile, examples: ExamplesFile, menus: MenusFile) -> None:
+    """Every example's label names something the line has (a crisis line, a category, a
+    main-menu destination); crisis examples hold `everyday` sentences and a line's."""
+    crisis_lines = {rule.line for rule in menus.crisis}
+    for label in examples.crisis:
+        if label != EVERYDAY and label not in crisis_lines:
+            raise src.error(
+                ("crisis", label),
+                f"unknown label {label!r}: a crisis rule's line "
+                f"({', '.join(sorted(crisis_lines))}) or {EVERYDAY!r}",
+            )
+    if examples.crisis and (EVERYDAY not in examples.crisis or len(examples.crisis) < 2):
+        raise src.error(
+            ("crisis",), f"crisis examples need {EVERYDAY!r} sentences and a crisis line's"
+        )
+    codes = {c.code for c in menus.report_categories}
+    for label in examples.categories:
+        if label != NOWHERE and label not in codes:
+            raise src.error(
+                ("categories", label),
+                f"unknown report category {label!r} ({', '.join(sorted(codes))} or {NOWHERE!r})",
+            )
+    for label in examples.main_menu:
+        problem = _destination_problem(label, menus)
+        if problem:
+            raise src.error(("main_menu", label), problem)
+
+
+def _destination_problem(label: str, menus: MenusFile) -> str | None:
+    """Why `label` is not somewhere a main-menu sentence can lead, or None."""
+    kind, _, name = label.partition(":")
+    plain = {"report", "report_status", "agent", "callback", "emergency", NOWHERE}
+    known = {
+        "report": {c.code for c in menus.report_categories},
+        "info": set(menus.info_topics),
+        "menu": set(menus.menus),
+        "transfer": {
+            str(getattr(item, "line", ""))
+            for menu in menus.menus.values()
+            for item in menu.items
+            if item.action == "transfer"
+        },
+    }
+    if not name and kind in plain:
+        return None
+    if name and name in known.get(kind, set()):
+        return None
+    return (
+        f"unknown destination {label!r}: one of {', '.join(sorted(plain))}, "
+        "report:<category>, info:<topic>, menu:<menu> or transfer:<line>"
+    )
 
 
 def _check_lines(src: SourceFile, lines: LinesFile) -> dict[str, str]:

@@ -187,6 +187,37 @@ class Nearby(Frozen):
     calm: Words = Words()
 
 
+class Learned(Frozen):
+    """The second reader of crisis screening: a classifier learned from config/examples.yaml.
+
+    Phrases are the floor; the learned reader hears wordings no phrase has ("I've been saving
+    up my pills"). Probabilities are the classifier's, 0-1.
+    """
+
+    # Speech with fewer words that carry meaning ("yes", "option two", "I want to") is left to
+    # the phrases.
+    min_words: Annotated[int, Field(ge=1, le=10)] = 2
+    # A crisis line this likely, when no phrase connected the caller: connect.
+    transfer_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    # A crisis line this likely: offer it ("Press 1 to be connected").
+    offer_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    # Everyday talk this likely: a phrase's connect becomes an offer ("is the gun show a city
+    # event"; the line stays one key away). Above 1: never.
+    soften_at: Annotated[float, Field(gt=0.0, le=2.0)] = 0.9
+    # Everyday talk all but certain: a phrase's connect is dropped ("what time does the
+    # overdose awareness event start"). Above 1: never.
+    clear_at: Annotated[float, Field(gt=0.0, le=2.0)] = 0.98
+    # Everyday talk this likely: a phrase's offer is dropped ("my son plays shooting games").
+    drop_at: Annotated[float, Field(gt=0.0, le=2.0)] = 0.8
+    # When no phrase picks a main-menu item (or a report category at its prompt), a learned
+    # choice this likely is taken...
+    choose_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    # ...and one this likely is confirmed with the caller ("Did you say ...? Press 1").
+    confirm_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    # How closely the classifier fits its examples (inverse regularisation).
+    strength: Annotated[float, Field(gt=0.0, le=1000.0)] = 32.0
+
+
 class Understanding(Frozen):
     """How speech is read: phrase gaps, confirmation, negations, idioms, QA tags."""
 
@@ -201,6 +232,7 @@ class Understanding(Frozen):
     # Street types ("road", "lane"; "calle" before the name): at the address prompt, the name
     # of a street that looks like an address is not screened ("Gun Club Road").
     street_types: Words = Words()
+    learned: Learned = Learned()
 
 
 class MenuSettings(Frozen):
@@ -240,3 +272,26 @@ class LinesFile(Frozen):
     lines: dict[str, Line]
     # When a crisis line does not answer: the lines tried next, in order (never a queue).
     crisis_backup: dict[str, tuple[NonEmpty, ...]] = {}
+
+
+EVERYDAY = "everyday"
+"""The label of examples.yaml's everyday sentences (beside the crisis lines' ids)."""
+
+NOWHERE = "none"
+"""The label of examples.yaml's sentences that pick no menu item or category."""
+
+
+class ExamplesFile(Frozen):
+    """config/examples.yaml: sentences callers said, by what they meant.
+
+    `crisis` maps a crisis line id, or `everyday`, to sentences per language; the learned
+    reader of crisis screening is trained on them. `main_menu` maps where a sentence said at
+    the main menu (or the greeting) leads ("report:pothole", "report_status", "info:hours",
+    "transfer:nurse", "agent", "none", ...) to sentences; `categories` maps a report category
+    code (or `none`) to answers to the category question. They teach the line what no phrase
+    picks.
+    """
+
+    crisis: dict[NonEmpty, Words] = {}
+    main_menu: dict[NonEmpty, Words] = {}
+    categories: dict[NonEmpty, Words] = {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from ivr.language.lexicon import DEFAULT_MAX_GAP, Hit, Lexicon
 from ivr.language.text import Utterance, words
@@ -99,6 +99,16 @@ class Finding:
     verdict: Verdict
     lang: str
     phrase: str
+    negated: bool = False  # a connecting phrase said after a negation, so only an offer
+
+
+class SecondReader(Protocol):
+    """Weighs what the phrases found with another way of reading the sentence
+    (`ivr.decisions.crisis_learned.LearnedReader`)."""
+
+    def weigh(
+        self, utterance: Utterance, found: Finding | None, lines: Sequence[str], prefer_lang: str
+    ) -> Finding | None: ...
 
 
 class CrisisScreen:
@@ -111,8 +121,10 @@ class CrisisScreen:
         idioms: Mapping[str, Sequence[str]],
         max_gap: int = DEFAULT_MAX_GAP,
         nearby: NearbyWords | None = None,
+        second: SecondReader | None = None,
     ) -> None:
         self.lines = [rule.line for rule in rules]
+        self._second = second
         self._phrases: Lexicon[tuple[int, Verdict]] = Lexicon(
             [
                 ((index, verdict), text, lang)
@@ -173,6 +185,13 @@ class CrisisScreen:
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         if utterance.empty:
             return None
+        found = self._by_phrases(utterance, prefer_lang)
+        if self._second is None:
+            return found
+        return self._second.weigh(utterance, found, self.lines, prefer_lang)
+
+    def _by_phrases(self, utterance: Utterance, prefer_lang: str) -> Finding | None:
+        """What the phrases and the recall layer find (the floor the second reader weighs)."""
         hits = self._phrases.find(utterance)
         harm_hits = self._harms.find(utterance) if self._nearby.harms else []
         if not hits and not harm_hits:
@@ -183,12 +202,15 @@ class CrisisScreen:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
                 continue
             index, verdict = hit.tag
-            if self._negated(utterance, hit):
+            negated = self._negated(utterance, hit)
+            if negated:
                 if verdict is Verdict.OFFER:
                     # A hint denied is no hint ("I'm not in danger, I'm falling apart").
                     continue
                 verdict = Verdict.OFFER
-            finding = Finding(index, self.lines[index], verdict, hit.lang, hit.phrase.text)
+            finding = Finding(
+                index, self.lines[index], verdict, hit.lang, hit.phrase.text, negated=negated
+            )
             heard.append((finding, hit.positions))
         best: Finding | None = None
         for finding, positions in heard:
@@ -235,14 +257,23 @@ class CrisisScreen:
                 if h.tag[0] in near.anchors and _distance(hit, h) <= near.window
             }
             group = near.harms[group_index]
+            negated = False
             if all(k in kinds for k in group.transfer_with):
-                verdict = Verdict.OFFER if self._negated(utterance, hit) else Verdict.TRANSFER
+                negated = self._negated(utterance, hit)
+                verdict = Verdict.OFFER if negated else Verdict.TRANSFER
             elif any(k in kinds for k in group.offer_with):
                 verdict = Verdict.OFFER
             else:
                 continue
             rule = self._harm_rule[group_index]
-            yield Finding(rule, self.lines[rule], verdict, hit.lang, f"nearby: {hit.phrase.text}")
+            yield Finding(
+                rule,
+                self.lines[rule],
+                verdict,
+                hit.lang,
+                f"nearby: {hit.phrase.text}",
+                negated=negated,
+            )
 
     def _claimed_by_a_thing(
         self, hit: Hit[tuple[str, int]], others: list[Hit[tuple[str, int]]]

@@ -1,19 +1,25 @@
-"""Everything the self-service line understands, built once from config/menus.yaml.
+"""Everything the self-service line understands, built once from config/menus.yaml and what
+config/examples.yaml teaches.
 
 `SpeechUnderstanding.choose` turns a sentence said at a menu into the item it asks for, going
 one step deeper when the sentence already names what is inside ("report a pothole" -> the
-pothole category; "what time does city hall open" -> the hours topic).
+pothole category; "what time does city hall open" -> the hours topic). When no keyword fits,
+the main menu and the category question fall back on a classifier learned from examples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ivr.config.loader import MAIN_MENU
 from ivr.config.models import (
+    EVERYDAY,
+    NOWHERE,
     AgentItem,
     CallbackItem,
     EmergencyItem,
+    ExamplesFile,
     InfoItem,
     MenuItem,
     MenusFile,
@@ -21,11 +27,14 @@ from ivr.config.models import (
     ReportStatusItem,
     SubmenuItem,
     TransferItem,
+    Understanding,
     Words,
 )
 from ivr.decisions.addresses import street_name_positions
 from ivr.decisions.crisis import CrisisScreen, Finding, HarmGroup, NearbyWords, RuleWords
+from ivr.decisions.crisis_learned import LearnedReader
 from ivr.decisions.understanding import (
+    FUNCTION_WORDS,
     Guess,
     IntentMatcher,
     Tagger,
@@ -33,6 +42,7 @@ from ivr.decisions.understanding import (
     named_language,
     spoken_choice,
 )
+from ivr.language.classifier import TextClassifier, train
 from ivr.language.text import Utterance, words
 
 _PROPAGATED = (InfoItem, TransferItem, ReportItem)
@@ -63,12 +73,13 @@ class MenuGuess:
     topic: str | None = None
     inner: MenuItem | None = None
     score: int = 0  # content words of the sentence that fit the item (0: chosen by number)
+    learned: bool = False  # chosen by the classifier examples.yaml taught, not by a phrase
 
 
 class SpeechUnderstanding:
     """Crisis screening, menu intents, report categories, information topics and QA tags."""
 
-    def __init__(self, menus: MenusFile) -> None:
+    def __init__(self, menus: MenusFile, examples: ExamplesFile | None = None) -> None:
         u = menus.understanding
         self.confirm_below = u.confirm_below_confidence
         self.crisis = CrisisScreen(
@@ -100,6 +111,7 @@ class SpeechUnderstanding:
                 window=u.nearby.window,
                 thing_window=u.nearby.thing_window,
             ),
+            second=_learned_reader(u, examples),
         )
         self.categories: IntentMatcher[str] = IntentMatcher(
             [
@@ -133,6 +145,11 @@ class SpeechUnderstanding:
             {tag: {"en": w.en, "es": w.es} for tag, w in u.qa_tags.items()}, max_gap=u.max_gap
         )
         self._menus = menus
+        self._learned = u.learned
+        examples = examples or ExamplesFile()
+        self._main_reader = _classifier(examples.main_menu, u.learned.strength)
+        self._category_reader = _classifier(examples.categories, u.learned.strength)
+        self._main_guesses = _guesses_by_destination(menus, MAIN_MENU)
         self._items: dict[str, IntentMatcher[str]] = {
             menu_id: IntentMatcher(
                 self._item_phrases(menus, menu_id),
@@ -175,9 +192,20 @@ class SpeechUnderstanding:
             return MenuGuess(item, by_number=True, ambiguous=False) if item else None
         guess = self._items[menu_id].best(utterance)
         if guess is None:
-            return None
+            return self._learned_choice(menu_id, utterance)
         item = next(i for i in menu.items if i.key == guess.target)
         return self._deeper(item, guess, utterance)
+
+    def _learned_choice(self, menu_id: str, utterance: Utterance) -> MenuGuess | None:
+        """What examples.yaml taught, when no phrase of the main menu fits: taken when likely
+        (`choose_at`), confirmed with the caller when fairly likely (`confirm_at`)."""
+        if menu_id != MAIN_MENU or self._main_reader is None or not _says_something(utterance):
+            return None
+        label, chance = _likeliest(self._main_reader, utterance)
+        guess = self._main_guesses.get(label)
+        if guess is None or chance < self._learned.confirm_at:
+            return None
+        return replace(guess, ambiguous=chance < self._learned.choose_at, learned=True)
 
     def _deeper(self, item: MenuItem, guess: Guess[str], utterance: Utterance) -> MenuGuess:
         ambiguous = guess.ambiguous
@@ -221,7 +249,7 @@ class SpeechUnderstanding:
         guess = self.choose(main_menu, utterance)
         if guess is None or guess.by_number or guess.ambiguous:
             return lang, None
-        named_inside = guess.category or guess.topic or guess.inner
+        named_inside = guess.category or guess.topic or guess.inner or guess.learned
         if not named_inside and guess.score < _CLEAR_AT_GREETING:
             return lang, None
         return lang, guess
@@ -244,7 +272,14 @@ class SpeechUnderstanding:
         road" -> pothole, "una luz" -> streetlight)."""
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         guess = self.categories.best(utterance) or self._categories_alone.best(utterance)
-        return guess.target if guess is not None and not guess.ambiguous else None
+        if guess is not None:
+            return guess.target if not guess.ambiguous else None
+        if self._category_reader is None or not _says_something(utterance):
+            return None
+        label, chance = _likeliest(self._category_reader, utterance)
+        if label == NOWHERE or chance < self._learned.choose_at:
+            return None
+        return label
 
     def named_category(self, speech: str | Utterance) -> str | None:
         """The report category a sentence said at a menu names (only when one clearly fits)."""
@@ -265,6 +300,68 @@ class SpeechUnderstanding:
     def unsure(self, confidence: float | None) -> bool:
         """True when Twilio's Confidence for the speech is below the configured bar."""
         return confidence is not None and 0.0 < confidence < self.confirm_below
+
+
+def _classifier(labelled: dict[str, Words], strength: float) -> TextClassifier | None:
+    """A classifier trained on examples.yaml sentences by label (None: fewer than two labels)."""
+    pairs = [(text, label) for label, said in labelled.items() for text in said.all()]
+    if len({label for _, label in pairs}) < 2:
+        return None
+    return train(pairs, strength=strength)
+
+
+def _likeliest(classifier: TextClassifier, utterance: Utterance) -> tuple[str, float]:
+    odds = classifier.probabilities(utterance)
+    label = max(odds, key=lambda key: odds[key])
+    return label, odds[label]
+
+
+def _says_something(utterance: Utterance) -> bool:
+    """At least one word that carries meaning ("the one", "I want to" do not)."""
+    return any(w not in FUNCTION_WORDS for w in utterance.words)
+
+
+def _guesses_by_destination(menus: MenusFile, menu_id: str) -> dict[str, MenuGuess]:
+    """Every guess a sentence at `menu_id` can lead to, by `destination` ("report:pothole")."""
+    menu = menus.menus.get(menu_id)
+    if menu is None:
+        return {}
+    out: dict[str, MenuGuess] = {}
+    for item in menu.items:
+        plain = MenuGuess(item, by_number=False, ambiguous=False)
+        out.setdefault(destination(plain), plain)
+        if isinstance(item, ReportItem):
+            for c in menus.report_categories:
+                guess = replace(plain, category=c.code)
+                out.setdefault(destination(guess), guess)
+        if isinstance(item, InfoItem):
+            guess = replace(plain, topic=item.topic)
+            out.setdefault(destination(guess), guess)
+        if isinstance(item, SubmenuItem) and item.menu in menus.menus:
+            for inner in menus.menus[item.menu].items:
+                if isinstance(inner, _PROPAGATED):
+                    topic = inner.topic if isinstance(inner, InfoItem) else None
+                    guess = replace(plain, inner=inner, topic=topic)
+                    out.setdefault(destination(guess), guess)
+    return out
+
+
+def _learned_reader(u: Understanding, examples: ExamplesFile | None) -> LearnedReader | None:
+    """The crisis screen's second reader, trained on examples.yaml (None without examples)."""
+    learned = u.learned
+    classifier = _classifier(examples.crisis, learned.strength) if examples else None
+    if classifier is None:
+        return None
+    return LearnedReader(
+        classifier=classifier,
+        everyday=EVERYDAY,
+        min_words=learned.min_words,
+        transfer_at=learned.transfer_at,
+        offer_at=learned.offer_at,
+        soften_at=learned.soften_at,
+        clear_at=learned.clear_at,
+        drop_at=learned.drop_at,
+    )
 
 
 def destination(guess: MenuGuess | None) -> str:

@@ -61,8 +61,6 @@ class Turn:
         return bool((self.digits or "").strip() or (self.speech or "").strip())
 
 
-
-
 ADDRESS_HINTS = {
     "en": ("street", "avenue", "road", "boulevard", "drive", "and", "corner of", "skip"),
     "es": ("calle", "avenida", "camino", "bulevar", "y", "esquina", "saltar"),
@@ -160,7 +158,7 @@ class SelfServiceCore:
         self.url = Urls(base_url)
         self.engine = engine
         self.queues = queues
-        self.understanding = SpeechUnderstanding(config.menus)
+        self.understanding = SpeechUnderstanding(config.menus, config.examples)
         self.zone = ZoneInfo(config.lines.timezone)
         # (due, deadline) of a callback from a source; callbacks.yaml's rules once they are
         # loaded (create_app), until then menus.yaml's callback_deadline_hours.

@@ -1,0 +1,83 @@
+"""The second reader of crisis screening: what a classifier learned from example sentences adds
+to what the phrases found.
+
+Phrases stay the floor: a phrase's finding is never lost, only weighed. The learned reader
+(`ivr.language.classifier`, trained on config/examples.yaml) can:
+
+- connect the caller when no phrase did, or a phrase only offered the line (not after a
+  negation: "I'm not going to kill myself" stays an offer), and a crisis line is likely
+  (`transfer_at`): "I've been saving up my pills and I have a plan" has no phrase,
+  but its words are crisis words;
+- offer the line when one is fairly likely (`offer_at`);
+- soften a phrase that is most likely everyday talk: a phrase's connect becomes an offer when
+  everyday talk is at least `soften_at` likely (the line is still one key away: "is the gun
+  show a city event"), and is dropped only when everyday talk is all but certain
+  (`clear_at`: "what time does the overdose awareness event start"); a phrase's offer is
+  dropped at `drop_at` ("my son plays shooting games").
+
+Everything here is pure: a sentence and the phrases' finding in, a finding out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ivr.decisions.crisis import Finding, Verdict
+from ivr.decisions.understanding import FUNCTION_WORDS, guess_language
+from ivr.language.classifier import TextClassifier
+from ivr.language.text import Utterance
+
+LEARNED = "learned"
+"""The `phrase` of a finding that came from the learned reader (with its probability)."""
+
+
+@dataclass(frozen=True)
+class LearnedReader:
+    """A classifier over crisis lines and `everyday`, and when to believe it."""
+
+    classifier: TextClassifier
+    everyday: str
+    min_words: int  # words that carry meaning (not "I want to"); shorter speech is left as is
+    transfer_at: float
+    offer_at: float
+    soften_at: float
+    clear_at: float
+    drop_at: float
+
+    def weigh(
+        self,
+        utterance: Utterance,
+        found: Finding | None,
+        lines: Sequence[str],
+        prefer_lang: str,
+    ) -> Finding | None:
+        """The phrases' finding weighed by the classifier (see the module's docstring)."""
+        if sum(w not in FUNCTION_WORDS for w in utterance.words) < self.min_words:
+            return found
+        odds = self.classifier.probabilities(utterance)
+        calm = odds.get(self.everyday, 0.0)
+        if found is not None and found.verdict is Verdict.TRANSFER:
+            if calm >= self.clear_at:
+                return None
+            if calm >= self.soften_at:
+                return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
+            return found
+        line, chance = max(
+            ((label, p) for label, p in odds.items() if label != self.everyday and label in lines),
+            key=lambda pair: pair[1],
+            default=(None, 0.0),
+        )
+        if found is not None:
+            # A phrase's offer becomes a connect when a crisis line is likely, unless the caller
+            # denied it ("I'm not going to kill myself, I just need to talk" stays an offer).
+            if line is not None and chance >= self.transfer_at and not found.negated:
+                return Finding(
+                    lines.index(line), line, Verdict.TRANSFER, found.lang, f"{LEARNED} {chance:.2f}"
+                )
+            return None if calm >= self.drop_at else found
+        if line is None or chance < self.offer_at:
+            return None
+        verdict = Verdict.TRANSFER if chance >= self.transfer_at else Verdict.OFFER
+        lang = guess_language(utterance) or prefer_lang
+        return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")

@@ -1,0 +1,257 @@
+"""Crisis screening's second reader: a classifier learned from config/examples.yaml hears a
+crisis in words no phrase has, and tells everyday talk with a scary word from a crisis. Pure:
+no Flask, no database. The webhook stories are in tests/test_self_service_understanding.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from ivr.config.errors import ConfigError
+from ivr.config.loader import load_config
+from ivr.decisions.crisis import Finding, Verdict
+from ivr.decisions.crisis_learned import LearnedReader
+from ivr.decisions.speech import SpeechUnderstanding, destination
+from ivr.language.classifier import TextClassifier, features, train
+from ivr.language.text import Utterance
+
+ROOT = Path(__file__).resolve().parent.parent
+LINES = ["emergency", "crisis_988"]
+
+
+@cache
+def product() -> SpeechUnderstanding:
+    """The line as shipped: menus.yaml's phrases and examples.yaml's learned reader."""
+    config = load_config(ROOT / "config")
+    return SpeechUnderstanding(config.menus, config.examples)
+
+
+@cache
+def phrases_only() -> SpeechUnderstanding:
+    return SpeechUnderstanding(load_config(ROOT / "config").menus)
+
+
+# ------------------------------------------------------------------ what callers say
+
+# Written for this test, not in examples.yaml: wordings no crisis phrase in menus.yaml has.
+UNSEEN_CRISIS = [
+    ("en", "crisis_988", "I've been putting aside my pills for weeks and tonight I'm taking them all"),
+    ("en", "crisis_988", "he wrote letters to all of us and says we won't have to worry about him anymore"),
+    ("es", "crisis_988", "he dejado cartas para mis hijos, ya no van a tener que preocuparse por mí"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lang", "line", "said"), UNSEEN_CRISIS)
+def test_a_crisis_said_in_words_no_phrase_has_reaches_the_line_in_the_callers_language(
+    lang: str, line: str, said: str
+) -> None:
+    assert phrases_only().crisis.screen(said, prefer_lang="en") is None  # the gap it fills
+    found = product().crisis.screen(said, prefer_lang="en")
+    assert found is not None
+    assert (found.line, found.verdict, found.lang) == (line, Verdict.TRANSFER, lang)
+    assert found.phrase.startswith("learned ")
+
+
+def test_a_fairly_likely_crisis_with_no_phrase_is_offered_the_line() -> None:
+    said = (
+        "my grandson gave away his guitar and his dog and told me he loves me like it was the "
+        "last time"
+    )
+    assert phrases_only().crisis.screen(said) is None
+    found = product().crisis.screen(said)
+    assert found is not None and found.line == "crisis_988"
+    assert found.verdict in (Verdict.OFFER, Verdict.TRANSFER)
+
+
+def test_everyday_talk_about_a_gun_show_is_not_put_through_to_911() -> None:
+    said = "la feria de pistolas antiguas es en el centro de convenciones"
+    by_phrase = phrases_only().crisis.screen(said, prefer_lang="es")
+    assert by_phrase is not None and by_phrase.verdict is Verdict.TRANSFER  # "pistolas"
+    found = product().crisis.screen(said, prefer_lang="es")
+    assert found is None or found.verdict is Verdict.OFFER
+
+
+def test_a_caller_who_denies_a_crisis_phrase_is_offered_the_line_not_put_through() -> None:
+    found = product().crisis.screen("I'm not going to kill myself, I just need to talk")
+    assert found is not None
+    assert (found.line, found.verdict, found.negated) == ("crisis_988", Verdict.OFFER, True)
+
+
+@pytest.mark.parametrize("said", ["I want to", "yes", "option two", "quiero", "help me"])
+def test_speech_too_short_to_read_is_left_to_the_phrases(said: str) -> None:
+    assert product().crisis.screen(said) == phrases_only().crisis.screen(said)
+
+
+def test_hostile_bytes_are_read_without_error() -> None:
+    for said in ["\x00\ufffd" * 300, "💀" * 50, "ñ" * 1000, "<Say>kill</Say>" * 40]:
+        product().crisis.screen(said)
+
+
+# ------------------------------------------------------------------ when the reader is believed
+
+
+def _reader(odds: dict[str, float]) -> LearnedReader:
+    """A reader whose classifier gives `odds` for any sentence: no feature weights, only the
+    intercepts (the log of each odd), so the softmax gives exactly those odds."""
+    import math
+
+    labels = tuple(odds)
+    intercepts = tuple(math.log(max(p, 1e-12)) for p in odds.values())
+    return LearnedReader(
+        classifier=TextClassifier(labels=labels, weights={}, intercepts=intercepts),
+        everyday="everyday",
+        min_words=2,
+        transfer_at=0.7,
+        offer_at=0.5,
+        soften_at=0.9,
+        clear_at=0.98,
+        drop_at=0.8,
+    )
+
+
+def _weigh(odds: dict[str, float], found: Finding | None) -> Finding | None:
+    return _reader(odds).weigh(Utterance.read("the words said here"), found, LINES, "en")
+
+
+PHRASE_911 = Finding(0, "emergency", Verdict.TRANSFER, "en", "gun")
+OFFER_988 = Finding(1, "crisis_988", Verdict.OFFER, "en", "having a breakdown")
+DENIED_988 = Finding(1, "crisis_988", Verdict.OFFER, "en", "kill myself", negated=True)
+
+
+def test_nothing_found_and_a_crisis_line_likely_connects_or_offers() -> None:
+    sure = _weigh({"crisis_988": 0.8, "emergency": 0.1, "everyday": 0.1}, None)
+    assert sure is not None and (sure.line, sure.verdict) == ("crisis_988", Verdict.TRANSFER)
+    fair = _weigh({"crisis_988": 0.1, "emergency": 0.6, "everyday": 0.3}, None)
+    assert fair is not None and (fair.line, fair.verdict) == ("emergency", Verdict.OFFER)
+    assert _weigh({"crisis_988": 0.3, "emergency": 0.1, "everyday": 0.6}, None) is None
+
+
+def test_a_phrases_connect_is_softened_to_an_offer_and_cleared_only_when_all_but_certain() -> None:
+    assert _weigh({"crisis_988": 0.1, "emergency": 0.2, "everyday": 0.7}, PHRASE_911) == PHRASE_911
+    softened = _weigh({"crisis_988": 0.02, "emergency": 0.05, "everyday": 0.93}, PHRASE_911)
+    assert softened is not None and softened.verdict is Verdict.OFFER
+    assert softened.line == "emergency"
+    assert _weigh({"crisis_988": 0.005, "emergency": 0.005, "everyday": 0.99}, PHRASE_911) is None
+
+
+def test_a_phrases_offer_is_upgraded_unless_the_caller_denied_it() -> None:
+    likely = {"crisis_988": 0.75, "emergency": 0.05, "everyday": 0.2}
+    upgraded = _weigh(likely, OFFER_988)
+    assert upgraded is not None and upgraded.verdict is Verdict.TRANSFER
+    assert _weigh(likely, DENIED_988) == DENIED_988
+    assert _weigh({"crisis_988": 0.1, "emergency": 0.05, "everyday": 0.85}, OFFER_988) is None
+
+
+# ------------------------------------------------------------------ the classifier itself
+
+
+def test_the_classifier_learns_labels_from_sentences_and_is_deterministic() -> None:
+    examples = [
+        ("the streetlight is out", "everyday"),
+        ("there is a pothole on my street", "everyday"),
+        ("loud music next door", "everyday"),
+        ("I want to end my life", "crisis"),
+        ("I am going to kill myself", "crisis"),
+        ("I don't want to live", "crisis"),
+    ]
+    first, again = train(examples, strength=10.0), train(list(examples), strength=10.0)
+    assert first.weights == again.weights
+    odds = first.probabilities(Utterance.read("I want to kill myself tonight"))
+    assert odds["crisis"] > odds["everyday"]
+    assert abs(sum(odds.values()) - 1) < 1e-9
+    calm = first.probabilities(Utterance.read("a pothole and a streetlight"))
+    assert calm["everyday"] > calm["crisis"]
+
+
+def test_features_share_pieces_of_words_across_inflections() -> None:
+    a = set(features(Utterance.read("overdosed")))
+    b = set(features(Utterance.read("overdosing")))
+    assert {"c:<ove", "c:over", "c:rdos", "s:en:overdos"} <= a & b
+
+
+# ------------------------------------------------------------------ config
+
+
+def _copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    return folder
+
+
+def test_an_unknown_label_in_examples_stops_startup_naming_file_line_and_field(
+    tmp_path: Path,
+) -> None:
+    folder = _copy(tmp_path)
+    examples = folder / "examples.yaml"
+    text = examples.read_text(encoding="utf-8")
+    examples.write_text(text.replace("  crisis_988:\n", "  crisis_998:\n", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.file.endswith("examples.yaml")
+    assert err.value.field == "crisis.crisis_998" and err.value.line is not None
+    assert "crisis_988" in err.value.reason
+
+
+def test_examples_without_everyday_sentences_stop_startup(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "examples.yaml").write_text(
+        'crisis:\n  crisis_988:\n    en: ["I want to die"]\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert "everyday" in err.value.reason
+
+
+def test_without_examples_the_line_screens_by_phrases_alone(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "examples.yaml").unlink()
+    config = load_config(folder)
+    alone = SpeechUnderstanding(config.menus, config.examples)
+    said = UNSEEN_CRISIS[0][2]
+    assert alone.crisis.screen(said) is None
+    found = alone.crisis.screen("I want to kill myself")
+    assert found is not None and found.verdict is Verdict.TRANSFER
+
+
+# ------------------------------------------------------------------ menus and categories
+
+
+def test_a_report_no_keyword_names_is_confirmed_with_the_caller_not_guessed() -> None:
+    for said in (
+        "a javelina died in the wash behind my house",
+        "se murió un zorrillo en el arroyo detrás de mi casa",
+    ):
+        assert phrases_only().choose("main", said) is None
+        guess = product().choose("main", said)
+        assert guess is not None and guess.learned and guess.ambiguous, said
+        assert destination(guess) == "report:other"
+        assert product().crisis.screen(said) is None  # an animal's death is no crisis
+
+
+def test_a_regional_word_answers_the_category_question() -> None:
+    # "bulla" is Caribbean and Central American Spanish for noise; no keyword has it.
+    assert phrases_only().category("pura bulla toda la noche") is None
+    assert product().category("pura bulla toda la noche") == "noise"
+
+
+def test_unrelated_speech_picks_nothing() -> None:
+    for said in ("mi gato se llama Pancho y es muy bonito", "what's the weather like"):
+        guess = product().choose("main", said)
+        assert guess is None or guess.ambiguous, said
+
+
+def test_an_unknown_destination_in_examples_stops_startup(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    examples = folder / "examples.yaml"
+    text = examples.read_text(encoding="utf-8")
+    examples.write_text(
+        text.replace('  "report:pothole":\n', '  "report:potholes":\n', 1), encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.field == "main_menu.report:potholes" and err.value.line is not None
+    assert "report:<category>" in err.value.reason
