@@ -10,7 +10,7 @@ WIDE_GAP before a word written after `...` ("swallowed ... pills").
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
@@ -146,19 +146,22 @@ class Lexicon(Generic[T]):
         """Every phrase found in `utterance` (each phrase once, at its first place)."""
         hits: list[Hit[T]] = []
         seen: set[int] = set()
-        for lang in set(self._by_stem) | set(self._by_word):
+        words = utterance.words
+        for lang in sorted(set(self._by_stem) | set(self._by_word)):
             stems = utterance.stems[lang]
             by_stem = self._by_stem.get(lang, {})
             by_word = self._by_word.get(lang, {})
-            for index, word in enumerate(utterance.words):
-                candidates = by_stem.get(stems[index], []) + by_word.get(word, [])
-                for tag, phrase in candidates:
-                    if id(phrase) in seen:
+            for index, word in enumerate(words):
+                for candidates in (by_stem.get(stems[index]), by_word.get(word)):
+                    if not candidates:
                         continue
-                    positions = _match_from(phrase, utterance.words, stems, index, self.max_gap)
-                    if positions is not None:
-                        seen.add(id(phrase))
-                        hits.append(Hit(tag, phrase, positions[0], positions[-1], positions))
+                    for tag, phrase in candidates:
+                        if id(phrase) in seen:
+                            continue
+                        positions = _match_from(phrase, words, stems, index, self.max_gap)
+                        if positions is not None:
+                            seen.add(id(phrase))
+                            hits.append(Hit(tag, phrase, positions[0], positions[-1], positions))
         return hits
 
 
@@ -166,18 +169,29 @@ def _match_from(
     phrase: Phrase, found: tuple[str, ...], stems: tuple[str, ...], start: int, max_gap: int
 ) -> tuple[int, ...] | None:
     """Positions of the phrase's words when it starts at `start`, or None."""
+    if len(phrase.slots) == 1:
+        return (start,)
+    rest = _match_rest(phrase.slots, 1, start, found, stems, max_gap)
+    return None if rest is None else (start, *rest)
 
-    def walk(slot: int, after: int) -> Iterator[tuple[int, ...]]:
-        if slot == len(phrase.slots):
-            yield ()
-            return
-        gap = WIDE_GAP if phrase.slots[slot].wide else max_gap
-        for index in range(after + 1, min(after + 2 + gap, len(found))):
-            if phrase.slots[slot].accepts(found[index], stems[index]):
-                for rest in walk(slot + 1, index):
-                    yield (index, *rest)
-                    return
 
-    for rest in walk(1, start):
-        return (start, *rest)
+def _match_rest(
+    slots: tuple[Slot, ...],
+    slot: int,
+    after: int,
+    found: tuple[str, ...],
+    stems: tuple[str, ...],
+    max_gap: int,
+) -> tuple[int, ...] | None:
+    """Positions of slots `slot`... after word `after`: the earliest word each can take such
+    that the rest still fits (plain recursion: cheaper than generators on every sentence)."""
+    if slot == len(slots):
+        return ()
+    current = slots[slot]
+    gap = WIDE_GAP if current.wide else max_gap
+    for index in range(after + 1, min(after + 2 + gap, len(found))):
+        if current.accepts(found[index], stems[index]):
+            rest = _match_rest(slots, slot + 1, index, found, stems, max_gap)
+            if rest is not None:
+                return (index, *rest)
     return None
