@@ -220,14 +220,14 @@ def test_without_examples_the_line_screens_by_phrases_alone(tmp_path: Path) -> N
 # ------------------------------------------------------------------ menus and categories
 
 
-def test_a_report_no_keyword_names_is_confirmed_with_the_caller_not_guessed() -> None:
+def test_a_report_no_keyword_names_goes_to_its_category() -> None:
     for said in (
         "a javelina died in the wash behind my house",
         "se murió un zorrillo en el arroyo detrás de mi casa",
     ):
         assert phrases_only().choose("main", said) is None
         guess = product().choose("main", said)
-        assert guess is not None and guess.learned and guess.ambiguous, said
+        assert guess is not None and guess.learned, said
         assert destination(guess) == "report:other"
         assert product().crisis.screen(said) is None  # an animal's death is no crisis
 
@@ -255,3 +255,27 @@ def test_an_unknown_destination_in_examples_stops_startup(tmp_path: Path) -> Non
         load_config(folder)
     assert err.value.field == "main_menu.report:potholes" and err.value.line is not None
     assert "report:<category>" in err.value.reason
+
+
+def test_two_items_fitting_as_well_are_settled_by_what_examples_taught() -> None:
+    said = "reporté un bache hace tiempo y quiero saber si ya lo taparon"
+    tied = phrases_only().choose("main", said)
+    assert tied is not None and tied.ambiguous  # "bache" (report) and "reporté" (status)
+    guess = product().choose("main", said)
+    assert guess is not None and not guess.ambiguous
+    assert destination(guess) == "report_status"
+
+
+@pytest.mark.parametrize(
+    ("said", "lang", "where"),
+    [
+        ("hi yes I'd like to report something", "en", "report"),
+        ("quisiera reportar algo por favor", "es", "report"),
+    ],
+)
+def test_one_clear_keyword_at_the_greeting_is_taken_when_examples_agree(
+    said: str, lang: str, where: str
+) -> None:
+    assert phrases_only().at_greeting(None, said) == (lang, None)  # one keyword: "report"
+    chosen_lang, guess = product().at_greeting(None, said)
+    assert chosen_lang == lang and destination(guess) == where

@@ -1,5 +1,4 @@
-"""The callbacks page: callbacks owed, claim one, call now (through a worker), done by hand.
-"""
+"""The callbacks page: callbacks owed, claim one, call now (through a worker), done by hand."""
 
 from __future__ import annotations
 

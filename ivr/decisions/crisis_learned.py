@@ -57,17 +57,17 @@ class LearnedReader:
             return found
         odds = self.classifier.probabilities(utterance)
         calm = odds.get(self.everyday, 0.0)
+        line, chance = max(
+            ((label, p) for label, p in odds.items() if label != self.everyday and label in lines),
+            key=lambda pair: pair[1],
+            default=(None, 0.0),
+        )
         if found is not None and found.verdict is Verdict.TRANSFER:
             if calm >= self.clear_at:
                 return None
             if calm >= self.soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
             return found
-        line, chance = max(
-            ((label, p) for label, p in odds.items() if label != self.everyday and label in lines),
-            key=lambda pair: pair[1],
-            default=(None, 0.0),
-        )
         if found is not None:
             # A phrase's offer becomes a connect when a crisis line is likely, unless the caller
             # denied it ("I'm not going to kill myself, I just need to talk" stays an offer).

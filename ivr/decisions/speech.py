@@ -194,7 +194,14 @@ class SpeechUnderstanding:
         if guess is None:
             return self._learned_choice(menu_id, utterance)
         item = next(i for i in menu.items if i.key == guess.target)
-        return self._deeper(item, guess, utterance)
+        chosen = self._deeper(item, guess, utterance)
+        if chosen.ambiguous:
+            # Keywords of two items fit as well: what examples.yaml taught settles it when it
+            # is sure ("reporté un bache y quería saber si ya lo arreglaron" is the status).
+            learned = self._learned_choice(menu_id, utterance)
+            if learned is not None and not learned.ambiguous:
+                return learned
+        return chosen
 
     def _learned_choice(self, menu_id: str, utterance: Utterance) -> MenuGuess | None:
         """What examples.yaml taught, when no phrase of the main menu fits: taken when likely
@@ -250,9 +257,22 @@ class SpeechUnderstanding:
         if guess is None or guess.by_number or guess.ambiguous:
             return lang, None
         named_inside = guess.category or guess.topic or guess.inner or guess.learned
-        if not named_inside and guess.score < _CLEAR_AT_GREETING:
+        if (
+            not named_inside
+            and guess.score < _CLEAR_AT_GREETING
+            and not self._learned_agrees(guess, utterance)
+        ):
             return lang, None
         return lang, guess
+
+    def _learned_agrees(self, guess: MenuGuess, utterance: Utterance) -> bool:
+        """True when what examples.yaml taught picks the same destination, likely
+        (`choose_at`): "can I get a person please" at the greeting is the person, though only
+        one word of it is a keyword."""
+        if self._main_reader is None:
+            return False
+        label, chance = _likeliest(self._main_reader, utterance)
+        return chance >= self._learned.choose_at and label == destination(guess)
 
     def screen_address(
         self, speech: str | Utterance | None, prefer_lang: str = "en"

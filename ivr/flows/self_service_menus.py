@@ -1,5 +1,4 @@
-"""Choosing at a menu: the language, a key or a sentence, confirming a guess, running the item.
-"""
+"""Choosing at a menu: the language, a key or a sentence, confirming a guess, running the item."""
 
 from __future__ import annotations
 

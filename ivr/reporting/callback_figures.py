@@ -1,5 +1,4 @@
-"""Callback figures: promises made, kept, overdue and how long residents waited.
-"""
+"""Callback figures: promises made, kept, overdue and how long residents waited."""
 
 from __future__ import annotations
 

@@ -272,5 +272,3 @@ def status() -> Response:
     if settled is not None and settled.status is CallbackStatus.PENDING:
         cb.schedule_soon(settled.id)
     return twiml(cbt.empty())
-
-
