@@ -105,7 +105,7 @@ def _reader(odds: dict[str, float]) -> LearnedReader:
         classifier=TextClassifier(labels=labels, weights={}, intercepts=intercepts),
         everyday="everyday",
         min_words=2,
-        transfer_at=0.7,
+        transfer_at=0.75,
         offer_at=0.5,
         soften_at=0.9,
         clear_at=0.98,
@@ -138,8 +138,20 @@ def test_a_phrases_connect_is_softened_to_an_offer_and_cleared_only_when_all_but
     assert _weigh({"crisis_988": 0.005, "emergency": 0.005, "everyday": 0.99}, PHRASE_911) is None
 
 
+PHRASE_988 = Finding(1, "crisis_988", Verdict.TRANSFER, "en", "cut wrists")
+
+
+def test_a_phrases_connect_moves_only_to_a_more_urgent_line() -> None:
+    # "my roommate cut her wrists and there's blood everywhere": done, so 911, not 988.
+    moved = _weigh({"crisis_988": 0.15, "emergency": 0.8, "everyday": 0.05}, PHRASE_988)
+    assert moved is not None and (moved.line, moved.verdict) == ("emergency", Verdict.TRANSFER)
+    # A 911 phrase never moves to 988, however sure the classifier is.
+    kept = _weigh({"crisis_988": 0.95, "emergency": 0.04, "everyday": 0.01}, PHRASE_911)
+    assert kept == PHRASE_911
+
+
 def test_a_phrases_offer_is_upgraded_unless_the_caller_denied_it() -> None:
-    likely = {"crisis_988": 0.75, "emergency": 0.05, "everyday": 0.2}
+    likely = {"crisis_988": 0.8, "emergency": 0.05, "everyday": 0.15}
     upgraded = _weigh(likely, OFFER_988)
     assert upgraded is not None and upgraded.verdict is Verdict.TRANSFER
     assert _weigh(likely, DENIED_988) == DENIED_988

@@ -198,7 +198,7 @@ class Learned(Frozen):
     # the phrases.
     min_words: Annotated[int, Field(ge=1, le=10)] = 2
     # A crisis line this likely, when no phrase connected the caller: connect.
-    transfer_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    transfer_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
     # A crisis line this likely: offer it ("Press 1 to be connected").
     offer_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     # Everyday talk this likely: a phrase's connect becomes an offer ("is the gun show a city

@@ -13,7 +13,9 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
   everyday talk is at least `soften_at` likely (the line is still one key away: "is the gun
   show a city event"), and is dropped only when everyday talk is all but certain
   (`clear_at`: "what time does the overdose awareness event start"); a phrase's offer is
-  dropped at `drop_at` ("my son plays shooting games").
+  dropped at `drop_at` ("my son plays shooting games");
+- send a phrase's connect to a more urgent line (an earlier rule: 911 before 988) when that
+  line is likely (`transfer_at`), never to a less urgent one.
 
 Everything here is pure: a sentence and the phrases' finding in, a finding out.
 """
@@ -67,6 +69,12 @@ class LearnedReader:
                 return None
             if calm >= self.soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
+            if line is not None and chance >= self.transfer_at and lines.index(line) < found.rule:
+                # Only ever towards the more urgent line (911 before 988): "my roommate cut her
+                # wrists and there's blood everywhere" is happening now.
+                return replace(
+                    found, rule=lines.index(line), line=line, phrase=f"{LEARNED} {chance:.2f}"
+                )
             return found
         if found is not None:
             # A phrase's offer becomes a connect when a crisis line is likely, unless the caller
