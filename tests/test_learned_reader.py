@@ -291,3 +291,16 @@ def test_one_clear_keyword_at_the_greeting_is_taken_when_examples_agree(
     assert phrases_only().at_greeting(None, said) == (lang, None)  # one keyword: "report"
     chosen_lang, guess = product().at_greeting(None, said)
     assert chosen_lang == lang and destination(guess) == where
+
+
+def test_a_crisis_rule_with_an_unknown_qa_tag_stops_startup(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    menus = folder / "menus.yaml"
+    text = menus.read_text(encoding="utf-8")
+    menus.write_text(
+        text.replace("    qa_tag: behavioral_health\n", "    qa_tag: behavioural_health\n", 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.field == "crisis[1].qa_tag" and err.value.line is not None

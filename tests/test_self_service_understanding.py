@@ -163,7 +163,9 @@ def test_crisis_words_at_any_prompt_go_straight_to_the_line(signed_post, path: s
         assert explained in _said(response.data), (path, said)
 
 
-def test_a_crisis_in_words_no_phrase_has_is_heard_by_the_learned_reader(signed_post) -> None:
+def test_a_crisis_in_words_no_phrase_has_is_heard_by_the_learned_reader(
+    signed_post, engine: sa.Engine
+) -> None:
     # "He dejado cartas para mis hijos": no crisis phrase in menus.yaml; examples.yaml taught it.
     said = "he dejado cartas para mis hijos, ya no van a tener que preocuparse por mí"
     response = signed_post("/voice/self-service/menu/main/choose?lang=es", {"SpeechResult": said})
@@ -171,6 +173,8 @@ def test_a_crisis_in_words_no_phrase_has_is_heard_by_the_learned_reader(signed_p
     assert _numbers(response.data) == [CRISIS_988]
     assert "línea de crisis" in _said(response.data)
     assert {el.get("language") for el in root.iter("Say")} == {"es-US"}
+    # No QA phrase was said, yet the call is tagged for behavioral-health review.
+    assert "behavioral_health" in tags_of(engine, "call", SID)
     consent = signed_post(
         "/voice/self-service/callback/consent?lang=en&src=resident_menu",
         {

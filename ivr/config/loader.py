@@ -235,6 +235,11 @@ def _check_menus(src: SourceFile, menus: MenusFile, lines: LinesFile) -> None:
             )
         if not rule.words.en or not rule.words.es:
             raise src.error(("crisis", index, "words"), "crisis words are needed in both en and es")
+        if rule.qa_tag is not None and rule.qa_tag not in menus.understanding.qa_tags:
+            raise src.error(
+                ("crisis", index, "qa_tag"),
+                f"unknown QA tag {rule.qa_tag!r} (not in understanding.qa_tags)",
+            )
     crisis_lines = {rule.line for rule in menus.crisis}
     near = menus.understanding.nearby
     for index, harm in enumerate(near.harms):

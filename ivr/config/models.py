@@ -156,6 +156,9 @@ class CrisisRule(Frozen):
     words: Words
     # Phrases that only offer the line ("It sounds like you may need ... Press 1").
     maybe: Words = Words()
+    # The QA tag (understanding.qa_tags) a call gets when this rule connects or offers, however
+    # it was heard (a phrase, or the learned reader with no phrase at all).
+    qa_tag: NonEmpty | None = None
 
 
 class NearbyHarm(Frozen):

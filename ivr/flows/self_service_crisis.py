@@ -21,7 +21,7 @@ from ivr.decisions.phrases import phrase
 from ivr.decisions.understanding import yes_or_no
 from ivr.flows.self_service_core import EMERGENCY_KEY, MAIN_MENU, ROOT, SelfServiceCore, Turn
 from ivr.language.text import Utterance
-from ivr.store import events
+from ivr.store import events, qa_tags
 from ivr.store.callback_records import CallbackSource
 from ivr.twiml import dial_number, gather, say, to_xml
 
@@ -115,7 +115,19 @@ class SelfServiceCrisis(SelfServiceCore):
             finding = self.understanding.crisis.screen(heard, prefer_lang=turn.lang)
         if finding is None:
             return None
+        self._tag_crisis(turn, finding)
         return self._answer_crisis(replace(turn, lang=finding.lang), finding)
+
+    def _tag_crisis(self, turn: Turn, finding: Finding) -> None:
+        """The crisis rule's QA tag on the call, also when no tagged phrase was said (the
+        learned reader heard "he dejado cartas para mis hijos")."""
+        tag = self.menus.crisis[finding.rule].qa_tag
+        if tag is None or not turn.call_sid:
+            return
+        try:
+            qa_tags.add_tags(self.engine, "call", turn.call_sid[:64], [tag], source="crisis")
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("qa tags not recorded: error=%s", type(exc).__name__)
 
     def _answer_crisis(self, turn: Turn, finding: Finding) -> str:
         rule = self.menus.crisis[finding.rule]
