@@ -13,6 +13,7 @@ import pytest
 
 from ivr.config.errors import ConfigError
 from ivr.config.loader import load_config
+from ivr.config.models import Learned
 from ivr.decisions.crisis import Finding, Verdict
 from ivr.decisions.crisis_learned import LearnedReader
 from ivr.decisions.speech import SpeechUnderstanding, destination
@@ -103,13 +104,14 @@ def _reader(odds: dict[str, float]) -> LearnedReader:
     intercepts = tuple(math.log(max(p, 1e-12)) for p in odds.values())
     return LearnedReader(
         classifier=TextClassifier(labels=labels, weights={}, intercepts=intercepts),
-        everyday="everyday",
-        min_words=2,
-        transfer_at=0.75,
-        offer_at=0.5,
-        soften_at=0.9,
-        clear_at=0.98,
-        drop_at=0.8,
+        at=Learned(
+            min_words=2,
+            transfer_at=0.75,
+            offer_at=0.5,
+            soften_at=0.9,
+            clear_at=0.98,
+            drop_at=0.8,
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ivr.config.models import EVERYDAY, Learned
 from ivr.decisions.crisis import Finding, Verdict
 from ivr.decisions.understanding import FUNCTION_WORDS, guess_language
 from ivr.language.classifier import TextClassifier
@@ -36,16 +37,11 @@ LEARNED = "learned"
 
 @dataclass(frozen=True)
 class LearnedReader:
-    """A classifier over crisis lines and `everyday`, and when to believe it."""
+    """A classifier over crisis lines and `everyday`, and when to believe it (menus.yaml
+    `understanding.learned`)."""
 
     classifier: TextClassifier
-    everyday: str
-    min_words: int  # words that carry meaning (not "I want to"); shorter speech is left as is
-    transfer_at: float
-    offer_at: float
-    soften_at: float
-    clear_at: float
-    drop_at: float
+    at: Learned
 
     def weigh(
         self,
@@ -55,21 +51,25 @@ class LearnedReader:
         prefer_lang: str,
     ) -> Finding | None:
         """The phrases' finding weighed by the classifier (see the module's docstring)."""
-        if sum(w not in FUNCTION_WORDS for w in utterance.words) < self.min_words:
+        if sum(w not in FUNCTION_WORDS for w in utterance.words) < self.at.min_words:
             return found
         odds = self.classifier.probabilities(utterance)
-        calm = odds.get(self.everyday, 0.0)
+        calm = odds.get(EVERYDAY, 0.0)
         line, chance = max(
-            ((label, p) for label, p in odds.items() if label != self.everyday and label in lines),
+            ((label, p) for label, p in odds.items() if label != EVERYDAY and label in lines),
             key=lambda pair: pair[1],
             default=(None, 0.0),
         )
         if found is not None and found.verdict is Verdict.TRANSFER:
-            if calm >= self.clear_at:
+            if calm >= self.at.clear_at:
                 return None
-            if calm >= self.soften_at:
+            if calm >= self.at.soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
-            if line is not None and chance >= self.transfer_at and lines.index(line) < found.rule:
+            if (
+                line is not None
+                and chance >= self.at.transfer_at
+                and lines.index(line) < found.rule
+            ):
                 # Only ever towards the more urgent line (911 before 988): "my roommate cut her
                 # wrists and there's blood everywhere" is happening now.
                 return replace(
@@ -79,13 +79,13 @@ class LearnedReader:
         if found is not None:
             # A phrase's offer becomes a connect when a crisis line is likely, unless the caller
             # denied it ("I'm not going to kill myself, I just need to talk" stays an offer).
-            if line is not None and chance >= self.transfer_at and not found.negated:
+            if line is not None and chance >= self.at.transfer_at and not found.negated:
                 return Finding(
                     lines.index(line), line, Verdict.TRANSFER, found.lang, f"{LEARNED} {chance:.2f}"
                 )
-            return None if calm >= self.drop_at else found
-        if line is None or chance < self.offer_at:
+            return None if calm >= self.at.drop_at else found
+        if line is None or chance < self.at.offer_at:
             return None
-        verdict = Verdict.TRANSFER if chance >= self.transfer_at else Verdict.OFFER
+        verdict = Verdict.TRANSFER if chance >= self.at.transfer_at else Verdict.OFFER
         lang = guess_language(utterance) or prefer_lang
         return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 from ivr.config.loader import MAIN_MENU
 from ivr.config.models import (
-    EVERYDAY,
     NOWHERE,
     AgentItem,
     CallbackItem,
@@ -368,20 +367,8 @@ def _guesses_by_destination(menus: MenusFile, menu_id: str) -> dict[str, MenuGue
 
 def _learned_reader(u: Understanding, examples: ExamplesFile | None) -> LearnedReader | None:
     """The crisis screen's second reader, trained on examples.yaml (None without examples)."""
-    learned = u.learned
-    classifier = _classifier(examples.crisis, learned.strength) if examples else None
-    if classifier is None:
-        return None
-    return LearnedReader(
-        classifier=classifier,
-        everyday=EVERYDAY,
-        min_words=learned.min_words,
-        transfer_at=learned.transfer_at,
-        offer_at=learned.offer_at,
-        soften_at=learned.soften_at,
-        clear_at=learned.clear_at,
-        drop_at=learned.drop_at,
-    )
+    classifier = _classifier(examples.crisis, u.learned.strength) if examples else None
+    return LearnedReader(classifier, u.learned) if classifier is not None else None
 
 
 def destination(guess: MenuGuess | None) -> str:
