@@ -306,3 +306,13 @@ def test_a_crisis_rule_with_an_unknown_qa_tag_stops_startup(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as err:
         load_config(folder)
     assert err.value.field == "crisis[1].qa_tag" and err.value.line is not None
+
+
+def test_a_learned_crisis_is_explained_in_the_language_of_the_call_unless_clearly_other() -> None:
+    # "he" looks English, yet this caller is on a Spanish call and speaks Spanish.
+    said = "he estado buscando cuántas pastillas necesitaría pa no despertar"
+    found = product().crisis.screen(said, prefer_lang="es")
+    assert found is not None and found.lang == "es"
+    # At the bilingual greeting the call is English until the caller shows otherwise.
+    greeting = product().crisis.screen(UNSEEN_CRISIS[-1][2], prefer_lang="en")
+    assert greeting is not None and greeting.lang == "es"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from ivr.config.models import EVERYDAY, Learned
 from ivr.decisions.crisis import Finding, Verdict
-from ivr.decisions.understanding import FUNCTION_WORDS, guess_language
+from ivr.decisions.understanding import FUNCTION_WORDS, language_of
 from ivr.language.classifier import TextClassifier
 from ivr.language.text import Utterance
 
@@ -87,5 +87,5 @@ class LearnedReader:
         if line is None or chance < self.at.offer_at:
             return None
         verdict = Verdict.TRANSFER if chance >= self.at.transfer_at else Verdict.OFFER
-        lang = guess_language(utterance) or prefer_lang
+        lang = language_of(utterance, prefer_lang)
         return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")

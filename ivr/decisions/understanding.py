@@ -131,6 +131,17 @@ def named_language(utterance: Utterance) -> str | None:
     return None
 
 
+def language_of(utterance: Utterance, default: str) -> str:
+    """The language a sentence is in when its common words say so clearly (two more of one
+    language's than the other's), else `default`, the language the call is in: "he estado
+    buscando pastillas" has the English-looking "he" and stays Spanish on a Spanish call."""
+    counts = {
+        lang: sum(w in hints for w in utterance.words) for lang, hints in _LANGUAGE_HINTS.items()
+    }
+    other = "es" if default == "en" else "en"
+    return other if counts.get(other, 0) >= counts.get(default, 0) + 2 else default
+
+
 def guess_language(utterance: Utterance) -> str | None:
     """The language a sentence seems to be in, from its common words; None when unclear."""
     counts = {
