@@ -148,9 +148,7 @@ def test_supervisor_watches_a_handoff_ring_then_connect_and_the_poll_is_304_in_b
     assert rung.member_id not in handoffs_text
     assert "1 handoffs ringing" in body["summary"]
     staffing = _text(body["sections"]["staffing"])
-    assert re.search(
-        rf"Embedded clinician \d+ 1: {re.escape(rung.name)}", staffing
-    )  # busy while rung
+    assert re.search(rf"Embedded clinician \d+ 1: {re.escape(rung.name)}", staffing)  # busy while rung
     assert "988 crisis line 1 0 1: Regional 988 center always on duty (no shifts)" in staffing
 
     _record(engine, handoff.id, HandoffEvent.ACCEPTED, attempt=1)

@@ -1,4 +1,5 @@
-"""The callbacks page: callbacks owed, claim one, call now (through a worker), done by hand."""
+"""The callbacks page: callbacks owed, claim one, call now (through a worker), done by hand.
+"""
 
 from __future__ import annotations
 

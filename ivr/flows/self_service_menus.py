@@ -1,4 +1,5 @@
-"""Choosing at a menu: the language, a key or a sentence, confirming a guess, running the item."""
+"""Choosing at a menu: the language, a key or a sentence, confirming a guess, running the item.
+"""
 
 from __future__ import annotations
 

@@ -188,7 +188,9 @@ def _call_view(live_call_id: int) -> call_view.CallView:
         abort(404)
     history = {h.id: handoffs.handoff_events(engine, h.id) for h in live.handoffs}
     notes = call_view.read_notes(engine, live_call_id)
-    questions = {q.id: q.prompt for q in services().tree.questions}
+    questions = {
+        q.id: q.prompt for q in services().tree.questions
+    }
     return call_view.build(live, history, notes, questions, labels())
 
 

@@ -1,4 +1,5 @@
-"""Callback figures: promises made, kept, overdue and how long residents waited."""
+"""Callback figures: promises made, kept, overdue and how long residents waited.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The handoff log export: one row per handoff, in the program's columns and local time."""
+"""The handoff log export: one row per handoff, in the program's columns and local time.
+"""
 
 from __future__ import annotations
 

@@ -272,3 +272,5 @@ def status() -> Response:
     if settled is not None and settled.status is CallbackStatus.PENDING:
         cb.schedule_soon(settled.id)
     return twiml(cbt.empty())
+
+
