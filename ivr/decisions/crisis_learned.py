@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from ivr.config.models import EVERYDAY, Learned
 from ivr.decisions.crisis import Finding, Verdict
-from ivr.decisions.understanding import FUNCTION_WORDS, language_of
+from ivr.decisions.understanding import language_of, meaningful_words
 from ivr.language.classifier import TextClassifier
 from ivr.language.text import Utterance
 
@@ -51,7 +51,7 @@ class LearnedReader:
         prefer_lang: str,
     ) -> Finding | None:
         """The phrases' finding weighed by the classifier (see the module's docstring)."""
-        if sum(w not in FUNCTION_WORDS for w in utterance.words) < self.at.min_words:
+        if meaningful_words(utterance) < self.at.min_words:
             return found
         odds = self.classifier.probabilities(utterance)
         calm = odds.get(EVERYDAY, 0.0)

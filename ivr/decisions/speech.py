@@ -33,11 +33,11 @@ from ivr.decisions.addresses import street_name_positions
 from ivr.decisions.crisis import CrisisScreen, Finding, HarmGroup, NearbyWords, RuleWords
 from ivr.decisions.crisis_learned import LearnedReader
 from ivr.decisions.understanding import (
-    FUNCTION_WORDS,
     Guess,
     IntentMatcher,
     Tagger,
     guess_language,
+    meaningful_words,
     named_language,
     spoken_choice,
 )
@@ -80,6 +80,7 @@ class SpeechUnderstanding:
 
     def __init__(self, menus: MenusFile, examples: ExamplesFile | None = None) -> None:
         u = menus.understanding
+        examples = examples or ExamplesFile()
         self.confirm_below = u.confirm_below_confidence
         self.crisis = CrisisScreen(
             [
@@ -145,7 +146,6 @@ class SpeechUnderstanding:
         )
         self._menus = menus
         self._learned = u.learned
-        examples = examples or ExamplesFile()
         self._main_reader = _classifier(examples.main_menu, u.learned.strength)
         self._category_reader = _classifier(examples.categories, u.learned.strength)
         self._main_guesses = _guesses_by_destination(menus, MAIN_MENU)
@@ -205,7 +205,7 @@ class SpeechUnderstanding:
     def _learned_choice(self, menu_id: str, utterance: Utterance) -> MenuGuess | None:
         """What examples.yaml taught, when no phrase of the main menu fits: taken when likely
         (`choose_at`), confirmed with the caller when fairly likely (`confirm_at`)."""
-        if menu_id != MAIN_MENU or self._main_reader is None or not _says_something(utterance):
+        if menu_id != MAIN_MENU or self._main_reader is None or not meaningful_words(utterance):
             return None
         label, chance = _likeliest(self._main_reader, utterance)
         guess = self._main_guesses.get(label)
@@ -293,7 +293,7 @@ class SpeechUnderstanding:
         guess = self.categories.best(utterance) or self._categories_alone.best(utterance)
         if guess is not None:
             return guess.target if not guess.ambiguous else None
-        if self._category_reader is None or not _says_something(utterance):
+        if self._category_reader is None or not meaningful_words(utterance):
             return None
         label, chance = _likeliest(self._category_reader, utterance)
         if label == NOWHERE or chance < self._learned.choose_at:
@@ -335,11 +335,6 @@ def _likeliest(classifier: TextClassifier, utterance: Utterance) -> tuple[str, f
     return label, odds[label]
 
 
-def _says_something(utterance: Utterance) -> bool:
-    """At least one word that carries meaning ("the one", "I want to" do not)."""
-    return any(w not in FUNCTION_WORDS for w in utterance.words)
-
-
 def _guesses_by_destination(menus: MenusFile, menu_id: str) -> dict[str, MenuGuess]:
     """Every guess a sentence at `menu_id` can lead to, by `destination` ("report:pothole")."""
     menu = menus.menus.get(menu_id)
@@ -365,9 +360,9 @@ def _guesses_by_destination(menus: MenusFile, menu_id: str) -> dict[str, MenuGue
     return out
 
 
-def _learned_reader(u: Understanding, examples: ExamplesFile | None) -> LearnedReader | None:
+def _learned_reader(u: Understanding, examples: ExamplesFile) -> LearnedReader | None:
     """The crisis screen's second reader, trained on examples.yaml (None without examples)."""
-    classifier = _classifier(examples.crisis, u.learned.strength) if examples else None
+    classifier = _classifier(examples.crisis, u.learned.strength)
     return LearnedReader(classifier, u.learned) if classifier is not None else None
 
 

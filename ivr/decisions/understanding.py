@@ -131,6 +131,11 @@ def named_language(utterance: Utterance) -> str | None:
     return None
 
 
+def meaningful_words(utterance: Utterance) -> int:
+    """How many words of a sentence carry meaning ("I want to" has none)."""
+    return sum(w not in FUNCTION_WORDS for w in utterance.words)
+
+
 def language_of(utterance: Utterance, default: str) -> str:
     """The language a sentence is in when its common words say so clearly (two more of one
     language's than the other's), else `default`, the language the call is in: "he estado
