@@ -250,8 +250,15 @@ def test_callback_figures_count_open_ones_and_failed_ones_nobody_closed(engine: 
 
 
 def test_todays_answers_below_the_nena_target_are_marked_below_target(
-    app: Flask, client: FlaskClient, engine: sa.Engine, make_staff: MakeStaff
+    app: Flask,
+    client: FlaskClient,
+    engine: sa.Engine,
+    make_staff: MakeStaff,
+    time_machine: TimeMachineFixture,
 ) -> None:
+    # "Today" is since local midnight: a handoff made at 23:59:59 is yesterday's by the time
+    # the wall is read, so the hour is fixed.
+    time_machine.move_to(WEDNESDAY_11AM, tick=True)
     _supervisor(client, make_staff)
     handoff = _start(app, engine, "CA" + "3" * 32, "embedded_clinician")
     # accepted 40 s after it was asked for: today's share within 15 s and 20 s is 0%
@@ -385,7 +392,12 @@ def test_clock_times_are_local_with_the_day_when_not_today(program: Any) -> None
     assert local_clock(now - timedelta(days=1), program.zone, now) == "Sun 29 Nov 13:00"
 
 
-def test_the_wall_changes_version_only_when_its_content_does(app: Flask, engine: sa.Engine) -> None:
+def test_the_wall_changes_version_only_when_its_content_does(
+    app: Flask, engine: sa.Engine, time_machine: TimeMachineFixture
+) -> None:
+    # The wall's figures are "today's": fixed away from local midnight so the only change is
+    # the one this test makes.
+    time_machine.move_to(WEDNESDAY_11AM, tick=True)
     program = app.extensions["bridgeline"].program
     roster = app.extensions["bridgeline"].roster
     labels = app.extensions["bridgeline"].labels
