@@ -196,7 +196,8 @@ def prepare_conference_joins(ctx: context.WorkerContext, jobs: int) -> Prepared:
         }  # fmt: skip
         rows.append(conference_inbox.callback_row(live_id, form, None, now))
     with ctx.engine.begin() as conn:
-        conference_inbox.add_to_inbox(conn, rows)
+        settled = now - timedelta(seconds=conference_inbox.SETTLE_SECONDS)  # measure applying
+        conference_inbox.add_to_inbox(conn, rows, settled)
     conference_inbox.wake_worker(ctx.queues)
     announced = sa.select(sa.func.count()).where(
         handoff_events.c.event == HandoffEvent.ANNOUNCED.value

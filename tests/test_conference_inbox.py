@@ -133,6 +133,10 @@ def test_the_helper_joining_is_taken_in_at_once_then_a_worker_connects_and_annou
         participant_url(CONFERENCE_SID, "caller"),
         json={"call_sid": caller_sid, "conference_sid": CONFERENCE_SID, "label": "caller"},
     )
+    assert run_jobs() == 0  # nobody is woken until the rows have settled (other spools)
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=10)
+    assert spool.tick is not None
+    spool.tick()  # the spool's thread, a second later: now a worker is woken
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=10))
     assert run_jobs() == 2  # the apply job, then the announcement it queued
     assert _inbox_rows(engine) == []
@@ -164,7 +168,7 @@ def test_with_the_database_down_callbacks_wait_in_the_spool_and_apply_when_it_is
 
     real = conference_inbox.add_to_inbox
 
-    def database_down(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    def database_down(conn: sa.Connection, rows: list[dict[str, Any]], now: datetime) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(conference_inbox, "add_to_inbox", database_down)
@@ -176,6 +180,8 @@ def test_with_the_database_down_callbacks_wait_in_the_spool_and_apply_when_it_is
     monkeypatch.setattr(conference_inbox, "add_to_inbox", real)
     assert spool.flush() == 2  # the helper's call answered, then the caller's leave
     assert not list(spool.folder.glob("conference-*.flushing"))
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=31)
+    spool.tick()  # type: ignore[misc]
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=31))
     run_jobs()
     dropped = handoffs.get_handoff(engine, hid)
@@ -213,18 +219,19 @@ def test_with_redis_down_the_handoff_sweep_applies_what_was_taken_in(
 
 
 def _add(engine: sa.Engine, calls: list[int], now: datetime) -> None:
-    """One participant-join per entry of `calls` (a live call id), received a second apart."""
+    """One participant-join per entry of `calls` (a live call id), received a second apart a
+    minute before `now`, all settled by `now`."""
     rows = [
         conference_inbox.callback_row(
             live,
             {"StatusCallbackEvent": "participant-join", "SequenceNumber": str(i)},
             None,
-            now + timedelta(seconds=i),
+            now - timedelta(minutes=1) + timedelta(seconds=i),
         )
         for i, live in enumerate(calls)
     ]
     with engine.begin() as conn:
-        conference_inbox.add_to_inbox(conn, rows)
+        conference_inbox.add_to_inbox(conn, rows, conference_inbox.settled_at(now))
 
 
 def test_two_workers_never_claim_the_same_callback_and_a_dead_workers_claim_is_retaken(
@@ -252,6 +259,33 @@ def test_one_calls_callbacks_are_never_applied_by_two_workers_at_once_or_out_of_
     # Call 7's later callbacks wait while worker-a holds its first; call 8's does not.
     second = conference_inbox.claim(engine, "worker-b", now)
     assert [(r.live_call_id, json.loads(r.form)["SequenceNumber"]) for r in second] == [(8, "2")]
+
+
+def test_a_callback_waits_until_the_other_web_processes_have_added_what_they_took_in_before(
+    engine: sa.Engine,
+) -> None:
+    """Two web processes, two spools (seen in CI as a second helper rung for a call that was
+    over): web 1 takes in the caller's "left", web 2 the helper's "left" 10 ms later. Web 2
+    flushes at once, web 1 a quarter second later. The helper's "left" alone would mean "dial
+    the next helper": it must not be applied before the caller's."""
+    t0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    ms = timedelta(milliseconds=1)
+
+    def left(label: str, seq: int, received: datetime) -> dict[str, Any]:
+        form = {"StatusCallbackEvent": "participant-leave", "ParticipantLabel": label}
+        return conference_inbox.callback_row(7, {**form, "SequenceNumber": str(seq)}, None, received)
+
+    with engine.begin() as conn:  # web 2's flush
+        conference_inbox.add_to_inbox(conn, [left("helper-1-1", 5, t0 + 10 * ms)], t0 + 20 * ms)
+    settle = timedelta(seconds=conference_inbox.SETTLE_SECONDS)
+    assert conference_inbox.claim(engine, "worker-a", t0 + 20 * ms) == []  # not settled yet
+    with engine.begin() as conn:  # web 1's flush, in the table well before web 2's row settles
+        conference_inbox.add_to_inbox(conn, [left("caller", 4, t0)], t0 + 260 * ms)
+
+    # Web 2's row has settled; it still waits behind the caller's, which was received first.
+    assert conference_inbox.claim(engine, "worker-a", t0 + 20 * ms + settle) == []
+    rows = conference_inbox.claim(engine, "worker-a", t0 + 260 * ms + settle)
+    assert [json.loads(r.form)["ParticipantLabel"] for r in rows] == ["caller", "helper-1-1"]
 
 
 def test_a_callback_that_keeps_failing_holds_back_its_call_only_then_is_left_after_five_tries(
@@ -366,6 +400,8 @@ def test_the_caller_hanging_up_just_after_the_helper_joined_rings_no_second_help
     assert handoffs.get_handoff(engine, hid).status is HandoffStatus.ACCEPTED  # type: ignore[union-attr]
 
     spool.flush()
+    desk.clock = lambda: WEDNESDAY_11AM + timedelta(seconds=12)
+    spool.tick()  # type: ignore[misc]  # settled: a worker is woken
     worker_clock(WEDNESDAY_11AM + timedelta(seconds=12))
     run_jobs()  # the apply job and whatever it queued; no Calls API request is expected
     after = handoffs.get_handoff(engine, hid)
@@ -407,16 +443,19 @@ def test_a_fallback_dial_first_applies_the_calls_callbacks_still_in_the_inbox(
     }
     with engine.begin() as conn:
         conference_inbox.add_to_inbox(
-            conn, [conference_inbox.callback_row(live.id, completed, None, received, (hid, 1))]
+            conn,
+            [conference_inbox.callback_row(live.id, completed, None, received, (hid, 1))],
+            received,
         )
-    assert conference_inbox.apply_pending(engine, desk.inbox_callback, lambda: received) == 1
+    settled = received + timedelta(seconds=conference_inbox.SETTLE_SECONDS)
+    assert conference_inbox.apply_pending(engine, desk.inbox_callback, lambda: settled) == 1
     assert handoffs.get_handoff(engine, hid).status is HandoffStatus.FALLING_BACK  # type: ignore[union-attr]
-    with engine.begin() as conn:  # the other process's spool, a moment later
+    with engine.begin() as conn:  # the other process's spool, very late (a slow flush)
         conference_inbox.add_to_inbox(
-            conn, [conference_inbox.callback_row(live.id, join, None, received)]
+            conn, [conference_inbox.callback_row(live.id, join, None, received)], settled
         )
 
-    worker_clock(received + timedelta(seconds=1))
+    worker_clock(settled)  # the join has not settled yet: the dial waits for it
     run_jobs()  # the dial of attempt 2, queued by the fallback: no Calls API request expected
     after = handoffs.get_handoff(engine, hid)
     assert after is not None and after.status is HandoffStatus.COMPLETED and after.attempt == 1

@@ -197,7 +197,8 @@ def _before_the_next_helper(
     a caller who is gone is never followed by a new dial (a dropped handoff: a callback, the
     helper's leg stopped). None: go on and dial; else why not."""
     if conference_inbox.pending(ctx.engine, handoff.live_call_id):
-        apply_conference_inbox()
+        live_id, sleep, clock = handoff.live_call_id, legs._sleep, legs._now
+        apply_conference_inbox(conference_inbox.wait_to_settle(ctx.engine, live_id, sleep, clock))
         after = handoffs.get_handoff(ctx.engine, handoff.id)
         if after is None:
             return "missing"
@@ -545,11 +546,14 @@ def _desk() -> TransferDesk:
     )
 
 
-def apply_conference_inbox() -> int:
-    """Apply the conference and helper-call status callbacks the web processes took in,
-    oldest first (in order per call)."""
+def apply_conference_inbox(settled: datetime | None = None) -> int:
+    """Apply the conference and helper-call status callbacks the web processes took in and
+    that have settled, oldest first (in order per call). `settled`: rows inboxed by then
+    count as settled (default: conference_inbox.SETTLE_SECONDS ago)."""
     ctx = context.current()
-    applied = conference_inbox.apply_pending(ctx.engine, _desk().inbox_callback, lambda: legs._now())
+    applied = conference_inbox.apply_pending(
+        ctx.engine, _desk().inbox_callback, lambda: legs._now(), settled=settled
+    )
     if applied:
         log.info("conference callbacks applied: count=%s", applied)
     return applied

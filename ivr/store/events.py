@@ -69,7 +69,8 @@ class EventSpool:
     """An append-only file per process, drained by a background thread (into SQL by default).
 
     `prefix` names the files (one spool per prefix and folder); `sink` receives the rows of
-    one file at a time. Rows are JSON objects with an "at" datetime.
+    one file at a time; `tick`, if given, runs on the spool's thread after each flush (whether
+    or not it moved anything). Rows are JSON objects with an "at" datetime.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class EventSpool:
         *,
         prefix: str = "events",
         sink: Sink | None = None,
+        tick: Callable[[], None] | None = None,
     ):
         if not prefix.isalpha():
             raise ValueError("a spool prefix is letters only (it names the spool's files)")
@@ -88,6 +90,7 @@ class EventSpool:
         self.interval = interval
         self.prefix = prefix
         self.sink: Sink = sink or _insert_self_service_events
+        self.tick = tick
         self._lock = threading.Lock()
         self._pid = -1
         self._fd = -1
@@ -180,6 +183,11 @@ class EventSpool:
                 log.warning(
                     "%s spool not flushed, will retry: error=%s", self.prefix, type(exc).__name__
                 )
+            if self.tick is not None:
+                try:
+                    self.tick()
+                except Exception as exc:  # Redis may be down: the tick tries again next time
+                    log.warning("%s spool tick failed: error=%s", self.prefix, type(exc).__name__)
 
     def close(self) -> None:
         """Stop the thread and flush what is left (at exit, or when a test is done)."""

@@ -125,6 +125,9 @@ conference_inbox = sa.Table(
     sa.Column("form", sa.Text, nullable=False),
     sa.Column("token", sa.String(128)),
     sa.Column("received_at", Timestamp, nullable=False),
+    # When a web process's spool moved it into this table: a worker applies it only once
+    # every other web process has had time to add what it took in before (migration 0020).
+    sa.Column("inboxed_at", Timestamp),
     # Which apply job holds the row, since when; a claim older than a few minutes is retaken.
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("claimed_at", Timestamp, index=True),
