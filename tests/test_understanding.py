@@ -260,6 +260,43 @@ def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is
         assert found.line == line, said
 
 
+def test_a_weapon_or_drug_only_named_yields_to_the_crisis_line_when_the_caller_wants_to_die() -> None:
+    screen = CrisisScreen(
+        [
+            RuleWords("emergency", {"en": ["shots fired"]}, {}, means={"en": ["gun|guns"]}),
+            RuleWords("crisis_988", {"en": ["want =to die"]}, {}),
+        ],
+        negations={"en": ["not"]},
+        idioms={},
+    )
+    for said, line, verdict in [
+        ("there's a man with a gun outside", "emergency", Verdict.TRANSFER),
+        ("I have my dad's gun and I want to die", "crisis_988", Verdict.TRANSFER),
+        # Something was done with it: 911 stays first.
+        ("shots fired, he has a gun and says he wants to die", "emergency", Verdict.TRANSFER),
+        # A denial is no reason to drop the 911 a weapon alone calls for.
+        ("I have a gun but I don't want to die", "emergency", Verdict.TRANSFER),
+    ]:
+        found = screen.screen(said)
+        assert found is not None, said
+        assert (found.line, found.verdict) == (line, verdict), said
+
+
+def test_the_shipped_lexicon_sends_ideation_with_a_weapon_to_988_and_a_weapon_alone_to_911() -> None:
+    screen = understanding().crisis
+    for said, line in [
+        ("I keep the gun in my nightstand and I think about killing myself every night", "crisis_988"),
+        ("tengo la pistola de mi esposo y me quiero matar", "crisis_988"),
+        ("my brother says he's going to overdose this weekend", "crisis_988"),
+        ("some guy pulled a knife on the bus driver", "emergency"),
+        ("hay un señor con una pistola en la tienda", "emergency"),
+        ("I think my cousin overdosed, she's not waking up", "emergency"),
+    ]:
+        found = screen.screen(said)
+        assert found is not None and found.verdict is Verdict.TRANSFER, said
+        assert found.line == line, said
+
+
 # ------------------------------------------------------------------ operators extend the lexicon
 
 

@@ -296,6 +296,7 @@ def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
     for index, rule in enumerate(menus.crisis):
         yield from check(("crisis", index, "words"), rule.words)
         yield from check(("crisis", index, "maybe"), rule.maybe)
+        yield from check(("crisis", index, "means"), rule.means)
     u = menus.understanding
     yield from check(("understanding", "negations"), u.negations)
     yield from check(("understanding", "idioms"), u.idioms)

@@ -156,6 +156,10 @@ class CrisisRule(Frozen):
     words: Words
     # Phrases that only offer the line ("It sounds like you may need ... Press 1").
     maybe: Words = Words()
+    # Phrases that connect alone but name only a means ("a gun", "pills" not yet taken): when
+    # another rule's connecting phrase is heard too ("I have a gun and I want to end it"), that
+    # rule's line is taken instead.
+    means: Words = Words()
     # The QA tag (understanding.qa_tags) a call gets when this rule connects or offers, however
     # it was heard (a phrase, or the learned reader with no phrase at all).
     qa_tag: NonEmpty | None = None

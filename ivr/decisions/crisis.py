@@ -2,8 +2,10 @@
 
 Rules come from config in order (911 before 988, so an overdose is 911 even when the caller
 also says they want to die), unless the two phrases share a word and the longer one turns it
-back on the caller ("is threatening to kill himself" is 988, not a threat to others). Each rule has `words`, phrases that connect the caller at once,
-and `maybe`, phrases that only offer the line. A phrase of `words` right after a negation
+back on the caller ("is threatening to kill himself" is 988, not a threat to others), or the
+911 phrase names only a means (a rule's `means`: "I have a gun and I want to end it" is 988; "a
+man with a gun outside" stays 911). Each rule has `words`, phrases that connect the caller at
+once, and `maybe`, phrases that only offer the line. A phrase of `words` right after a negation
 ("I'm not going to kill myself") is treated as `maybe`: when unsure, offer the line rather
 than miss it; a `maybe` phrase right after a negation ("I'm not in danger") counts for
 nothing. A hit with a word inside an idiom ("this traffic light is killing me", "me muero de
@@ -59,6 +61,8 @@ class RuleWords:
     line: str
     words: Mapping[str, Sequence[str]]
     maybe: Mapping[str, Sequence[str]]
+    means: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Connect alone, but yield to another rule's connecting phrase in the same sentence."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,15 @@ class CrisisScreen:
     ) -> None:
         self.lines = [rule.line for rule in rules]
         self._second = second
-        self._phrases: Lexicon[tuple[int, Verdict]] = Lexicon(
+        self._phrases: Lexicon[tuple[int, Verdict, bool]] = Lexicon(
             [
-                ((index, verdict), text, lang)
+                ((index, verdict, means), text, lang)
                 for index, rule in enumerate(rules)
-                for verdict, table in ((Verdict.TRANSFER, rule.words), (Verdict.OFFER, rule.maybe))
+                for verdict, means, table in (
+                    (Verdict.TRANSFER, False, rule.words),
+                    (Verdict.OFFER, False, rule.maybe),
+                    (Verdict.TRANSFER, True, rule.means),
+                )
                 for lang, texts in table.items()
                 for text in texts
             ],
@@ -198,10 +206,11 @@ class CrisisScreen:
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
         heard: list[tuple[Finding, tuple[int, ...]]] = []
+        only_means: set[Finding] = set()
         for hit in hits:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
                 continue
-            index, verdict = hit.tag
+            index, verdict, means = hit.tag
             negated = self._negated(utterance, hit)
             if negated:
                 if verdict is Verdict.OFFER:
@@ -212,10 +221,17 @@ class CrisisScreen:
                 index, self.lines[index], verdict, hit.lang, hit.phrase.text, negated=negated
             )
             heard.append((finding, hit.positions))
+            if means:
+                only_means.add(finding)
+        connecting = {
+            f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and f not in only_means
+        }
         best: Finding | None = None
         for finding, positions in heard:
             if any(_refines(utterance, other, finding, positions) for other in heard):
                 continue
+            if finding in only_means and connecting - {finding.rule}:
+                continue  # "I have a gun and I want to die": the means yields to the 988 phrase
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
         if not harm_hits or (best is not None and best.verdict is Verdict.TRANSFER):

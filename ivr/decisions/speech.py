@@ -88,6 +88,7 @@ class SpeechUnderstanding:
                     line=rule.line,
                     words={"en": rule.words.en, "es": rule.words.es},
                     maybe={"en": rule.maybe.en, "es": rule.maybe.es},
+                    means={"en": rule.means.en, "es": rule.means.es},
                 )
                 for rule in menus.crisis
             ],
