@@ -227,6 +227,8 @@ def test_negation_before_a_crisis_phrase_offers_the_line_instead_of_connecting()
     assert screen.screen("I'm not going to kill myself").verdict is Verdict.OFFER  # type: ignore[union-attr]
     assert screen.screen("no me quiero matar").verdict is Verdict.OFFER  # type: ignore[union-attr]
     assert screen.screen("no puedo más, me quiero matar").verdict is Verdict.TRANSFER  # type: ignore[union-attr]
+    # The negation belongs to another clause when a subject starts a new one in between.
+    assert screen.screen("I just can't. I'll kill myself").verdict is Verdict.TRANSFER  # type: ignore[union-attr]
 
 
 def test_an_idiom_masks_only_the_words_it_covers() -> None:
