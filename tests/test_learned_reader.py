@@ -6,6 +6,7 @@ no Flask, no database. The webhook stories are in tests/test_self_service_unders
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -143,13 +144,19 @@ def test_a_phrases_connect_is_softened_to_an_offer_and_cleared_only_when_all_but
 PHRASE_988 = Finding(1, "crisis_988", Verdict.TRANSFER, "en", "cut wrists")
 
 
-def test_a_phrases_connect_moves_only_to_a_more_urgent_line() -> None:
+def test_a_phrases_connect_moves_to_a_less_urgent_line_only_when_it_named_a_means() -> None:
     # "my roommate cut her wrists and there's blood everywhere": done, so 911, not 988.
     moved = _weigh({"crisis_988": 0.15, "emergency": 0.8, "everyday": 0.05}, PHRASE_988)
     assert moved is not None and (moved.line, moved.verdict) == ("emergency", Verdict.TRANSFER)
-    # A 911 phrase never moves to 988, however sure the classifier is.
+    # A 911 phrase for something done never moves to 988, however sure the classifier is.
     kept = _weigh({"crisis_988": 0.95, "emergency": 0.04, "everyday": 0.01}, PHRASE_911)
     assert kept == PHRASE_911
+    # "he bought a gun so he can go be with his late wife": a gun named, nothing done with it.
+    only_a_gun = replace(PHRASE_911, means=True)
+    to_988 = _weigh({"crisis_988": 0.9, "emergency": 0.08, "everyday": 0.02}, only_a_gun)
+    assert to_988 is not None and (to_988.line, to_988.verdict) == ("crisis_988", Verdict.TRANSFER)
+    unsure = _weigh({"crisis_988": 0.6, "emergency": 0.3, "everyday": 0.1}, only_a_gun)
+    assert unsure == only_a_gun
 
 
 def test_a_phrases_offer_is_upgraded_unless_the_caller_denied_it() -> None:
@@ -247,9 +254,9 @@ def test_a_report_no_keyword_names_goes_to_its_category() -> None:
 
 
 def test_a_regional_word_answers_the_category_question() -> None:
-    # "bulla" is Caribbean and Central American Spanish for noise; no keyword has it.
-    assert phrases_only().category("pura bulla toda la noche") is None
-    assert product().category("pura bulla toda la noche") == "noise"
+    # "guateque" is Cuban and Mexican Spanish for a loud party; no keyword has it.
+    assert phrases_only().category("un guateque toda la noche") is None
+    assert product().category("un guateque toda la noche") == "noise"
 
 
 def test_unrelated_speech_picks_nothing() -> None:

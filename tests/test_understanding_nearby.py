@@ -39,6 +39,7 @@ def small_screen() -> CrisisScreen:
         nearby=NearbyWords(
             harms=[
                 HarmGroup("emergency", {"en": ["pills"]}, transfer_with=["ingest"]),
+                HarmGroup("emergency", {"en": ["gun"]}, transfer_with=["person"], means=True),
                 HarmGroup(
                     "crisis_988",
                     {"en": ["=die"]},
@@ -65,6 +66,15 @@ def test_a_harm_word_with_a_person_and_an_intent_near_connects_the_caller() -> N
     assert found is not None
     assert (found.line, found.verdict) == ("crisis_988", Verdict.TRANSFER)
     assert found.phrase.startswith("nearby:")
+
+
+def test_a_weapon_near_a_person_connects_to_911_marked_as_only_a_means() -> None:
+    # The learned reader may still send it to 988 ("he bought a gun to be with his late wife").
+    found = small_screen().screen("he has a gun")
+    assert found is not None and (found.line, found.verdict) == ("emergency", Verdict.TRANSFER)
+    assert found.means
+    took = small_screen().screen("he took the pills")
+    assert took is not None and took.line == "emergency" and not took.means
 
 
 def test_a_harm_word_with_only_an_intent_near_offers_the_line() -> None:
@@ -179,5 +189,5 @@ def test_a_harm_group_asking_for_an_unknown_anchor_kind_stops_startup(tmp_path: 
     )
     with pytest.raises(ConfigError) as err:
         load_config(folder)
-    assert err.value.field == "understanding.nearby.harms[1].transfer_with[0]"
+    assert err.value.field == "understanding.nearby.harms[2].transfer_with[0]"
     assert "ingestion" in str(err.value)

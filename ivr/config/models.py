@@ -174,6 +174,8 @@ class NearbyHarm(Frozen):
     transfer_with: tuple[NonEmpty, ...] = Field(min_length=1)
     # ...and kinds of which one near is enough to offer the line (empty: never only an offer).
     offer_with: tuple[NonEmpty, ...] = ()
+    # Words that only name a means (a gun, a knife): what they find yields like crisis[].means.
+    means: bool = False
 
 
 class Nearby(Frozen):

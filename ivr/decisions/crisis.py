@@ -77,6 +77,7 @@ class HarmGroup:
     words: Mapping[str, Sequence[str]]
     transfer_with: Sequence[str]
     offer_with: Sequence[str] = ()
+    means: bool = False  # only names a means: its findings yield (`Finding.means`)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Finding:
     lang: str
     phrase: str
     negated: bool = False  # a connecting phrase said after a negation, so only an offer
+    # Found by words that only name a means (a rule's `means`, a `means` harm group): another
+    # rule's connecting phrase in the sentence, or a learned reader sure of another line, wins.
+    means: bool = False
 
 
 class SecondReader(Protocol):
@@ -210,7 +214,6 @@ class CrisisScreen:
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
         heard: list[tuple[Finding, tuple[int, ...]]] = []
-        only_means: set[Finding] = set()
         for hit in hits:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
                 continue
@@ -222,19 +225,21 @@ class CrisisScreen:
                     continue
                 verdict = Verdict.OFFER
             finding = Finding(
-                index, self.lines[index], verdict, hit.lang, hit.phrase.text, negated=negated
+                index,
+                self.lines[index],
+                verdict,
+                hit.lang,
+                hit.phrase.text,
+                negated=negated,
+                means=means,
             )
             heard.append((finding, hit.positions))
-            if means:
-                only_means.add(finding)
-        connecting = {
-            f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and f not in only_means
-        }
+        connecting = {f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and not f.means}
         best: Finding | None = None
         for finding, positions in heard:
             if any(_refines(utterance, other, finding, positions) for other in heard):
                 continue
-            if finding in only_means and connecting - {finding.rule}:
+            if finding.means and connecting - {finding.rule}:
                 continue  # "I have a gun and I want to die": the means yields to the 988 phrase
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
@@ -293,6 +298,7 @@ class CrisisScreen:
                 hit.lang,
                 f"nearby: {hit.phrase.text}",
                 negated=negated,
+                means=group.means,
             )
 
     def _claimed_by_a_thing(

@@ -15,7 +15,8 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
   (`clear_at`: "what time does the overdose awareness event start"); a phrase's offer is
   dropped at `drop_at` ("my son plays shooting games");
 - send a phrase's connect to a more urgent line (an earlier rule: 911 before 988) when that
-  line is likely (`transfer_at`), never to a less urgent one.
+  line is likely (`transfer_at`), and to a less urgent one only when the phrase named no more
+  than a means (`Finding.means`: "a gun" beside "so he can be with his late wife").
 
 Everything here is pure: a sentence and the phrases' finding in, a finding out.
 """
@@ -68,12 +69,17 @@ class LearnedReader:
             if (
                 line is not None
                 and chance >= self.at.transfer_at
-                and lines.index(line) < found.rule
+                and (lines.index(line) < found.rule or (found.means and line != found.line))
             ):
-                # Only ever towards the more urgent line (911 before 988): "my roommate cut her
-                # wrists and there's blood everywhere" is happening now.
+                # Towards the more urgent line (911 before 988): "my roommate cut her wrists and
+                # there's blood everywhere" is happening now. Away from it only when the phrase
+                # named no more than a means: "he bought a gun so he can be with his late wife".
                 return replace(
-                    found, rule=lines.index(line), line=line, phrase=f"{LEARNED} {chance:.2f}"
+                    found,
+                    rule=lines.index(line),
+                    line=line,
+                    phrase=f"{LEARNED} {chance:.2f}",
+                    means=False,
                 )
             return found
         if found is not None:

@@ -102,6 +102,7 @@ class SpeechUnderstanding:
                         words=_by_lang(harm.words),
                         transfer_with=harm.transfer_with,
                         offer_with=harm.offer_with,
+                        means=harm.means,
                     )
                     for harm in u.nearby.harms
                 ],

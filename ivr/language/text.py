@@ -40,6 +40,9 @@ _CONTRACTIONS = (
     (re.compile(r"'(ll)\b"), " will"),
     (re.compile(r"'(d)\b"), " would"),
     (re.compile(r"'s\b"), ""),
+    (re.compile(r"\b(she|he|it|that|there|what|who|where|here)s\b"), r"\1"),
+    (re.compile(r"\bive\b"), "i have"),
+    (re.compile(r"\b(you|they)re\b"), r"\1 are"),
     # Speech recognition splits some words: "my self", "over dosed".
     (re.compile(r"\b(my|him|her|your|it|one) self\b"), r"\1self"),
     (re.compile(r"\b(them|our|your) selves\b"), r"\1selves"),
