@@ -259,6 +259,13 @@ def test_a_regional_word_answers_the_category_question() -> None:
     assert product().category("un guateque toda la noche") == "noise"
 
 
+def test_two_categories_named_as_well_are_settled_by_what_examples_taught() -> None:
+    said = "la luz del semáforo cayó en el bache"  # a traffic light, and a pothole
+    assert phrases_only().named_category(said) is None
+    assert product().named_category(said) == "streetlight"
+    assert product().category(said) == "streetlight"
+
+
 def test_unrelated_speech_picks_nothing() -> None:
     for said in ("mi gato se llama Pancho y es muy bonito", "what's the weather like"):
         guess = product().choose("main", said)
@@ -279,7 +286,7 @@ def test_an_unknown_destination_in_examples_stops_startup(tmp_path: Path) -> Non
 
 
 def test_two_items_fitting_as_well_are_settled_by_what_examples_taught() -> None:
-    said = "reporté un bache hace tiempo y quiero saber si ya lo taparon"
+    said = "reporté un bache hace tiempo y quiero ver si ya lo taparon"
     tied = phrases_only().choose("main", said)
     assert tied is not None and tied.ambiguous  # "bache" (report) and "reporté" (status)
     guess = product().choose("main", said)

@@ -294,7 +294,7 @@ class SpeechUnderstanding:
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         guess = self.categories.best(utterance) or self._categories_alone.best(utterance)
         if guess is not None:
-            return guess.target if not guess.ambiguous else None
+            return self._settle_tie(guess, utterance)
         if self._category_reader is None or not meaningful_words(utterance):
             return None
         label, chance = _likeliest(self._category_reader, utterance)
@@ -306,7 +306,18 @@ class SpeechUnderstanding:
         """The report category a sentence said at a menu names (only when one clearly fits)."""
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         guess = self.categories.best(utterance)
-        return guess.target if guess is not None and not guess.ambiguous else None
+        return self._settle_tie(guess, utterance) if guess is not None else None
+
+    def _settle_tie(self, guess: Guess[str], utterance: Utterance) -> str | None:
+        """A category whose words fit alone; of two that fit as well ("the sidewalk is cracked":
+        a sidewalk, and cracks), the one examples.yaml taught when it is sure, else none."""
+        if not guess.ambiguous:
+            return guess.target
+        if self._category_reader is None:
+            return None
+        label, chance = _likeliest(self._category_reader, utterance)
+        tied = {guess.target, guess.tied_with}
+        return label if label in tied and chance >= self._learned.choose_at else None
 
     def category_by_key(self, key: str) -> str | None:
         """The code of the report category on key `key`."""
