@@ -156,7 +156,7 @@ class CrisisRule(Frozen):
     words: Words
     # Phrases that only offer the line ("It sounds like you may need ... Press 1").
     maybe: Words = Words()
-    # Phrases that connect alone but name only a means ("a gun", "pills" not yet taken): when
+    # Phrases that connect alone but name only a means ("has a gun", "going to overdose"): when
     # another rule's connecting phrase is heard too ("I have a gun and I want to end it"), that
     # rule's line is taken instead.
     means: Words = Words()

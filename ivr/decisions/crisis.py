@@ -318,13 +318,13 @@ class CrisisScreen:
         negations = self._negations.get(hit.lang, set())
         window = NEGATION_WINDOW.get(hit.lang, 2)
         start = max(0, hit.start - window)
-        # "can't stop thinking about dying" is no negation of it: skip "not" before stop/help.
         # "I can't, I just want it all to be over": a subject after the negation starts
         # another clause, so the negation is not this phrase's.
         for i in range(hit.start - 1, start - 1, -1):
             if utterance.words[i] in _SUBJECTS:
                 start = i + 1
                 break
+        # "can't stop thinking about dying" is no negation of it: skip "not" before stop/help.
         before = [
             word
             for i, word in enumerate(utterance.words[start : hit.start], start)

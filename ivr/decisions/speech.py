@@ -309,8 +309,9 @@ class SpeechUnderstanding:
         return self._settle_tie(guess, utterance) if guess is not None else None
 
     def _settle_tie(self, guess: Guess[str], utterance: Utterance) -> str | None:
-        """A category whose words fit alone; of two that fit as well ("the sidewalk is cracked":
-        a sidewalk, and cracks), the one examples.yaml taught when it is sure, else none."""
+        """A category whose words fit alone; of two that fit as well ("la luz del semáforo cayó
+        en el bache": a traffic light, and a pothole), the one examples.yaml taught when it is
+        sure, else none."""
         if not guess.ambiguous:
             return guess.target
         if self._category_reader is None:
