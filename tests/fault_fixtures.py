@@ -15,14 +15,10 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.live_service import free_port
+
 READY_WITHIN_SECONDS = 20
 """How long a helper process may take to get ready before the test fails."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

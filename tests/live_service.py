@@ -9,6 +9,7 @@ bind address is moved to 127.0.0.1 and a free port.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shlex
 import shutil
@@ -81,9 +82,30 @@ def always_open_config(folder: Path, now: datetime | None = None) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range.
+
+    A port the kernel hands out for `bind(0)` sits in the ephemeral range, where any outbound
+    connection made before the server binds it (a worker reaching Redis, the local Twilio
+    calling the app) may take it first: CI once saw gunicorn fail with "Address already in
+    use" that way. Ports below the range are only ever taken on purpose."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 @dataclass

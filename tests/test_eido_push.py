@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from tests.desk_fixtures import (  # noqa: F401 — fixtures pytest finds by nam
     worker_clock,
 )
 from tests.eido_check import assert_conforms
+from tests.live_service import free_port
 from tests.test_handoff_log import (
     HELPER_1,
     _conference,
@@ -55,9 +55,7 @@ class PartnerEndpoint:
     """A partner's HTTP endpoint on 127.0.0.1: down (nothing listening) until `up()`."""
 
     def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()  # nothing listens on it until up()
         self.url = f"http://127.0.0.1:{self.port}/eido"
         self.received: list[dict[str, Any]] = []
         self.answer = 200
