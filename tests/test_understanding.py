@@ -248,18 +248,24 @@ def test_an_overdose_is_911_even_when_the_caller_also_wants_to_die() -> None:
     assert found is not None and found.line == "emergency"
 
 
-def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is_911() -> None:
+def _each_connects_to_its_line(cases: list[tuple[str, str]]) -> None:
     screen = understanding().crisis
-    for said, line in [
-        ("my boyfriend keeps threatening to kill himself if i leave", "crisis_988"),
-        ("my boyfriend keeps threatening to kill me if i leave", "emergency"),
-        ("mi hermana se corta con navajas", "crisis_988"),
-        ("mi vecino anda con una navaja", "emergency"),
-        ("me tomé un montón de pastillas para matarme", "emergency"),
-    ]:
+    for said, line in cases:
         found = screen.screen(said)
         assert found is not None and found.verdict is Verdict.TRANSFER, said
         assert found.line == line, said
+
+
+def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is_911() -> None:
+    _each_connects_to_its_line(
+        [
+            ("my boyfriend keeps threatening to kill himself if i leave", "crisis_988"),
+            ("my boyfriend keeps threatening to kill me if i leave", "emergency"),
+            ("mi hermana se corta con navajas", "crisis_988"),
+            ("mi vecino anda con una navaja", "emergency"),
+            ("me tomé un montón de pastillas para matarme", "emergency"),
+        ]
+    )
 
 
 def test_a_weapon_or_drug_only_named_yields_to_the_crisis_line_when_the_caller_wants_to_die() -> None:
@@ -285,18 +291,16 @@ def test_a_weapon_or_drug_only_named_yields_to_the_crisis_line_when_the_caller_w
 
 
 def test_the_shipped_lexicon_sends_ideation_with_a_weapon_to_988_and_a_weapon_alone_to_911() -> None:
-    screen = understanding().crisis
-    for said, line in [
-        ("I keep the gun in my nightstand and I think about killing myself every night", "crisis_988"),
-        ("tengo la pistola de mi esposo y me quiero matar", "crisis_988"),
-        ("my brother says he's going to overdose this weekend", "crisis_988"),
-        ("some guy pulled a knife on the bus driver", "emergency"),
-        ("hay un señor con una pistola en la tienda", "emergency"),
-        ("I think my cousin overdosed, she's not waking up", "emergency"),
-    ]:
-        found = screen.screen(said)
-        assert found is not None and found.verdict is Verdict.TRANSFER, said
-        assert found.line == line, said
+    _each_connects_to_its_line(
+        [
+            ("I keep the gun in my nightstand and I think about killing myself every night", "crisis_988"),
+            ("tengo la pistola de mi esposo y me quiero matar", "crisis_988"),
+            ("my brother says he's going to overdose this weekend", "crisis_988"),
+            ("some guy pulled a knife on the bus driver", "emergency"),
+            ("hay un señor con una pistola en la tienda", "emergency"),
+            ("I think my cousin overdosed, she's not waking up", "emergency"),
+        ]
+    )
 
 
 # ------------------------------------------------------------------ operators extend the lexicon
