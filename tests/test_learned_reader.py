@@ -294,6 +294,17 @@ def test_two_items_fitting_as_well_are_settled_by_what_examples_taught() -> None
     assert destination(guess) == "report_status"
 
 
+def test_a_status_question_that_names_the_problem_is_settled_by_what_examples_taught() -> None:
+    said = "did anybody ever do anything about the abandoned truck I called in"
+    keywords = phrases_only().choose("main", said)
+    # "abandoned truck" (two words) outweighs "I called" (one): the keywords alone say report.
+    assert keywords is not None and destination(keywords) == "report:abandoned_vehicle"
+    assert destination(product().choose("main", said)) == "report_status"
+    # A new report keeps its category.
+    said = "I want to report an abandoned truck on my street"
+    assert destination(product().choose("main", said)) == "report:abandoned_vehicle"
+
+
 @pytest.mark.parametrize(
     ("said", "lang", "where"),
     [

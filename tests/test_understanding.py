@@ -210,6 +210,17 @@ def test_a_phrase_that_fits_more_of_the_sentence_wins_a_tie() -> None:
     )
 
 
+def test_a_phrase_of_the_sentences_language_outweighs_a_look_alike_of_the_other() -> None:
+    u = understanding()
+    # Spanish "postes" (a light pole) stems to "post": not in "the post office".
+    said = "the sidewalk in front of the post office is all broken up"
+    assert destination(u.choose("main", said)) == "report:other"
+    # "que hable español" is not "que hablé" (I already called).
+    assert destination(u.choose("main", "páseme con un operador que hable español")) == "agent"
+    # Mixed speech still finds the words of either language.
+    assert destination(u.choose("main", "quiero reportar un pothole")) == "report:pothole"
+
+
 def test_a_phrase_that_cannot_be_read_is_refused() -> None:
     with pytest.raises(PhraseError):
         compile_phrase("kill =self-harm|x", "en")
@@ -299,6 +310,57 @@ def test_the_shipped_lexicon_sends_ideation_with_a_weapon_to_988_and_a_weapon_al
             ("some guy pulled a knife on the bus driver", "emergency"),
             ("hay un señor con una pistola en la tienda", "emergency"),
             ("I think my cousin overdosed, she's not waking up", "emergency"),
+        ]
+    )
+
+
+def test_what_happened_long_ago_yields_to_the_crisis_line_of_now() -> None:
+    screen = CrisisScreen(
+        [
+            RuleWords("emergency", {"en": ["got shot", "overdosed"]}, {}),
+            RuleWords("crisis_988", {"en": ["want =to die"]}, {}),
+        ],
+        negations={},
+        idioms={},
+        long_ago={"en": ["last year", "years ago"]},
+    )
+    for said, line in [
+        ("my son got shot two years ago and now he keeps saying he wants to die", "crisis_988"),
+        # Alone, the past still connects to 911: the screen never drops a finding for it.
+        ("my son got shot last year", "emergency"),
+        # Now, not long ago: 911 first.
+        ("my son got shot and he says he wants to die", "emergency"),
+    ]:
+        found = screen.screen(said)
+        assert found is not None and found.verdict is Verdict.TRANSFER, said
+        assert found.line == line, said
+
+
+def test_the_shipped_lexicon_hears_a_past_overdose_told_with_a_threat_to_try_again() -> None:
+    _each_connects_to_its_line(
+        [
+            ("my brother overdosed on purpose a couple years ago and says he'll do it again, he wants to die", "crisis_988"),
+            ("mi hermano se tomó muchas pastillas hace dos años y ahora dice que se quiere morir", "crisis_988"),
+            ("he overdosed last year and now he's not breathing again", "emergency"),
+        ]
+    )
+
+
+def test_figures_of_speech_with_a_shot_blood_or_drowning_are_not_crises() -> None:
+    screen = understanding().crisis
+    for said in [
+        "our council member keeps shooting himself in the foot",
+        "the lady at the permits desk is a straight shooter",
+        "we've been bleeding money on this roof for a year",
+        "my ears are bleeding from the neighbor's karaoke",
+        "mi suegra se ahoga en un vaso de agua por todo",
+    ]:
+        assert screen.screen(said) is None, said
+    # The same words told literally still connect.
+    _each_connects_to_its_line(
+        [
+            ("he fell off the ladder and his ears are bleeding", "emergency"),
+            ("my neighbor shot himself, there's blood everywhere", "emergency"),
         ]
     )
 

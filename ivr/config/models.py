@@ -235,6 +235,10 @@ class Understanding(Frozen):
     confirm_below_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     negations: Words = Words()
     idioms: Words = Words()
+    # Words that put what is told in the past ("last year", "hace dos años"): a crisis phrase
+    # heard with one names no more than a means (`crisis[].means`), so it yields to another
+    # line's phrase ("he overdosed last year and now says he'll try it again" -> 988).
+    long_ago: Words = Words()
     qa_tags: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Words] = {}
     # When no crisis phrase matched: harm words near a person or an intent (offer or connect).
     nearby: Nearby = Nearby()

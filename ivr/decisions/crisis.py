@@ -24,7 +24,7 @@ idiom, or a negation (-> offer) keeps the everyday sentences everyday. Its words
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -134,6 +134,7 @@ class CrisisScreen:
         max_gap: int = DEFAULT_MAX_GAP,
         nearby: NearbyWords | None = None,
         second: SecondReader | None = None,
+        long_ago: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.lines = [rule.line for rule in rules]
         self._second = second
@@ -154,6 +155,10 @@ class CrisisScreen:
         self._idioms: Lexicon[None] = Lexicon(
             [(None, text, lang) for lang, texts in idioms.items() for text in texts],
             max_gap=max_gap + 1,
+        )
+        self._long_ago: Lexicon[None] = Lexicon(
+            [(None, text, lang) for lang, texts in (long_ago or {}).items() for text in texts],
+            max_gap=max_gap,
         )
         self._negations = {
             lang: {w for text in texts for w in words(text)} for lang, texts in negations.items()
@@ -213,6 +218,7 @@ class CrisisScreen:
         if not hits and not harm_hits:
             return None
         idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
+        past = [(h.start, h.end) for h in self._long_ago.find(utterance)]
         heard: list[tuple[Finding, tuple[int, ...]]] = []
         for hit in hits:
             if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
@@ -234,6 +240,7 @@ class CrisisScreen:
                 means=means,
             )
             heard.append((finding, hit.positions))
+        heard = _told_as_the_past(heard, past)
         connecting = {f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and not f.means}
         best: Finding | None = None
         for finding, positions in heard:
@@ -375,3 +382,33 @@ def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
 def _rank(finding: Finding, prefer_lang: str) -> tuple[int, int, int]:
     urgency = 0 if finding.verdict is Verdict.TRANSFER else 1
     return (urgency, finding.rule, 0 if finding.lang == prefer_lang else 1)
+
+
+_PAST_WINDOW = 6
+"""Words between "last year" and the phrase it tells as the past."""
+
+
+def _told_as_the_past(
+    heard: list[tuple[Finding, tuple[int, ...]]], past: list[tuple[int, int]]
+) -> list[tuple[Finding, tuple[int, ...]]]:
+    """"He got shot two years ago and now says he wants to die": the phrase nearest a
+    long-ago word (within `_PAST_WINDOW` words) names no more than a means, so it yields to
+    another line's phrase of now, and the learned reader may move it to the line it reads
+    ("she overdosed on purpose last year and says she'll try it again": 988). Alone and
+    unread otherwise, it still connects."""
+    if not past or not heard:
+        return heard
+
+    def distance(positions: tuple[int, ...]) -> int:
+        return min(
+            max(start - p, p - end, 0) for p in positions for start, end in past
+        )
+
+    nearest = min(distance(positions) for _, positions in heard)
+    if nearest > _PAST_WINDOW:
+        return heard
+    return [
+        (replace(f, means=True) if distance(positions) == nearest else f, positions)
+        for f, positions in heard
+    ]
+

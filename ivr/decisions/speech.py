@@ -94,6 +94,7 @@ class SpeechUnderstanding:
             ],
             negations={"en": u.negations.en, "es": u.negations.es},
             idioms={"en": u.idioms.en, "es": u.idioms.es},
+            long_ago={"en": u.long_ago.en, "es": u.long_ago.es},
             max_gap=u.max_gap,
             nearby=NearbyWords(
                 harms=[
@@ -196,11 +197,16 @@ class SpeechUnderstanding:
             return self._learned_choice(menu_id, utterance)
         item = next(i for i in menu.items if i.key == guess.target)
         chosen = self._deeper(item, guess, utterance)
-        if chosen.ambiguous:
-            # Keywords of two items fit as well: what examples.yaml taught settles it when it
-            # is sure ("reporté un bache y quería saber si ya lo arreglaron" is the status).
+        if guess.runner_up is not None:
+            # Keywords of two items fit: what examples.yaml taught settles it when it is sure
+            # and picks one of the two ("reporté un bache y quería saber si ya lo arreglaron",
+            # "did anyone do anything about the abandoned car I called in": the status).
             learned = self._learned_choice(menu_id, utterance)
-            if learned is not None and not learned.ambiguous:
+            if (
+                learned is not None
+                and not learned.ambiguous
+                and (chosen.ambiguous or learned.item.key == guess.runner_up)
+            ):
                 return learned
         return chosen
 

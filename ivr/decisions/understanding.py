@@ -166,6 +166,7 @@ class Guess(Generic[T]):
     target: T
     score: int
     tied_with: T | None = None
+    runner_up: T | None = None  # the next target any phrase fits (tied or not)
 
     @property
     def ambiguous(self) -> bool:
@@ -195,6 +196,11 @@ class IntentMatcher(Generic[T]):
         covered: dict[T, set[int]] = defaultdict(set)
         spanned: dict[T, set[int]] = defaultdict(set)
         hits = self._lexicon.find(utterance)
+        lang = guess_language(utterance)
+        if lang is not None and any(hit.lang == lang for hit in hits):
+            # A phrase of the language the sentence is in outweighs a look-alike of the other
+            # one: Spanish "postes" (stem "post") is not in "the post office".
+            hits = [hit for hit in hits if hit.lang == lang]
         # A word belongs to the longest phrases that cover it: in "I reported a pothole" the
         # status phrase "I reported" claims "reported" from the bare word "report".
         longest: dict[int, int] = defaultdict(int)
@@ -224,7 +230,7 @@ class IntentMatcher(Generic[T]):
             and (top in self._generic) == (runner_up in self._generic)
             else None
         )
-        return Guess(top, score[top], tie)
+        return Guess(top, score[top], tie, runner_up)
 
 
 class Tagger:
