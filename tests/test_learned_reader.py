@@ -144,6 +144,19 @@ def test_a_phrases_connect_is_softened_to_an_offer_and_cleared_only_when_all_but
 PHRASE_988 = Finding(1, "crisis_988", Verdict.TRANSFER, "en", "cut wrists")
 
 
+def test_a_crisis_told_after_an_errand_is_not_softened_for_the_errand() -> None:
+    said = (
+        "okay so forget about the noise complaint and the parking thing and the garbage pickup "
+        "schedule, the real reason I called is I don't want to live anymore"
+    )
+    found = product().crisis.screen(said)
+    assert found is not None and found.line == "crisis_988"
+    assert found.verdict is Verdict.TRANSFER
+    # A scary word in a sentence that is everyday talk all round is still softened.
+    found = product().crisis.screen("is the gun show at the fairgrounds a city event")
+    assert found is None or found.verdict is Verdict.OFFER
+
+
 def test_a_phrases_connect_moves_to_a_less_urgent_line_only_when_it_named_a_means() -> None:
     # "my roommate cut her wrists and there's blood everywhere": done, so 911, not 988.
     moved = _weigh({"crisis_988": 0.15, "emergency": 0.8, "everyday": 0.05}, PHRASE_988)

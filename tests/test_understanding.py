@@ -228,6 +228,20 @@ def test_a_phrase_that_cannot_be_read_is_refused() -> None:
         compile_phrase("!!! ???", "en")
 
 
+def test_an_exact_word_with_a_joined_pronoun_is_found_the_way_speech_is_read() -> None:
+    # Speech is read with Spanish pronouns split off ("morirse" -> "morir se"): an exact word
+    # written joined in config is found that way, the pronoun right after its verb.
+    lexicon = Lexicon([("idiom", "=para|=pa =morirse|=morirte", "es")])
+    assert lexicon.find(Utterance.read("el tráfico está para morirse"))
+    assert lexicon.find(Utterance.read("hace un calor pa morirte"))
+    assert not lexicon.find(Utterance.read("tomé pastillas para morir"))
+    # The shipped idiom now masks the figure of speech and nothing else.
+    screen = understanding().crisis
+    assert screen.screen("el tráfico en la 95 está para morirse") is None
+    found = screen.screen("tomé pastillas para morir")
+    assert found is not None and found.verdict is Verdict.TRANSFER
+
+
 def test_negation_before_a_crisis_phrase_offers_the_line_instead_of_connecting() -> None:
     screen = CrisisScreen(
         [RuleWords("crisis_988", {"en": ["kill myself"], "es": ["me quiero matar"]}, {})],
@@ -361,6 +375,27 @@ def test_figures_of_speech_with_a_shot_blood_or_drowning_are_not_crises() -> Non
         [
             ("he fell off the ladder and his ears are bleeding", "emergency"),
             ("my neighbor shot himself, there's blood everywhere", "emergency"),
+        ]
+    )
+
+
+def test_everyday_phone_talk_with_alarming_words_is_not_a_crisis() -> None:
+    screen = understanding().crisis
+    for said in [
+        "staying sober is hard but I'm hanging in there",
+        "¿me escucha? se está cortando la llamada",
+        "mi tía es fuego en la cocina",
+        "mi hermano se pasa el día disparando en los videojuegos",
+        "hoy voy a hacer overdose de cafecito",
+        "the cyclists keep swerving into traffic to avoid the pothole",
+    ]:
+        found = screen.screen(said)
+        assert found is None or found.verdict is Verdict.OFFER, said
+    _each_connects_to_its_line(
+        [
+            ("me estoy cortando otra vez", "crisis_988"),
+            ("I'm thinking about walking into the lake and not coming back", "crisis_988"),
+            ("I keep thinking about driving my car off the bridge", "crisis_988"),
         ]
     )
 

@@ -112,6 +112,8 @@ class Finding:
     # Found by words that only name a means (a rule's `means`, a `means` harm group): another
     # rule's connecting phrase in the sentence, or a learned reader sure of another line, wins.
     means: bool = False
+    # First and last word of the phrase in the sentence (None: not from a phrase).
+    span: tuple[int, int] | None = field(default=None, compare=False)
 
 
 class SecondReader(Protocol):
@@ -238,6 +240,7 @@ class CrisisScreen:
                 hit.phrase.text,
                 negated=negated,
                 means=means,
+                span=(hit.start, hit.end),
             )
             heard.append((finding, hit.positions))
         heard = _told_as_the_past(heard, past)
@@ -306,6 +309,7 @@ class CrisisScreen:
                 f"nearby: {hit.phrase.text}",
                 negated=negated,
                 means=group.means,
+                span=(hit.start, hit.end),
             )
 
     def _claimed_by_a_thing(

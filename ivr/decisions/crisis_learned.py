@@ -32,6 +32,9 @@ from ivr.decisions.understanding import language_of, meaningful_words
 from ivr.language.classifier import TextClassifier
 from ivr.language.text import Utterance
 
+_AROUND = 6
+"""Words either side of a phrase read again before softening it (`LearnedReader._calm_around`)."""
+
 LEARNED = "learned"
 """The `phrase` of a finding that came from the learned reader (with its probability)."""
 
@@ -62,6 +65,8 @@ class LearnedReader:
             default=(None, 0.0),
         )
         if found is not None and found.verdict is Verdict.TRANSFER:
+            if calm >= self.at.soften_at:
+                calm = min(calm, self._calm_around(utterance, found.span))
             if calm >= self.at.clear_at:
                 return None
             if calm >= self.at.soften_at:
@@ -95,3 +100,15 @@ class LearnedReader:
         verdict = Verdict.TRANSFER if chance >= self.at.transfer_at else Verdict.OFFER
         lang = language_of(utterance, prefer_lang)
         return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")
+
+    def _calm_around(self, utterance: Utterance, span: tuple[int, int] | None) -> float:
+        """How likely everyday talk the words around a phrase are: a crisis told after an
+        errand ("forget the noise complaint, the real reason I called is I don't want to live
+        anymore") is not softened because the errand took most of the sentence."""
+        if span is None:
+            return 1.0
+        start, end = span
+        near = utterance.words[max(0, start - _AROUND) : end + _AROUND + 1]
+        if len(near) == len(utterance.words):
+            return 1.0
+        return self.classifier.probabilities(Utterance.read(" ".join(near))).get(EVERYDAY, 0.0)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import product
 from typing import Generic, TypeVar
 
 from ivr.language.text import Utterance, fold, stem, words
@@ -26,6 +27,10 @@ WIDE_GAP = 5
 """Words allowed before a word written after `...` ("swallowed ... pills")."""
 
 
+_MAX_FORMS = 32
+"""Forms one phrase may be found as (each exact word with a joined pronoun adds some)."""
+
+
 class PhraseError(ValueError):
     """A phrase in config cannot be read (the loader names the file, line and field)."""
 
@@ -37,6 +42,7 @@ class Slot:
     stems: frozenset[str]
     exact: frozenset[str]
     wide: bool = False  # written after "...": up to WIDE_GAP words may come before it
+    adjacent: bool = False  # right after the word before it (a pronoun split off a verb)
 
     def accepts(self, word: str, word_stem: str) -> bool:
         return word_stem in self.stems or word in self.exact
@@ -49,6 +55,12 @@ class Phrase:
     text: str
     lang: str
     slots: tuple[Slot, ...]
+    # Every sequence of slots the phrase may be found as: `slots` first (when it can match at
+    # all), then one per Spanish pronoun an exact word carries ("=matarme" is read "matar me").
+    forms: tuple[tuple[Slot, ...], ...] = ()
+
+
+Form = tuple[Slot, ...]
 
 
 @lru_cache(maxsize=16384)
@@ -58,7 +70,7 @@ def compile_phrase(text: str, lang: str) -> Phrase:
     Remembered per (text, lang): a Phrase is immutable and depends on nothing else, so a
     second app in one process (tests, a reload) reuses the first one's work; errors are not
     remembered (lru_cache does not keep exceptions)."""
-    slots: list[Slot] = []
+    places: list[list[tuple[Slot, ...]]] = []
     wide = False
     for place in text.split():
         if place == "...":
@@ -69,17 +81,23 @@ def compile_phrase(text: str, lang: str) -> Phrase:
             # A plain word may become several ("matarme" -> matar me, "self-harm" -> self harm).
             for word in words(alternatives[0]):
                 by_stem, exact_word = _stem_or_word(word, lang)
-                slots.append(Slot(frozenset(by_stem), frozenset(exact_word), wide))
+                places.append([(Slot(frozenset(by_stem), frozenset(exact_word), wide),)])
                 wide = False
             continue
         stems: set[str] = set()
         exact: set[str] = set()
+        split: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for alternative in alternatives:
             if alternative.startswith("="):
                 folded = fold(alternative[1:])
                 if " " in folded or not folded:
                     raise PhraseError(f"{alternative!r} in {text!r} must be one word")
-                exact.add(folded)
+                read = words(folded)
+                if len(read) > 1:
+                    # "=morirse" is read "morir se": the verb, then its pronoun right after.
+                    split[tuple(read[1:])].add(read[0])
+                else:
+                    exact.add(folded)
             else:
                 found = words(alternative)
                 if not found or " " in fold(alternative):
@@ -88,12 +106,27 @@ def compile_phrase(text: str, lang: str) -> Phrase:
                 by_stem, exact_word = _stem_or_word(found[0], lang)
                 stems |= by_stem
                 exact |= exact_word
+        options: list[tuple[Slot, ...]] = []
         if stems or exact:
-            slots.append(Slot(frozenset(stems), frozenset(exact), wide))
+            options.append((Slot(frozenset(stems), frozenset(exact), wide),))
+        for pronouns, verbs in sorted(split.items()):
+            options.append(
+                (
+                    Slot(frozenset(), frozenset(verbs), wide),
+                    *(Slot(frozenset(), frozenset({p}), adjacent=True) for p in pronouns),
+                )
+            )
+        if options:
+            places.append(options)
             wide = False
-    if not slots:
+    if not places:
         raise PhraseError(f"{text!r} has no words")
-    return Phrase(text=text, lang=lang, slots=tuple(slots))
+    forms = tuple(
+        tuple(slot for option in choice for slot in option) for choice in product(*places)
+    )
+    if len(forms) > _MAX_FORMS:
+        raise PhraseError(f"{text!r} has too many joined pronouns: split some into two phrases")
+    return Phrase(text=text, lang=lang, slots=forms[0], forms=forms)
 
 
 def _stem_or_word(word: str, lang: str) -> tuple[set[str], set[str]]:
@@ -126,20 +159,20 @@ class Lexicon(Generic[T]):
     def __init__(self, entries: Iterable[tuple[T, str, str]], max_gap: int = DEFAULT_MAX_GAP):
         """`entries` are (tag, phrase text, language)."""
         self.max_gap = max_gap
-        self._by_stem: dict[str, dict[str, list[tuple[T, Phrase]]]] = defaultdict(
+        self._by_stem: dict[str, dict[str, list[tuple[T, Phrase, Form]]]] = defaultdict(
             lambda: defaultdict(list)
         )
-        self._by_word: dict[str, dict[str, list[tuple[T, Phrase]]]] = defaultdict(
+        self._by_word: dict[str, dict[str, list[tuple[T, Phrase, Form]]]] = defaultdict(
             lambda: defaultdict(list)
         )
         self.size = 0
         for tag, text, lang in entries:
             phrase = compile_phrase(text, lang)
-            first = phrase.slots[0]
-            for s in first.stems:
-                self._by_stem[lang][s].append((tag, phrase))
-            for w in first.exact:
-                self._by_word[lang][w].append((tag, phrase))
+            for form in phrase.forms:
+                for s in form[0].stems:
+                    self._by_stem[lang][s].append((tag, phrase, form))
+                for w in form[0].exact:
+                    self._by_word[lang][w].append((tag, phrase, form))
             self.size += 1
 
     def find(self, utterance: Utterance) -> list[Hit[T]]:
@@ -155,10 +188,10 @@ class Lexicon(Generic[T]):
                 for candidates in (by_stem.get(stems[index]), by_word.get(word)):
                     if not candidates:
                         continue
-                    for tag, phrase in candidates:
+                    for tag, phrase, form in candidates:
                         if id(phrase) in seen:
                             continue
-                        positions = _match_from(phrase, words, stems, index, self.max_gap)
+                        positions = _match_from(form, words, stems, index, self.max_gap)
                         if positions is not None:
                             seen.add(id(phrase))
                             hits.append(Hit(tag, phrase, positions[0], positions[-1], positions))
@@ -166,12 +199,12 @@ class Lexicon(Generic[T]):
 
 
 def _match_from(
-    phrase: Phrase, found: tuple[str, ...], stems: tuple[str, ...], start: int, max_gap: int
+    form: Form, found: tuple[str, ...], stems: tuple[str, ...], start: int, max_gap: int
 ) -> tuple[int, ...] | None:
-    """Positions of the phrase's words when it starts at `start`, or None."""
-    if len(phrase.slots) == 1:
+    """Positions of the words of a phrase's form when it starts at `start`, or None."""
+    if len(form) == 1:
         return (start,)
-    rest = _match_rest(phrase.slots, 1, start, found, stems, max_gap)
+    rest = _match_rest(form, 1, start, found, stems, max_gap)
     return None if rest is None else (start, *rest)
 
 
@@ -188,7 +221,7 @@ def _match_rest(
     if slot == len(slots):
         return ()
     current = slots[slot]
-    gap = WIDE_GAP if current.wide else max_gap
+    gap = 0 if current.adjacent else WIDE_GAP if current.wide else max_gap
     for index in range(after + 1, min(after + 2 + gap, len(found))):
         if current.accepts(found[index], stems[index]):
             rest = _match_rest(slots, slot + 1, index, found, stems, max_gap)
