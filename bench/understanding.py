@@ -66,6 +66,11 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         count(
             case["lang"], "everyday: no false alarm", found is None, f"{case['text']!r} -> {found}"
         )
+        # The stricter row above counts an offer ("press 1 to be connected") as a false alarm;
+        # this one counts only sentences put straight through to a crisis line.
+        count(case["lang"], "everyday: not put through to a crisis line",
+              found is None or found.verdict is not Verdict.TRANSFER,
+              f"{case['text']!r} -> {found}")  # fmt: skip
     for case in corpus.get("main", []):
         guess = understanding.choose("main", case["text"])
         got = destination(guess)
@@ -142,9 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         for lang in ("en", "es")
     }
     print(f"{'false alarms (everyday -> crisis/offer)':40} {alarms['en']:>16} {alarms['es']:>16}")
+    put_through = {
+        lang: total[(lang, "everyday: not put through to a crisis line")]
+        - right[(lang, "everyday: not put through to a crisis line")]
+        for lang in ("en", "es")
+    }
+    print(f"{'  of which put through (not offered)':40} {put_through['en']:>16} {put_through['es']:>16}")
     print(f"cost: {cost_microseconds(understanding, corpus):.0f} µs per sentence (screen + menu)")
     if args.misses:
-        print("\n".join(result["misses"]) or "no misses")
+        shown = [m for m in result["misses"] if "not put through" not in m]
+        print("\n".join(shown) or "no misses")
     return 0
 
 

@@ -438,6 +438,17 @@ def test_a_bad_phrase_stops_startup_naming_file_line_and_field(tmp_path: Path) -
     assert "menus.yaml" in str(err.value) and "line" in str(err.value)
 
 
+def test_a_bad_long_ago_phrase_stops_startup_naming_its_field(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    menus = folder / "menus.yaml"
+    text = menus.read_text(encoding="utf-8")
+    menus.write_text(text.replace("    en: [last month|", "    en: [=last-month|", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert err.value.field == "understanding.long_ago.en[0]"
+
+
 def test_a_crisis_backup_to_an_unknown_line_stops_startup(tmp_path: Path) -> None:
     folder = tmp_path / "config"
     shutil.copytree(ROOT / "config", folder)

@@ -300,6 +300,7 @@ def phrase_problems(menus: MenusFile) -> Iterable[tuple[Location, str]]:
     u = menus.understanding
     yield from check(("understanding", "negations"), u.negations)
     yield from check(("understanding", "idioms"), u.idioms)
+    yield from check(("understanding", "long_ago"), u.long_ago)
     for tag, words in u.qa_tags.items():
         yield from check(("understanding", "qa_tags", tag), words)
     near = u.nearby
