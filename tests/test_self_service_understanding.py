@@ -112,6 +112,20 @@ def test_a_sentence_at_the_greeting_picks_spanish_and_what_was_asked(call: Place
     assert c.waiting_for == "Enqueue"
 
 
+def test_a_language_named_with_a_request_at_the_greeting_goes_straight_there(
+    call: Place, engine: sa.Engine
+) -> None:
+    c = call()
+    c.speak("español por favor, hay un bache enorme en mi calle")
+    root = check_twiml(c.last_xml)
+    assert {el.get("language") for el in root.iter("Say")} == {"es-US"}
+    assert c.waiting_for == "Record"  # the pothole report, no menu in between
+    c.record(seconds=5)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(service_requests.c.category, service_requests.c.language))
+        assert tuple(row.one()) == ("pothole", "es")
+
+
 def test_low_confidence_speech_is_confirmed_not_guessed(signed_post) -> None:
     asked = signed_post(
         "/voice/self-service/menu/main/choose?lang=en",

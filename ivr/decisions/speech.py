@@ -33,6 +33,7 @@ from ivr.decisions.addresses import street_name_positions
 from ivr.decisions.crisis import CrisisScreen, Finding, HarmGroup, NearbyWords, RuleWords
 from ivr.decisions.crisis_learned import LearnedReader
 from ivr.decisions.understanding import (
+    LANGUAGE_NAMES,
     Guess,
     IntentMatcher,
     Tagger,
@@ -255,22 +256,30 @@ class SpeechUnderstanding:
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         key = key or spoken_choice(utterance)
         named = named_language(utterance)
-        if named or key in ("1", "2"):
-            return named or ("es" if key == "2" else "en"), None
+        if key in ("1", "2") and not named:
+            return "es" if key == "2" else "en", None
+        if named:
+            # "English, the street lamp on my block is out": the language named, and what the
+            # rest of the sentence asks for when it is clear.
+            rest = Utterance.read(" ".join(w for w in utterance.words if w not in LANGUAGE_NAMES))
+            return named, (self._asked_at_greeting(rest, main_menu) if not rest.empty else None)
         if utterance.empty:
             return "en", None
-        lang = guess_language(utterance) or "en"
+        return guess_language(utterance) or "en", self._asked_at_greeting(utterance, main_menu)
+
+    def _asked_at_greeting(self, utterance: Utterance, main_menu: str) -> MenuGuess | None:
+        """The main-menu item a sentence said at the greeting clearly names, else None."""
         guess = self.choose(main_menu, utterance)
         if guess is None or guess.by_number or guess.ambiguous:
-            return lang, None
+            return None
         named_inside = guess.category or guess.topic or guess.inner or guess.learned
         if (
             not named_inside
             and guess.score < _CLEAR_AT_GREETING
             and not self._learned_agrees(guess, utterance)
         ):
-            return lang, None
-        return lang, guess
+            return None
+        return guess
 
     def _learned_agrees(self, guess: MenuGuess, utterance: Utterance) -> bool:
         """True when what examples.yaml taught picks the same destination, likely
