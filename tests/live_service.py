@@ -35,8 +35,10 @@ from ivr.security import SIGNATURE_HEADER, compute_signature
 
 REPO = Path(__file__).resolve().parent.parent
 
-START_SECONDS = 30
-"""How long a process may take to answer (gunicorn) or register with Redis (an RQ worker)."""
+START_SECONDS = 60
+"""How long a process may take to answer (gunicorn) or register with Redis (an RQ worker).
+Gunicorn's master trains the learned reader before it answers (about 6 s on this 2-core
+machine when idle); the margin is for a loaded machine, not for a slower service."""
 
 
 def next_to_python(program: str) -> str:
