@@ -226,6 +226,11 @@ def test_a_phrase_that_cannot_be_read_is_refused() -> None:
         compile_phrase("kill =self-harm|x", "en")
     with pytest.raises(PhraseError):
         compile_phrase("!!! ???", "en")
+    # A space inside an alternative makes two places: "=la =basura" as one choice cannot be
+    # written in a list, and the phrase would need "basura basura" to match.
+    with pytest.raises(PhraseError, match="write two phrases"):
+        compile_phrase("=tirar|=aventar =basura|=la =basura", "es")
+    assert compile_phrase("=tirar|=aventar =la =basura", "es")
 
 
 def test_an_exact_word_with_a_joined_pronoun_is_found_the_way_speech_is_read() -> None:

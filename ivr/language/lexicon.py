@@ -70,6 +70,7 @@ def compile_phrase(text: str, lang: str) -> Phrase:
     Remembered per (text, lang): a Phrase is immutable and depends on nothing else, so a
     second app in one process (tests, a reload) reuses the first one's work; errors are not
     remembered (lru_cache does not keep exceptions)."""
+    _check_no_space_inside_a_list(text)
     places: list[list[tuple[Slot, ...]]] = []
     wide = False
     for place in text.split():
@@ -127,6 +128,20 @@ def compile_phrase(text: str, lang: str) -> Phrase:
     if len(forms) > _MAX_FORMS:
         raise PhraseError(f"{text!r} has too many joined pronouns: split some into two phrases")
     return Phrase(text=text, lang=lang, slots=forms[0], forms=forms)
+
+
+def _check_no_space_inside_a_list(text: str) -> None:
+    """A list followed by one of its own words ("=tirar =basura|=la =basura") was meant as two
+    alternatives with a space inside one: written so, it needs "basura basura" and never
+    matches what callers say."""
+    places = text.split()
+    for listed, then in zip(places, places[1:], strict=False):
+        choices = {w.lstrip("=") for w in listed.split("|")}
+        if len(choices) > 1 and "|" not in then and then.lstrip("=") in choices:
+            raise PhraseError(
+                f"{text!r}: {then!r} follows a list that has it ({listed!r}); an alternative "
+                "cannot hold a space: write two phrases"
+            )
 
 
 def _stem_or_word(word: str, lang: str) -> tuple[set[str], set[str]]:
