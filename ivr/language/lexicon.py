@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import product
+from itertools import pairwise, product
 from typing import Generic, TypeVar
 
 from ivr.language.text import Utterance, fold, stem, words
@@ -135,7 +135,7 @@ def _check_no_space_inside_a_list(text: str) -> None:
     alternatives with a space inside one: written so, it needs "basura basura" and never
     matches what callers say."""
     places = text.split()
-    for listed, then in zip(places, places[1:], strict=False):
+    for listed, then in pairwise(places):
         choices = {w.lstrip("=") for w in listed.split("|")}
         if len(choices) > 1 and "|" not in then and then.lstrip("=") in choices:
             raise PhraseError(
