@@ -298,6 +298,21 @@ def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is
     )
 
 
+def test_a_longer_threat_that_steps_over_myself_is_read_as_self_harm() -> None:
+    screen = CrisisScreen(
+        [
+            RuleWords("emergency", {"en": ["=kill =my =family|=kids"]}, {}),
+            RuleWords("crisis_988", {"en": ["kill myself"]}, {}),
+        ],
+        negations={},
+        idioms={},
+    )
+    found = screen.screen("better I kill myself, my family better without me")
+    assert found is not None and found.line == "crisis_988"
+    found = screen.screen("he says he will kill my family")
+    assert found is not None and found.line == "emergency"
+
+
 def test_a_weapon_or_drug_only_named_yields_to_the_crisis_line_when_the_caller_wants_to_die() -> None:
     screen = CrisisScreen(
         [

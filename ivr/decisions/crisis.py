@@ -365,13 +365,19 @@ def _refines(
     ("kill ... himself") share "kill"; the one that also covers "himself" says whose life.
     "se corta con navajas": "navajas" alone is a weapon, "se corta ... navajas" is self-harm.
     Pills taken "para matarme" stay 911: no reflexive word, the overdose comes first.
+    A longer phrase refined away must have stepped over the reflexive word the other covers.
     """
     found, covered = other
     if found.rule == finding.rule or found.verdict is not Verdict.TRANSFER:
         return False
-    if not set(covered) & set(positions) or len(covered) < len(positions):
+    if not set(covered) & set(positions):
         return False
-    return any(utterance.words[p] in _REFLEXIVE for p in covered if p not in positions)
+    reflexive = [p for p in covered if p not in positions and utterance.words[p] in _REFLEXIVE]
+    if len(covered) >= len(positions):
+        return bool(reflexive)
+    # A longer phrase that stepped over the reflexive word: "I kill myself, my family better
+    # without me" is not "kill my family".
+    return any(min(positions) < p < max(positions) for p in reflexive)
 
 
 def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
