@@ -157,6 +157,17 @@ def test_a_crisis_told_after_an_errand_is_not_softened_for_the_errand() -> None:
     assert found is None or found.verdict is Verdict.OFFER
 
 
+def test_the_words_around_a_phrase_step_the_verdict_back_one_level_never_two() -> None:
+    # Everyday talk all but certain, with a crisis-like phrase inside: offered, never put
+    # through because the words around the phrase alone read like a crisis.
+    for said in [
+        "el evento de prevención del suicidio es en el parque, cómo saco un permiso",
+        "my daughter got shot with a nerf gun at the rec center, who do I complain to about the staff",
+    ]:
+        found = product().crisis.screen(said)
+        assert found is None or found.verdict is Verdict.OFFER, said
+
+
 def test_a_phrases_connect_moves_to_a_less_urgent_line_only_when_it_named_a_means() -> None:
     # "my roommate cut her wrists and there's blood everywhere": done, so 911, not 988.
     moved = _weigh({"crisis_988": 0.15, "emergency": 0.8, "everyday": 0.05}, PHRASE_988)
@@ -316,6 +327,16 @@ def test_a_status_question_that_names_the_problem_is_settled_by_what_examples_ta
     # A new report keeps its category.
     said = "I want to report an abandoned truck on my street"
     assert destination(product().choose("main", said)) == "report:abandoned_vehicle"
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["I need help right now, call me back", "I need help right now, I want to talk to a person"],
+)
+def test_an_emergency_the_keywords_chose_is_never_overridden_by_the_learned_reader(
+    said: str,
+) -> None:
+    assert destination(product().choose("main", said)) == "emergency"
 
 
 @pytest.mark.parametrize(

@@ -370,6 +370,19 @@ def test_what_happened_long_ago_yields_to_the_crisis_line_of_now() -> None:
         assert found.line == line, said
 
 
+def test_only_the_phrase_told_with_the_long_ago_words_is_the_past() -> None:
+    _each_connects_to_its_line(
+        [
+            # The long-ago words belong to another event: the overdose is now.
+            ("my mom died last year, my brother just overdosed and he wants to die", "emergency"),
+            ("we moved here last year and my son just overdosed, he says he wants to die", "emergency"),
+            ("mi esposo se murió el año pasado, mi hijo tomó muchas pastillas y quiere morir", "emergency"),
+            # The same harm heard again after the long-ago words is now.
+            ("my son got shot last month and now he's been shot again and wants to die", "emergency"),
+        ]
+    )
+
+
 def test_the_shipped_lexicon_hears_a_past_overdose_told_with_a_threat_to_try_again() -> None:
     _each_connects_to_its_line(
         [
@@ -397,6 +410,21 @@ def test_figures_of_speech_with_a_shot_blood_or_drowning_are_not_crises() -> Non
             ("my neighbor shot himself, there's blood everywhere", "emergency"),
         ]
     )
+
+
+def test_a_figure_of_speech_for_dying_masks_only_itself() -> None:
+    # "para morirse" is also "in order to die"; "matándome trabajando" is not "quiero matarme,
+    # estoy trabajando". The phrases alone (no learned reader) must still connect these.
+    screen = SpeechUnderstanding(load_config(ROOT / "config").menus).crisis
+    for said in [
+        "mi abuelo va a dejar su insulina a propósito para morirse",
+        "quiero matarme, estoy trabajando demasiado y ya no aguanto",
+    ]:
+        found = screen.screen(said)
+        assert found is not None and found.verdict is Verdict.TRANSFER, said
+        assert found.line == "crisis_988", said
+    assert screen.screen("me estoy matando trabajando en dos turnos") is None
+    assert screen.screen("el calor está para morirse") is None
 
 
 def test_everyday_phone_talk_with_alarming_words_is_not_a_crisis() -> None:

@@ -23,7 +23,7 @@ idiom, or a negation (-> offer) keeps the everyday sentences everyday. Its words
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
@@ -243,7 +243,7 @@ class CrisisScreen:
                 span=(hit.start, hit.end),
             )
             heard.append((finding, hit.positions))
-        heard = _told_as_the_past(heard, past)
+        heard = _told_as_the_past(utterance, heard, past, self._connecting_rules)
         connecting = {f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and not f.means}
         best: Finding | None = None
         for finding, positions in heard:
@@ -260,6 +260,18 @@ class CrisisScreen:
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
         return best
+
+    def _connecting_rules(self, utterance: Utterance) -> set[int]:
+        """The rules whose connecting phrases are heard in `utterance` (idioms aside)."""
+        if utterance.empty:
+            return set()
+        idiom_spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
+        return {
+            hit.tag[0]
+            for hit in self._phrases.find(utterance)
+            if hit.tag[1] is Verdict.TRANSFER
+            and not any(s <= p <= e for p in hit.positions for s, e in idiom_spans)
+        }
 
     def _nearby_findings(
         self,
@@ -394,31 +406,40 @@ def _rank(finding: Finding, prefer_lang: str) -> tuple[int, int, int]:
     return (urgency, finding.rule, 0 if finding.lang == prefer_lang else 1)
 
 
-_PAST_WINDOW = 6
-"""Words between "last year" and the phrase it tells as the past."""
+_PAST_AFTER = 3
+"""Most words between a crisis phrase and the long-ago words told after it ("got shot two
+years ago")."""
+
+_PAST_BEFORE = 1
+"""Most words between long-ago words and a crisis phrase told after them ("last year he
+overdosed")."""
 
 
 def _told_as_the_past(
-    heard: list[tuple[Finding, tuple[int, ...]]], past: list[tuple[int, int]]
+    utterance: Utterance,
+    heard: list[tuple[Finding, tuple[int, ...]]],
+    past: list[tuple[int, int]],
+    again: Callable[[Utterance], set[int]],
 ) -> list[tuple[Finding, tuple[int, ...]]]:
-    """"He got shot two years ago and now says he wants to die": the phrase nearest a
-    long-ago word (within `_PAST_WINDOW` words) names no more than a means, so it yields to
-    another line's phrase of now, and the learned reader may move it to the line it reads
-    ("she overdosed on purpose last year and says she'll try it again": 988). Alone and
-    unread otherwise, it still connects."""
-    if not past or not heard:
+    """A connecting phrase the long-ago words are told with ("he got shot two years ago and now
+    says he wants to die") names no more than a means: it yields to another line's phrase of
+    now, and the learned reader may move it to the line it reads ("she overdosed on purpose
+    last year and says she'll try it again": 988). Alone and unread otherwise, it still
+    connects. Not when the same line's phrase is heard again after the long-ago words ("he got
+    shot last month and now he's been shot again"), nor for a phrase further away ("my mom died
+    last year, my brother just overdosed")."""
+    if not past:
         return heard
-
-    def distance(positions: tuple[int, ...]) -> int:
-        return min(
-            max(start - p, p - end, 0) for p in positions for start, end in past
+    out = []
+    for finding, positions in heard:
+        told_then = finding.verdict is Verdict.TRANSFER and any(
+            0 <= start - max(positions) - 1 <= _PAST_AFTER
+            or 0 <= min(positions) - end - 1 <= _PAST_BEFORE
+            for start, end in past
         )
-
-    nearest = min(distance(positions) for _, positions in heard)
-    if nearest > _PAST_WINDOW:
-        return heard
-    return [
-        (replace(f, means=True) if distance(positions) == nearest else f, positions)
-        for f, positions in heard
-    ]
-
+        if told_then:
+            after = max(end for _, end in past) + 1
+            rest = Utterance.read(" ".join(utterance.words[after:]))
+            told_then = finding.rule not in again(rest)
+        out.append((replace(finding, means=True) if told_then else finding, positions))
+    return out

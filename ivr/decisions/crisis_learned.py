@@ -12,8 +12,10 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
 - soften a phrase that is most likely everyday talk: a phrase's connect becomes an offer when
   everyday talk is at least `soften_at` likely (the line is still one key away: "is the gun
   show a city event"), and is dropped only when everyday talk is all but certain
-  (`clear_at`: "what time does the overdose awareness event start"); a phrase's offer is
-  dropped at `drop_at` ("my son plays shooting games");
+  (`clear_at`: "what time does the overdose awareness event start"); the six words either side
+  of the phrase, read alone, may step that back one level (a crisis told after an errand
+  stays connected, a crisis-like phrase in talk that is otherwise everyday is offered); a
+  phrase's offer is dropped at `drop_at` ("my son plays shooting games");
 - send a phrase's connect to a more urgent line (an earlier rule: 911 before 988) when that
   line is likely (`transfer_at`), and to a less urgent one only when the phrase named no more
   than a means (`Finding.means`: "a gun" beside "so he can be with his late wife").
@@ -66,7 +68,14 @@ class LearnedReader:
         )
         if found is not None and found.verdict is Verdict.TRANSFER:
             if calm >= self.at.soften_at:
-                calm = min(calm, self._calm_around(utterance, found.span))
+                # The words around the phrase may step the verdict back one level, never two:
+                # a crisis told after an errand is not softened, everyday talk all but certain
+                # with a crisis-like phrase inside is offered rather than dropped.
+                near = self._calm_around(utterance, found.span)
+                if calm >= self.at.clear_at:
+                    calm = self.at.clear_at if near >= self.at.clear_at else self.at.soften_at
+                elif near < self.at.soften_at:
+                    calm = near
             if calm >= self.at.clear_at:
                 return None
             if calm >= self.at.soften_at:
@@ -108,7 +117,7 @@ class LearnedReader:
         if span is None:
             return 1.0
         start, end = span
-        near = utterance.words[max(0, start - _AROUND) : end + _AROUND + 1]
-        if len(near) == len(utterance.words):
+        near = Utterance.read(" ".join(utterance.words[max(0, start - _AROUND) : end + _AROUND + 1]))
+        if len(near.words) == len(utterance.words) or meaningful_words(near) < self.at.min_words:
             return 1.0
-        return self.classifier.probabilities(Utterance.read(" ".join(near))).get(EVERYDAY, 0.0)
+        return self.classifier.probabilities(near).get(EVERYDAY, 0.0)

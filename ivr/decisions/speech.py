@@ -198,15 +198,17 @@ class SpeechUnderstanding:
             return self._learned_choice(menu_id, utterance)
         item = next(i for i in menu.items if i.key == guess.target)
         chosen = self._deeper(item, guess, utterance)
-        if guess.runner_up is not None:
-            # Keywords of two items fit: what examples.yaml taught settles it when it is sure
-            # and picks one of the two ("reporté un bache y quería saber si ya lo arreglaron",
-            # "did anyone do anything about the abandoned car I called in": the status).
+        if guess.runner_up is not None and not isinstance(item, EmergencyItem):
+            # Keywords of two items fit: what examples.yaml taught settles a tie when it is
+            # sure, and takes the runner-up when that fit nearly as well ("reporté un bache y
+            # quería saber si ya lo arreglaron", "did anyone do anything about the abandoned
+            # car I called in": the status). An emergency the keywords chose stays chosen.
             learned = self._learned_choice(menu_id, utterance)
+            close = guess.runner_up_score >= guess.score - 1
             if (
                 learned is not None
                 and not learned.ambiguous
-                and (chosen.ambiguous or learned.item.key == guess.runner_up)
+                and (chosen.ambiguous or (close and learned.item.key == guess.runner_up))
             ):
                 return learned
         return chosen
@@ -249,7 +251,9 @@ class SpeechUnderstanding:
 
         1 / "English" -> en, 2 / "español" -> es; a sentence is taken in the language it seems
         to be in, and when it already names a main-menu item clearly, that item ("quiero
-        reportar un bache" -> Spanish, the pothole report). One vague word heard before the
+        reportar un bache" -> Spanish, the pothole report). A language named and more said
+        ("English, the street lamp on my block is out", "can I talk to someone in Spanish")
+        takes the language named and what the rest asks for. One vague word heard before the
         caller has heard the menu ("llamo por un problema", "quiero información") only picks
         the language: the menu is read next. Anything else: English, no item.
         """

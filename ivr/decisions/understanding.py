@@ -167,6 +167,7 @@ class Guess(Generic[T]):
     score: int
     tied_with: T | None = None
     runner_up: T | None = None  # the next target any phrase fits (tied or not)
+    runner_up_score: int = 0
 
     @property
     def ambiguous(self) -> bool:
@@ -190,7 +191,8 @@ class IntentMatcher(Generic[T]):
         self._lexicon: Lexicon[T] = Lexicon(entries, max_gap=max_gap)
 
     def best(self, utterance: Utterance) -> Guess[T] | None:
-        """The target whose phrases cover most words of `utterance` (None when nothing fits)."""
+        """The target whose phrases cover most words of `utterance` (None when nothing fits),
+        counting only phrases of the sentence's language when it has some, and the next best."""
         if utterance.empty:
             return None
         covered: dict[T, set[int]] = defaultdict(set)
@@ -230,7 +232,7 @@ class IntentMatcher(Generic[T]):
             and (top in self._generic) == (runner_up in self._generic)
             else None
         )
-        return Guess(top, score[top], tie, runner_up)
+        return Guess(top, score[top], tie, runner_up, score[runner_up] if runner_up is not None else 0)
 
 
 class Tagger:

@@ -55,8 +55,9 @@ class Phrase:
     text: str
     lang: str
     slots: tuple[Slot, ...]
-    # Every sequence of slots the phrase may be found as: `slots` first (when it can match at
-    # all), then one per Spanish pronoun an exact word carries ("=matarme" is read "matar me").
+    # Every sequence of slots the phrase may be found as: `slots` first, then every other
+    # combination of the places' choices, where an exact word carrying a Spanish pronoun
+    # ("=matarme", read "matar me") is a verb slot and an adjacent pronoun slot.
     forms: tuple[tuple[Slot, ...], ...] = ()
 
 
@@ -131,16 +132,18 @@ def compile_phrase(text: str, lang: str) -> Phrase:
 
 
 def _check_no_space_inside_a_list(text: str) -> None:
-    """A list followed by one of its own words ("=tirar =basura|=la =basura") was meant as two
-    alternatives with a space inside one: written so, it needs "basura basura" and never
-    matches what callers say."""
+    """Two neighbouring places that share a word ("=tirar|=aventar =basura|=la =basura",
+    "a year|few years|couple years ago") were meant as alternatives with a space inside one:
+    written so, they need "basura basura" and never match what callers say."""
     places = text.split()
     for listed, then in pairwise(places):
-        choices = {w.lstrip("=") for w in listed.split("|")}
-        if len(choices) > 1 and "|" not in then and then.lstrip("=") in choices:
+        choices = {fold(w.lstrip("=")) for w in listed.split("|")}
+        following = {fold(w.lstrip("=")) for w in then.split("|")}
+        shared = (choices & following) - {""}
+        if shared and max(len(choices), len(following)) > 1:
             raise PhraseError(
-                f"{text!r}: {then!r} follows a list that has it ({listed!r}); an alternative "
-                "cannot hold a space: write two phrases"
+                f"{text!r}: {then!r} follows {listed!r} and shares {sorted(shared)} with it; an "
+                "alternative cannot hold a space: write two phrases"
             )
 
 
