@@ -278,6 +278,25 @@ def test_an_overdose_is_911_even_when_the_caller_also_wants_to_die() -> None:
     assert found is not None and found.line == "emergency"
 
 
+def _911_then_988(
+    emergency: list[str],
+    crisis: list[str],
+    means: list[str] | None = None,
+    negations: dict[str, list[str]] | None = None,
+    long_ago: dict[str, list[str]] | None = None,
+) -> CrisisScreen:
+    """A screen of two English rules, 911 before 988, and nothing else unless given."""
+    return CrisisScreen(
+        [
+            RuleWords("emergency", {"en": emergency}, {}, means={"en": means or []}),
+            RuleWords("crisis_988", {"en": crisis}, {}),
+        ],
+        negations=negations or {},
+        idioms={},
+        long_ago=long_ago,
+    )
+
+
 def _each_connects_to_its_line(cases: list[tuple[str, str]]) -> None:
     screen = understanding().crisis
     for said, line in cases:
@@ -299,14 +318,7 @@ def test_a_threat_turned_on_oneself_is_the_crisis_line_and_a_threat_to_others_is
 
 
 def test_a_longer_threat_that_steps_over_myself_is_read_as_self_harm() -> None:
-    screen = CrisisScreen(
-        [
-            RuleWords("emergency", {"en": ["=kill =my =family|=kids"]}, {}),
-            RuleWords("crisis_988", {"en": ["kill myself"]}, {}),
-        ],
-        negations={},
-        idioms={},
-    )
+    screen = _911_then_988(["=kill =my =family|=kids"], ["kill myself"])
     found = screen.screen("better I kill myself, my family better without me")
     assert found is not None and found.line == "crisis_988"
     found = screen.screen("he says he will kill my family")
@@ -314,13 +326,8 @@ def test_a_longer_threat_that_steps_over_myself_is_read_as_self_harm() -> None:
 
 
 def test_a_weapon_or_drug_only_named_yields_to_the_crisis_line_when_the_caller_wants_to_die() -> None:
-    screen = CrisisScreen(
-        [
-            RuleWords("emergency", {"en": ["shots fired"]}, {}, means={"en": ["gun|guns"]}),
-            RuleWords("crisis_988", {"en": ["want =to die"]}, {}),
-        ],
-        negations={"en": ["not"]},
-        idioms={},
+    screen = _911_then_988(
+        ["shots fired"], ["want =to die"], means=["gun|guns"], negations={"en": ["not"]}
     )
     for said, line, verdict in [
         ("there's a man with a gun outside", "emergency", Verdict.TRANSFER),
@@ -349,14 +356,8 @@ def test_the_shipped_lexicon_sends_ideation_with_a_weapon_to_988_and_a_weapon_al
 
 
 def test_what_happened_long_ago_yields_to_the_crisis_line_of_now() -> None:
-    screen = CrisisScreen(
-        [
-            RuleWords("emergency", {"en": ["got shot", "overdosed"]}, {}),
-            RuleWords("crisis_988", {"en": ["want =to die"]}, {}),
-        ],
-        negations={},
-        idioms={},
-        long_ago={"en": ["last year", "years ago"]},
+    screen = _911_then_988(
+        ["got shot", "overdosed"], ["want =to die"], long_ago={"en": ["last year", "years ago"]}
     )
     for said, line in [
         ("my son got shot two years ago and now he keeps saying he wants to die", "crisis_988"),
