@@ -297,8 +297,10 @@ def _911_then_988(
     )
 
 
-def _each_connects_to_its_line(cases: list[tuple[str, str]]) -> None:
-    screen = understanding().crisis
+def _each_connects_to_its_line(
+    cases: list[tuple[str, str]], screen: CrisisScreen | None = None
+) -> None:
+    screen = screen or understanding().crisis
     for said, line in cases:
         found = screen.screen(said)
         assert found is not None and found.verdict is Verdict.TRANSFER, said
@@ -359,16 +361,16 @@ def test_what_happened_long_ago_yields_to_the_crisis_line_of_now() -> None:
     screen = _911_then_988(
         ["got shot", "overdosed"], ["want =to die"], long_ago={"en": ["last year", "years ago"]}
     )
-    for said, line in [
-        ("my son got shot two years ago and now he keeps saying he wants to die", "crisis_988"),
-        # Alone, the past still connects to 911: the screen never drops a finding for it.
-        ("my son got shot last year", "emergency"),
-        # Now, not long ago: 911 first.
-        ("my son got shot and he says he wants to die", "emergency"),
-    ]:
-        found = screen.screen(said)
-        assert found is not None and found.verdict is Verdict.TRANSFER, said
-        assert found.line == line, said
+    _each_connects_to_its_line(
+        [
+            ("my son got shot two years ago and now he keeps saying he wants to die", "crisis_988"),
+            # Alone, the past still connects to 911: the screen never drops a finding for it.
+            ("my son got shot last year", "emergency"),
+            # Now, not long ago: 911 first.
+            ("my son got shot and he says he wants to die", "emergency"),
+        ],
+        screen,
+    )
 
 
 def test_only_the_phrase_told_with_the_long_ago_words_is_the_past() -> None:

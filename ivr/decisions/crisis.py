@@ -223,7 +223,7 @@ class CrisisScreen:
         past = [(h.start, h.end) for h in self._long_ago.find(utterance)]
         heard: list[tuple[Finding, tuple[int, ...]]] = []
         for hit in hits:
-            if any(start <= p <= end for p in hit.positions for start, end in idiom_spans):
+            if _inside(hit.positions, idiom_spans):
                 continue
             index, verdict, means = hit.tag
             negated = self._negated(utterance, hit)
@@ -270,7 +270,7 @@ class CrisisScreen:
             hit.tag[0]
             for hit in self._phrases.find(utterance)
             if hit.tag[1] is Verdict.TRANSFER
-            and not any(s <= p <= e for p in hit.positions for s, e in idiom_spans)
+            and not _inside(hit.positions, idiom_spans)
         }
 
     def _nearby_findings(
@@ -286,7 +286,7 @@ class CrisisScreen:
             kind, group_index = hit.tag
             if kind != "harm":
                 continue
-            if any(start <= p <= end for p in hit.positions for start, end in calm_spans):
+            if _inside(hit.positions, calm_spans):
                 continue
             # Anchors of the harm word's language, outside the harm words themselves.
             others = [
@@ -390,6 +390,11 @@ def _refines(
     # A longer phrase that stepped over the reflexive word: "I kill myself, my family better
     # without me" is not "kill my family".
     return any(min(positions) < p < max(positions) for p in reflexive)
+
+
+def _inside(positions: Sequence[int], spans: Sequence[tuple[int, int]]) -> bool:
+    """True when a word at one of `positions` lies in one of `spans` (an idiom, a calm phrase)."""
+    return any(start <= p <= end for p in positions for start, end in spans)
 
 
 def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
