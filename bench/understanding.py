@@ -59,10 +59,14 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         *corpus.get("calm", []),
         *corpus.get("main", []),
         *corpus.get("category", []),
-        *({"lang": c["lang"], "text": c["text"]} for c in corpus.get("greeting", [])),
+        *corpus.get("greeting", []),
     ]
     for case in everyday:
         found = understanding.crisis.screen(case["text"], prefer_lang=case["lang"])
+        if found is not None and _as_menu(found.line) == case.get("expect"):
+            # Asked for the line itself ("I need the police", "the crisis line please"): the
+            # screen offering or connecting it is what the caller asked for, not an alarm.
+            found = None
         count(
             case["lang"], "everyday: no false alarm", found is None, f"{case['text']!r} -> {found}"
         )
@@ -72,19 +76,29 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
               found is None or found.verdict is not Verdict.TRANSFER,
               f"{case['text']!r} -> {found}")  # fmt: skip
     for case in corpus.get("main", []):
-        guess = understanding.choose("main", case["text"])
-        got = destination(guess)
+        # As the menu webhook does: crisis screening first, then the menu.
+        found = understanding.crisis.screen(case["text"], prefer_lang=case["lang"])
+        guess = understanding.choose("main", case["text"]) if found is None else None
+        got = destination(guess) if found is None else _as_menu(found.line)
         count(case["lang"], "main menu routing", got == case["expect"],
               f"{case['text']!r} -> {got} (expected {case['expect']})")  # fmt: skip
         # Right, without a "Did you say ...? Press 1" first (a tie or a learned guess below
-        # understanding.learned.choose_at is confirmed with the caller).
+        # understanding.learned.choose_at is confirmed; a crisis line can be only offered).
+        asked = (guess is not None and guess.ambiguous) or (
+            found is not None and found.verdict is not Verdict.TRANSFER
+        )
         count(case["lang"], "main menu routing, not asked to confirm",
-              got == case["expect"] and not (guess is not None and guess.ambiguous),
+              got == case["expect"] and not asked,
               f"{case['text']!r} -> {got}, confirmed first")  # fmt: skip
     for case in corpus.get("greeting", []):
-        lang, guess = understanding.at_greeting(None, case["text"])
         expect = case.get("expect", "none")
-        got = destination(guess)
+        # As the greeting webhook does: crisis screening first, answered in the words' language.
+        found = understanding.crisis.screen(case["text"], prefer_lang="en")
+        if found is not None:
+            lang, got = found.lang, _as_menu(found.line)
+        else:
+            lang, guess = understanding.at_greeting(None, case["text"])
+            got = destination(guess)
         ok = lang == case["lang"] and got == expect
         count(case["lang"], "greeting routing", ok,
               f"{case['text']!r} -> {lang} {got} (expected {case['lang']} {expect})")  # fmt: skip
@@ -93,6 +107,11 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         count(case["lang"], "report category routing", got == case["expect"],
               f"{case['text']!r} -> {got} (expected {case['expect']})")  # fmt: skip
     return {"right": right, "total": total, "misses": misses}
+
+
+def _as_menu(line: str) -> str:
+    """A crisis line as a main-menu destination: the 911 line is the menu's emergency item."""
+    return "emergency" if line == "emergency" else f"transfer:{line}"
 
 
 def _category(understanding: SpeechUnderstanding, text: str) -> str | None:

@@ -142,6 +142,27 @@ def test_a_phrases_connect_is_softened_to_an_offer_and_cleared_only_when_all_but
 
 
 PHRASE_988 = Finding(1, "crisis_988", Verdict.TRANSFER, "en", "cut wrists")
+FIRE_LAST_SPRING = Finding(0, "emergency", Verdict.TRANSFER, "en", "fire", means=True, past=True)
+
+
+def test_a_phrase_told_as_the_past_is_dropped_when_the_talk_reads_everyday() -> None:
+    # "the fire at the old mill last spring, did they ever clean up the lot"
+    assert _weigh({"crisis_988": 0.05, "emergency": 0.3, "everyday": 0.65}, FIRE_LAST_SPRING) is None
+    assert _weigh({"crisis_988": 0.02, "emergency": 0.06, "everyday": 0.92}, FIRE_LAST_SPRING) is None
+    # Read as a crisis, the past still connects: "he overdosed last year and he's not breathing".
+    kept = _weigh({"crisis_988": 0.1, "emergency": 0.6, "everyday": 0.3}, FIRE_LAST_SPRING)
+    assert kept is not None and kept.verdict is Verdict.TRANSFER
+    # The same odds without the past: a phrase is softened only when everyday is all but sure.
+    now = _weigh({"crisis_988": 0.05, "emergency": 0.3, "everyday": 0.65}, PHRASE_911)
+    assert now == PHRASE_911
+
+
+def test_the_shipped_screen_hears_a_fire_told_as_last_year_as_no_fire_now() -> None:
+    for said in [
+        "the house fire on Pine last summer, is that lot ever going to be cleaned up",
+        "el incendio del mes pasado en la bodega, ya van a limpiar el terreno",
+    ]:
+        assert product().crisis.screen(said) is None, said
 
 
 def test_a_crisis_told_after_an_errand_is_not_softened_for_the_errand() -> None:

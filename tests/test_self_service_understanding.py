@@ -166,6 +166,9 @@ CRISIS_SAID = [
     ("I think my friend overdosed", EMERGENCY, "nine one one"),
     ("me quiero matar", CRISIS_988, "línea de crisis"),
     ("le dispararon a mi vecino", EMERGENCY, "nueve uno uno"),
+    # Asking for help to come is an emergency at every prompt, not "I didn't understand".
+    ("please send the police, he's back", EMERGENCY, "nine one one"),
+    ("necesito una ambulancia en la calle Roble", EMERGENCY, "nueve uno uno"),
 ]
 
 

@@ -112,6 +112,9 @@ class Finding:
     # Found by words that only name a means (a rule's `means`, a `means` harm group): another
     # rule's connecting phrase in the sentence, or a learned reader sure of another line, wins.
     means: bool = False
+    # Told as the past, at least a month back (`understanding.long_ago`): "the fire at the old
+    # mill last spring". The learned reader steps it back a level when it reads everyday talk.
+    past: bool = False
     # First and last word of the phrase in the sentence (None: not from a phrase).
     span: tuple[int, int] | None = field(default=None, compare=False)
 
@@ -440,11 +443,12 @@ def _told_as_the_past(
         told_then = finding.verdict is Verdict.TRANSFER and any(
             0 <= start - max(positions) - 1 <= _PAST_AFTER
             or 0 <= min(positions) - end - 1 <= _PAST_BEFORE
+            or start <= min(positions) <= end  # inside them: "el incendio del año pasado"
             for start, end in past
         )
         if told_then:
             after = max(end for _, end in past) + 1
             rest = Utterance.read(" ".join(utterance.words[after:]))
             told_then = finding.rule not in again(rest)
-        out.append((replace(finding, means=True) if told_then else finding, positions))
+        out.append((replace(finding, means=True, past=True) if told_then else finding, positions))
     return out

@@ -9,6 +9,8 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
   (`transfer_at`): "I've been saving up my pills and I have a plan" has no phrase,
   but its words are crisis words;
 - offer the line when one is fairly likely (`offer_at`);
+- drop a phrase told as the past (`Finding.past`: "the fire at the mill last spring, did
+  they clean up the lot") when everyday talk is at least `offer_at` likely;
 - soften a phrase that is most likely everyday talk: a phrase's connect becomes an offer when
   everyday talk is at least `soften_at` likely (the line is still one key away: "is the gun
   show a city event"), and is dropped only when everyday talk is all but certain
@@ -77,6 +79,10 @@ class LearnedReader:
                 elif near < self.at.soften_at:
                     calm = near
             if calm >= self.at.clear_at:
+                return None
+            if found.past and calm >= self.at.offer_at:
+                # Told as the past and read as everyday talk more than as a crisis: "the fire
+                # at the old mill last spring, did they clean up the lot" is no fire now.
                 return None
             if calm >= self.at.soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
