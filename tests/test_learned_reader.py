@@ -116,8 +116,13 @@ def _reader(odds: dict[str, float]) -> LearnedReader:
     )
 
 
-def _weigh(odds: dict[str, float], found: Finding | None) -> Finding | None:
-    return _reader(odds).weigh(Utterance.read("the words said here"), found, LINES, "en")
+def _weigh(
+    odds: dict[str, float], found: Finding | None, **at: float
+) -> Finding | None:
+    reader = _reader(odds)
+    if at:
+        reader = LearnedReader(reader.classifier, reader.at.model_copy(update=at))
+    return reader.weigh(Utterance.read("the words said here"), found, LINES, "en")
 
 
 PHRASE_911 = Finding(0, "emergency", Verdict.TRANSFER, "en", "gun")
@@ -163,6 +168,20 @@ def test_the_shipped_screen_hears_a_fire_told_as_last_year_as_no_fire_now() -> N
         "el incendio del mes pasado en la bodega, ya van a limpiar el terreno",
     ]:
         assert product().crisis.screen(said) is None, said
+
+
+def test_a_connect_heard_from_one_word_yields_to_everyday_talk_sooner() -> None:
+    # "cuánto cuesta la inspección de seguridad contra incendios para mi restaurante"
+    one_word = Finding(0, "emergency", Verdict.TRANSFER, "es", "incendio", span=(7, 7))
+    in_order = Finding(0, "emergency", Verdict.TRANSFER, "es", "se prendió la casa", span=(3, 5))
+    sooner = {"one_word_soften_at": 0.7, "one_word_clear_at": 0.9}
+    odds = {"crisis_988": 0.05, "emergency": 0.2, "everyday": 0.75}
+    softened = _weigh(odds, one_word, **sooner)
+    assert softened is not None and softened.verdict is Verdict.OFFER
+    assert _weigh(odds, in_order, **sooner) == in_order
+    assert _weigh({"crisis_988": 0.02, "emergency": 0.06, "everyday": 0.92}, one_word, **sooner) is None
+    # Unset, one word weighs as a phrase does.
+    assert _weigh(odds, one_word) == one_word
 
 
 def test_a_crisis_told_after_an_errand_is_not_softened_for_the_errand() -> None:

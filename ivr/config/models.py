@@ -216,6 +216,11 @@ class Learned(Frozen):
     # Everyday talk all but certain: a phrase's connect is dropped ("what time does the
     # overdose awareness event start"). Above 1: never.
     clear_at: Annotated[float, Field(gt=0.0, le=2.0)] = 0.98
+    # The same two for a connect heard from one word alone ("fire", "sobredosis"): weaker
+    # evidence than words in order, so it may yield to everyday talk sooner ("cuánto cuesta la
+    # inspección de seguridad contra incendios"). Unset: soften_at and clear_at.
+    one_word_soften_at: Annotated[float, Field(gt=0.0, le=2.0)] | None = None
+    one_word_clear_at: Annotated[float, Field(gt=0.0, le=2.0)] | None = None
     # Everyday talk this likely: a phrase's offer is dropped ("my son plays shooting games").
     drop_at: Annotated[float, Field(gt=0.0, le=2.0)] = 0.8
     # When no phrase picks a main-menu item (or a report category at its prompt), a learned

@@ -47,6 +47,16 @@ _NOT_NEGATING = frozenset(
 point", "no dejo")."""
 
 
+_SPANISH_VERB_HELPERS = frozenset(
+    {"me", "te", "se", "nos", "lo", "la", "le", "les", "a", "voy", "vas", "va", "vamos", "van",
+     "iba", "quiero", "quiere", "quieres", "queremos", "quieren", "pienso", "piensa", "piensan",
+     "tengo", "tiene", "que", "puedo", "puede", "estoy", "esta", "estan"}
+)  # fmt: skip
+"""Words that belong to the verb a Spanish "no" negates, between the "no" and the crisis word:
+clitics and helpers ("no me voy a matar", "no lo va a hacer", "no se quiere morir"). A window
+over any words would catch another verb's negation ("ya no aguanto, me voy a matar")."""
+
+
 _SUBJECTS = frozenset({"i", "he", "she", "we", "they"})
 """Subjects that start a new clause between a negation and a crisis phrase."""
 
@@ -342,8 +352,13 @@ class CrisisScreen:
 
     def _negated(self, utterance: Utterance, hit: Hit[Any]) -> bool:
         negations = self._negations.get(hit.lang, set())
-        window = NEGATION_WINDOW.get(hit.lang, 2)
-        start = max(0, hit.start - window)
+        start = hit.start - NEGATION_WINDOW.get(hit.lang, 2)
+        if hit.lang == "es":
+            helper = hit.start - 1
+            while helper >= 0 and utterance.words[helper] in _SPANISH_VERB_HELPERS:
+                helper -= 1
+            start = min(start, helper)  # the word before the verb's helpers may be its "no"
+        start = max(0, start)
         # "I can't, I just want it all to be over": a subject after the negation starts
         # another clause, so the negation is not this phrase's.
         for i in range(hit.start - 1, start - 1, -1):

@@ -69,22 +69,23 @@ class LearnedReader:
             default=(None, 0.0),
         )
         if found is not None and found.verdict is Verdict.TRANSFER:
-            if calm >= self.at.soften_at:
+            soften_at, clear_at = self._thresholds(found)
+            if calm >= soften_at:
                 # The words around the phrase may step the verdict back one level, never two:
                 # a crisis told after an errand is not softened, everyday talk all but certain
                 # with a crisis-like phrase inside is offered rather than dropped.
                 near = self._calm_around(utterance, found.span)
-                if calm >= self.at.clear_at:
-                    calm = self.at.clear_at if near >= self.at.clear_at else self.at.soften_at
-                elif near < self.at.soften_at:
+                if calm >= clear_at:
+                    calm = clear_at if near >= clear_at else soften_at
+                elif near < soften_at:
                     calm = near
-            if calm >= self.at.clear_at:
+            if calm >= clear_at:
                 return None
             if found.past and calm >= self.at.offer_at:
                 # Told as the past and read as everyday talk more than as a crisis: "the fire
                 # at the old mill last spring, did they clean up the lot" is no fire now.
                 return None
-            if calm >= self.at.soften_at:
+            if calm >= soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
             if (
                 line is not None
@@ -115,6 +116,15 @@ class LearnedReader:
         verdict = Verdict.TRANSFER if chance >= self.at.transfer_at else Verdict.OFFER
         lang = language_of(utterance, prefer_lang)
         return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")
+
+    def _thresholds(self, found: Finding) -> tuple[float, float]:
+        """When a phrase's connect is softened and when it is dropped: sooner for one word."""
+        if found.span is not None and found.span[0] == found.span[1]:
+            return (
+                self.at.one_word_soften_at or self.at.soften_at,
+                self.at.one_word_clear_at or self.at.clear_at,
+            )
+        return self.at.soften_at, self.at.clear_at
 
     def _calm_around(self, utterance: Utterance, span: tuple[int, int] | None) -> float:
         """How likely everyday talk the words around a phrase are: a crisis told after an
