@@ -16,7 +16,7 @@ from ivr.config.errors import ConfigError
 from ivr.config.loader import load_config
 from ivr.config.models import Learned
 from ivr.decisions.crisis import Finding, Verdict
-from ivr.decisions.crisis_learned import LearnedReader
+from ivr.decisions.crisis_learned import LearnedReader, clauses
 from ivr.decisions.speech import SpeechUnderstanding, destination
 from ivr.language.classifier import TextClassifier, features, train
 from ivr.language.text import Utterance
@@ -182,6 +182,27 @@ def test_a_connect_heard_from_one_word_yields_to_everyday_talk_sooner() -> None:
     assert _weigh({"crisis_988": 0.02, "emergency": 0.06, "everyday": 0.92}, one_word, **sooner) is None
     # Unset, one word weighs as a phrase does.
     assert _weigh(odds, one_word) == one_word
+
+
+def test_a_sentence_is_cut_into_clauses_at_the_words_that_turn_the_story() -> None:
+    said = Utterance.read("I was calling about my water bill, but also my husband is on the floor")
+    assert [" ".join(c.words) for c in clauses(said)] == [
+        "i was calling about my water bill",
+        "my husband is on the floor",
+    ]
+    assert clauses(Utterance.read("I can't talk right now, call me after five")) == []
+    assert len(clauses(Utterance.read("llamaba por la basura pero mi papá no respira"))) == 2
+
+
+def test_a_crisis_told_after_an_errand_is_heard_in_its_own_clause() -> None:
+    # Read whole, the errand makes the sentence look like everyday talk; read as a clause, the
+    # second half is a crisis.
+    said = (
+        "so I was trying to renew my parking permit online and the site kept crashing, "
+        "but also my roommate has been in the garage with the car running and the door shut"
+    )
+    found = product().crisis.screen(said)
+    assert found is not None and found.line == "emergency", found
 
 
 def test_a_crisis_told_after_an_errand_is_not_softened_for_the_errand() -> None:

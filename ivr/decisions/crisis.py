@@ -48,13 +48,14 @@ point", "no dejo")."""
 
 
 _SPANISH_VERB_HELPERS = frozenset(
-    {"me", "te", "se", "nos", "lo", "la", "le", "les", "a", "voy", "vas", "va", "vamos", "van",
-     "iba", "quiero", "quiere", "quieres", "queremos", "quieren", "pienso", "piensa", "piensan",
-     "tengo", "tiene", "que", "puedo", "puede", "estoy", "esta", "estan"}
+    {"me", "te", "nos", "lo", "la", "le", "les", "a", "voy", "vas", "va", "vamos", "van", "iba",
+     "quiero", "quiere", "quieres", "queremos", "quieren", "pienso", "piensa", "piensan"}
 )  # fmt: skip
 """Words that belong to the verb a Spanish "no" negates, between the "no" and the crisis word:
-clitics and helpers ("no me voy a matar", "no lo va a hacer", "no se quiere morir"). A window
-over any words would catch another verb's negation ("ya no aguanto, me voy a matar")."""
+clitics and helpers ("no me voy a matar", "no lo va a hacer", "no quiero matarme"). A window
+over any words would catch another verb's negation ("ya no aguanto, me voy a matar"); "se",
+"que" and "puedo" are left out, being "sé" in "no sé, me quiero matar" and another verb in "no
+puedo, me voy a matar"."""
 
 
 _SUBJECTS = frozenset({"i", "he", "she", "we", "they"})

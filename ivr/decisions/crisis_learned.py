@@ -36,6 +36,27 @@ from ivr.decisions.understanding import language_of, meaningful_words
 from ivr.language.classifier import TextClassifier
 from ivr.language.text import Utterance
 
+_TURNS = frozenset(
+    {"but", "also", "meanwhile", "anyway", "anyways", "plus", "pero", "tambien", "ademas",
+     "mientras"}
+)  # fmt: skip
+"""Words that turn a caller's story to something else ("... my water bill, but also my husband
+is on the floor"): each clause is read on its own as well."""
+
+
+def clauses(utterance: Utterance) -> list[Utterance]:
+    """The parts of a sentence between turning words; none when there is only one part."""
+    parts: list[list[str]] = [[]]
+    for word in utterance.words:
+        if word in _TURNS:
+            if parts[-1]:
+                parts.append([])
+        else:
+            parts[-1].append(word)
+    parts = [p for p in parts if p]
+    return [Utterance.read(" ".join(p)) for p in parts] if len(parts) > 1 else []
+
+
 _AROUND = 6
 """Words either side of a phrase read again before softening it (`LearnedReader._calm_around`)."""
 
@@ -61,7 +82,7 @@ class LearnedReader:
         """The phrases' finding weighed by the classifier (see the module's docstring)."""
         if meaningful_words(utterance) < self.at.min_words:
             return found
-        odds = self.classifier.probabilities(utterance)
+        odds = self._odds(utterance)
         calm = odds.get(EVERYDAY, 0.0)
         line, chance = max(
             ((label, p) for label, p in odds.items() if label != EVERYDAY and label in lines),
@@ -116,6 +137,19 @@ class LearnedReader:
         verdict = Verdict.TRANSFER if chance >= self.at.transfer_at else Verdict.OFFER
         lang = language_of(utterance, prefer_lang)
         return Finding(lines.index(line), line, verdict, lang, f"{LEARNED} {chance:.2f}")
+
+    def _odds(self, utterance: Utterance) -> dict[str, float]:
+        """The odds of the sentence, or of its most alarming clause: a crisis told after an
+        errand ("I was calling about my water bill but my husband's on the floor and he's gray")
+        is read on its own, not diluted by the errand."""
+        odds = self.classifier.probabilities(utterance)
+        for clause in clauses(utterance):
+            if meaningful_words(clause) < self.at.min_words:
+                continue
+            said = self.classifier.probabilities(clause)
+            if said.get(EVERYDAY, 0.0) < odds.get(EVERYDAY, 0.0):
+                odds = said
+        return odds
 
     def _thresholds(self, found: Finding) -> tuple[float, float]:
         """When a phrase's connect is softened and when it is dropped: sooner for one word."""
