@@ -124,7 +124,7 @@ class Finding:
     # rule's connecting phrase in the sentence, or a learned reader sure of another line, wins.
     means: bool = False
     # Told as the past, at least a month back (`understanding.long_ago`): "the fire at the old
-    # mill last spring". The learned reader steps it back a level when it reads everyday talk.
+    # mill last spring". The learned reader drops it when it reads everyday talk.
     past: bool = False
     # First and last word of the phrase in the sentence (None: not from a phrase).
     span: tuple[int, int] | None = field(default=None, compare=False)

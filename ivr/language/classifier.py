@@ -20,13 +20,21 @@ Features of a sentence (all folded: lower case, no accents, see `ivr.language.te
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise, repeat
+from pathlib import Path
 
 from ivr.language.text import LANGUAGES, Utterance
+
+log = logging.getLogger(__name__)
 
 _CHAR_SIZES = (4,)
 
@@ -95,6 +103,107 @@ def train(examples: Sequence[tuple[str, str]], strength: float = 32.0) -> TextCl
 
 @lru_cache(maxsize=8)
 def _train(examples: tuple[tuple[str, str], ...], strength: float) -> TextClassifier:
+    folder = _cache_folder()
+    if folder is None:
+        return _fit(examples, strength)
+    path = folder / f"{_cache_key(examples, strength)}.npz"
+    cached = _load(path)
+    if cached is not None:
+        return cached
+    model = _fit(examples, strength)
+    _save(model, path)
+    return model
+
+
+CACHE_ENV = "BRIDGELINE_MODEL_CACHE"
+"""A folder where trained classifiers are kept between starts (default: bridgeline/ in the
+user's cache folder, XDG_CACHE_HOME or ~/.cache); "off" trains at every start. A kept model is
+used only for the very same examples, strength, scikit-learn and feature code: the file name
+is a hash of all of them. Training the crisis examples takes seconds per process; reading a
+kept model a fraction of one, so a restarted web or worker process answers sooner."""
+
+
+def _cache_folder() -> Path | None:
+    setting = os.environ.get(CACHE_ENV, "").strip()
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "bridgeline"
+
+
+def _cache_key(examples: tuple[tuple[str, str], ...], strength: float) -> str:
+    import sklearn
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([examples, strength, sklearn.__version__]).encode())
+    for code in (Path(__file__), Path(__file__).with_name("text.py")):
+        digest.update(code.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _load(path: Path) -> TextClassifier | None:
+    """A kept model, or None when there is none or it cannot be read (it is then trained)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            names = kept["names"].tolist()
+            coef = kept["coef"].tolist()
+            labels = tuple(str(label) for label in kept["labels"].tolist())
+            intercepts = tuple(float(i) for i in kept["intercepts"].tolist())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("kept classifier not read, training instead: error=%s", type(exc).__name__)
+        return None
+    return TextClassifier(
+        labels=labels,
+        weights={name: tuple(row) for name, row in zip(names, coef, strict=True)},
+        intercepts=intercepts,
+    )
+
+
+def _save(model: TextClassifier, path: Path) -> None:
+    """Keep a trained model for the next start (written whole or not at all)."""
+    import numpy as np
+
+    names = list(model.weights)
+    out = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as out:
+            np.savez(
+                out,
+                names=np.array(names, dtype=str),
+                coef=np.array([model.weights[n] for n in names], dtype=float).reshape(
+                    len(names), len(model.labels)
+                ),
+                labels=np.array(model.labels, dtype=str),
+                intercepts=np.array(model.intercepts, dtype=float),
+            )
+        os.replace(out.name, path)
+    except OSError as exc:
+        log.warning("trained classifier not kept: error=%s", type(exc).__name__)
+        if out is not None:
+            Path(out.name).unlink(missing_ok=True)
+        return
+    # Older models (examples since edited) are of no more use: keep the latest few.
+    try:
+        kept = sorted(path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[_KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:  # another process pruned first
+        pass
+
+
+_KEEP = 8
+"""How many trained models the cache folder keeps (the crisis, menu and category classifiers of
+the current examples, and some before)."""
+
+
+def _fit(examples: tuple[tuple[str, str], ...], strength: float) -> TextClassifier:
     # Imported here: only building the line's understanding needs scikit-learn.
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
