@@ -153,16 +153,16 @@ def _load(path: Path) -> TextClassifier | None:
             coef = kept["coef"].tolist()
             labels = tuple(str(label) for label in kept["labels"].tolist())
             intercepts = tuple(float(i) for i in kept["intercepts"].tolist())
+        return TextClassifier(
+            labels=labels,
+            weights={name: tuple(row) for name, row in zip(names, coef, strict=True)},
+            intercepts=intercepts,
+        )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # a kept model never stops a start: it is trained again
         log.warning("kept classifier not read, training instead: error=%s", type(exc).__name__)
         return None
-    return TextClassifier(
-        labels=labels,
-        weights={name: tuple(row) for name, row in zip(names, coef, strict=True)},
-        intercepts=intercepts,
-    )
 
 
 def _save(model: TextClassifier, path: Path) -> None:
