@@ -390,6 +390,20 @@ def test_what_happened_long_ago_yields_to_the_crisis_line_of_now() -> None:
     )
 
 
+def test_the_past_that_yielded_is_named_for_the_second_reader() -> None:
+    screen = _911_then_988(
+        ["got shot", "overdosed"], ["want =to die"], long_ago={"en": ["last year", "years ago"]}
+    )
+    said = "my son overdosed two years ago and now he keeps saying he wants to die"
+    found = screen.screen(said)
+    assert found is not None and found.line == "crisis_988"
+    assert found.yielded is not None
+    start, end = found.yielded
+    # "overdosed two years ago": the learned reader reads the rest for what is happening now.
+    assert Utterance.read(said).words[start : end + 1] == ("overdosed", "two", "years", "ago")
+    assert screen.screen("my son wants to die").yielded is None
+
+
 def test_only_the_phrase_told_with_the_long_ago_words_is_the_past() -> None:
     _each_connects_to_its_line(
         [

@@ -128,6 +128,10 @@ class Finding:
     past: bool = False
     # First and last word of the phrase in the sentence (None: not from a phrase).
     span: tuple[int, int] | None = field(default=None, compare=False)
+    # First and last word of what another line's phrase told as the past, with its long-ago
+    # words, that yielded to this one ("se tomó muchas pastillas hace dos años" in "... y ahora
+    # dice que se quiere morir"): the second reader does not take those words for now.
+    yielded: tuple[int, int] | None = field(default=None, compare=False)
 
 
 class SecondReader(Protocol):
@@ -260,13 +264,21 @@ class CrisisScreen:
         heard = _told_as_the_past(utterance, heard, past, self._connecting_rules)
         connecting = {f.rule for f, _ in heard if f.verdict is Verdict.TRANSFER and not f.means}
         best: Finding | None = None
+        yielded: list[int] = []
         for finding, positions in heard:
             if any(_refines(utterance, other, finding, positions) for other in heard):
                 continue
             if finding.means and connecting - {finding.rule}:
-                continue  # "I have a gun and I want to die": the means yields to the 988 phrase
+                # "I have a gun and I want to die": the means yields to the 988 phrase
+                if finding.past:
+                    # With the long-ago words it was told with (the nearest).
+                    start, end = min(past, key=lambda s: min(abs(s[0] - p) for p in positions))
+                    yielded.extend((*positions, start, end))
+                continue
             if best is None or _rank(finding, prefer_lang) < _rank(best, prefer_lang):
                 best = finding
+        if best is not None and yielded:
+            best = replace(best, yielded=(min(yielded), max(yielded)))
         if not harm_hits or (best is not None and best.verdict is Verdict.TRANSFER):
             return best
         near_hits = harm_hits + self._context.find(utterance)

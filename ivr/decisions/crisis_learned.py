@@ -19,7 +19,8 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
   stays connected, a crisis-like phrase in talk that is otherwise everyday is offered); a
   phrase's offer is dropped at `drop_at` ("my son plays shooting games");
 - send a phrase's connect to a more urgent line (an earlier rule: 911 before 988) when that
-  line is likely (`transfer_at`), and to a less urgent one only when the phrase named no more
+  line is likely (`transfer_at`) in the words said of now (`Finding.yielded`: "se tomó muchas
+  pastillas hace dos años" is not read again in "... y ahora dice que se quiere morir"), and to a less urgent one only when the phrase named no more
   than a means (`Finding.means`: "a gun" beside "so he can be with his late wife").
 
 Everything here is pure: a sentence and the phrases' finding in, a finding out.
@@ -42,6 +43,21 @@ _TURNS = frozenset(
 )  # fmt: skip
 """Words that turn a caller's story to something else ("... my water bill, but also my husband
 is on the floor"): each clause is read on its own as well."""
+
+
+def _likeliest_line(odds: dict[str, float], lines: Sequence[str]) -> tuple[str | None, float]:
+    """The crisis line the odds favour, and how likely it is (None: no line in the odds)."""
+    return max(
+        ((label, p) for label, p in odds.items() if label != EVERYDAY and label in lines),
+        key=lambda pair: pair[1],
+        default=(None, 0.0),
+    )
+
+
+def _without(utterance: Utterance, span: tuple[int, int]) -> Utterance:
+    """The utterance without the words from span[0] to span[1]."""
+    start, end = span
+    return Utterance.read(" ".join(utterance.words[:start] + utterance.words[end + 1 :]))
 
 
 def clauses(utterance: Utterance) -> list[Utterance]:
@@ -84,11 +100,7 @@ class LearnedReader:
             return found
         odds = self._odds(utterance)
         calm = odds.get(EVERYDAY, 0.0)
-        line, chance = max(
-            ((label, p) for label, p in odds.items() if label != EVERYDAY and label in lines),
-            key=lambda pair: pair[1],
-            default=(None, 0.0),
-        )
+        line, chance = _likeliest_line(odds, lines)
         if found is not None and found.verdict is Verdict.TRANSFER:
             soften_at, clear_at = self._thresholds(found)
             if calm >= soften_at:
@@ -108,6 +120,10 @@ class LearnedReader:
                 return None
             if calm >= soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
+            if found.yielded is not None and line is not None and lines.index(line) < found.rule:
+                # Read again without what was told as the past: an overdose two years ago is no
+                # reason to send "and now he says he wants to die" to 911.
+                line, chance = _likeliest_line(self._odds(_without(utterance, found.yielded)), lines)
             if (
                 line is not None
                 and chance >= self.at.transfer_at
