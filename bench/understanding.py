@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.config.loader import load_config  # noqa: E402
 from ivr.decisions.crisis import Verdict  # noqa: E402
-from ivr.decisions.speech import SpeechUnderstanding, destination  # noqa: E402
+from ivr.decisions.speech import SpeechUnderstanding, destination, line_destination  # noqa: E402
 
 
 def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
     ]
     for case in everyday:
         found = understanding.crisis.screen(case["text"], prefer_lang=case["lang"])
-        if found is not None and _as_menu(found.line) == case.get("expect"):
+        if found is not None and line_destination(found.line) == case.get("expect"):
             # Asked for the line itself ("I need the police", "the crisis line please"): the
             # screen offering or connecting it is what the caller asked for, not an alarm.
             found = None
@@ -79,7 +79,7 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         # As the menu webhook does: crisis screening first, then the menu.
         found = understanding.crisis.screen(case["text"], prefer_lang=case["lang"])
         guess = understanding.choose("main", case["text"]) if found is None else None
-        got = destination(guess) if found is None else _as_menu(found.line)
+        got = destination(guess) if found is None else line_destination(found.line)
         count(case["lang"], "main menu routing", got == case["expect"],
               f"{case['text']!r} -> {got} (expected {case['expect']})")  # fmt: skip
         # Right, without a "Did you say ...? Press 1" first (a tie or a learned guess below
@@ -95,7 +95,7 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         # As the greeting webhook does: crisis screening first, answered in the words' language.
         found = understanding.crisis.screen(case["text"], prefer_lang="en")
         if found is not None:
-            lang, got = found.lang, _as_menu(found.line)
+            lang, got = found.lang, line_destination(found.line)
         else:
             lang, guess = understanding.at_greeting(None, case["text"])
             got = destination(guess)
@@ -107,11 +107,6 @@ def evaluate(understanding: SpeechUnderstanding, corpus: dict[str, Any]) -> dict
         count(case["lang"], "report category routing", got == case["expect"],
               f"{case['text']!r} -> {got} (expected {case['expect']})")  # fmt: skip
     return {"right": right, "total": total, "misses": misses}
-
-
-def _as_menu(line: str) -> str:
-    """A crisis line as a main-menu destination: the 911 line is the menu's emergency item."""
-    return "emergency" if line == "emergency" else f"transfer:{line}"
 
 
 def _category(understanding: SpeechUnderstanding, text: str) -> str | None:

@@ -19,7 +19,7 @@ import yaml
 from ivr.config.errors import ConfigError
 from ivr.config.loader import load_config
 from ivr.decisions.crisis import CrisisScreen, RuleWords, Verdict
-from ivr.decisions.speech import SpeechUnderstanding, destination
+from ivr.decisions.speech import SpeechUnderstanding, destination, line_destination
 from ivr.decisions.understanding import spoken_choice, yes_or_no
 from ivr.language.lexicon import Lexicon, PhraseError, compile_phrase
 from ivr.language.text import Utterance, fold, words
@@ -72,16 +72,11 @@ EVERYDAY = [
 ]
 
 
-def _as_menu(line: str) -> str:
-    """A crisis line as a main-menu destination: the 911 line is the menu's emergency item."""
-    return "emergency" if line == "emergency" else f"transfer:{line}"
-
-
 @pytest.mark.parametrize("case", EVERYDAY, ids=_ids(EVERYDAY))
 def test_idioms_and_everyday_talk_do_not_trigger_a_crisis_line(case: dict[str, str]) -> None:
     found = understanding().crisis.screen(case["text"], prefer_lang=case["lang"])
     # Unless the caller asked for that very line ("get the cops here now" at the menu).
-    assert found is None or _as_menu(found.line) == case.get("expect"), found
+    assert found is None or line_destination(found.line) == case.get("expect"), found
 
 
 @pytest.mark.parametrize("case", CORPUS["main"], ids=_ids(CORPUS["main"]))
@@ -89,7 +84,7 @@ def test_main_menu_sentences_go_where_the_caller_asked(case: dict[str, str]) -> 
     # As the menu webhook does: crisis screening first, then the menu.
     found = understanding().crisis.screen(case["text"], prefer_lang=case["lang"])
     if found is not None:
-        assert found.verdict is Verdict.TRANSFER and _as_menu(found.line) == case["expect"]
+        assert found.verdict is Verdict.TRANSFER and line_destination(found.line) == case["expect"]
     else:
         assert destination(understanding().choose("main", case["text"])) == case["expect"]
 
@@ -99,7 +94,7 @@ def test_the_greeting_picks_the_language_and_what_was_asked(case: dict[str, str]
     # As the greeting webhook does: crisis screening first, answered in the words' language.
     found = understanding().crisis.screen(case["text"], prefer_lang="en")
     if found is not None:
-        assert (found.lang, _as_menu(found.line)) == (case["lang"], case.get("expect"))
+        assert (found.lang, line_destination(found.line)) == (case["lang"], case.get("expect"))
         return
     lang, guess = understanding().at_greeting(None, case["text"])
     assert lang == case["lang"]

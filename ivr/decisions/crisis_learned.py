@@ -20,8 +20,9 @@ Phrases stay the floor: a phrase's finding is never lost, only weighed. The lear
   phrase's offer is dropped at `drop_at` ("my son plays shooting games");
 - send a phrase's connect to a more urgent line (an earlier rule: 911 before 988) when that
   line is likely (`transfer_at`) in the words said of now (`Finding.yielded`: "se tomó muchas
-  pastillas hace dos años" is not read again in "... y ahora dice que se quiere morir"), and to a less urgent one only when the phrase named no more
-  than a means (`Finding.means`: "a gun" beside "so he can be with his late wife").
+  pastillas hace dos años" is not read again in "... y ahora dice que se quiere morir"), and to
+  a less urgent one only when the phrase named no more than a means (`Finding.means`: "a gun"
+  beside "so he can be with his late wife").
 
 Everything here is pure: a sentence and the phrases' finding in, a finding out.
 """

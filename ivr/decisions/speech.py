@@ -421,3 +421,9 @@ def destination(guess: MenuGuess | None) -> str:
     if isinstance(item, EmergencyItem):
         return "emergency"
     return "none"
+
+
+def line_destination(line: str) -> str:
+    """Where crisis screening sends a caller, in the words of `destination`: the 911 line is the
+    menu's emergency item ('emergency'), another line a transfer ('transfer:crisis_988')."""
+    return "emergency" if line == "emergency" else f"transfer:{line}"
