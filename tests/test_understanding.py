@@ -399,6 +399,36 @@ def test_the_past_that_yielded_is_named_for_the_second_reader() -> None:
     assert screen.screen("my son wants to die").yielded is None
 
 
+def test_long_ago_words_opening_the_story_tell_the_crisis_phrase_in_it_as_the_past() -> None:
+    screen = _911_then_988(
+        ["got shot", "overdosed"], ["want =to die"], long_ago={"en": ["last year", "years ago"]}
+    )
+    heard = screen.screen("last year I was in a really dark place and wanted to die")
+    assert heard is not None and heard.past
+    # Long-ago words closing another event tell only that event.
+    heard = screen.screen("my mom passed last year and my son is saying he wants to die")
+    assert heard is not None and not heard.past
+    # A word bringing the story back to now ends their time.
+    heard = screen.screen("last year I lost my job and now I want to die")
+    assert heard is not None and not heard.past
+    # The same harm heard again after the phrase itself is now.
+    heard = screen.screen("last year he overdosed and he overdosed again tonight")
+    assert heard is not None and not heard.past
+
+
+def test_a_crisis_that_is_over_with_help_found_is_no_crisis_now_in_either_language() -> None:
+    for said in [
+        "i was in a really dark place last year and wanted to die but i got help, i'm just "
+        "calling about my parking permit now",
+        "el año pasado estuve en un lugar muy oscuro y me quería morir pero busqué ayuda, "
+        "ahorita nomás llamo por mi permiso de estacionamiento",
+    ]:
+        assert understanding().crisis.screen(said) is None, said
+    # Told with now, the same words still connect.
+    found = understanding().crisis.screen("last year I got help but now I want to die again")
+    assert found is not None and found.verdict is Verdict.TRANSFER
+
+
 def test_only_the_phrase_told_with_the_long_ago_words_is_the_past() -> None:
     _each_connects_to_its_line(
         [

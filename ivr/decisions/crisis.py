@@ -448,7 +448,36 @@ years ago")."""
 
 _PAST_BEFORE = 1
 """Most words between long-ago words and a crisis phrase told after them ("last year he
-overdosed")."""
+overdosed", "last year and wanted to die")."""
+
+_PAST_OPENING = 10
+"""Most words between long-ago words that open what is told and a crisis phrase in it ("el año
+pasado estuve en un lugar muy oscuro y me quería morir")."""
+
+_OPENERS = frozenset({"and", "so", "well", "like", "y", "pues", "bueno", "este"})
+"""Words after which long-ago words still open what is told."""
+
+_NOW = frozenset(
+    {"now", "today", "tonight", "again", "still", "currently", "yesterday", "just", "but", "anyway",
+     "anyways", "meanwhile", "ahora", "ahorita", "hoy", "otra", "nuevo", "todavia", "sigue",
+     "siguen", "ayer", "pero", "anoche"}
+)  # fmt: skip
+"""Words that bring a story back to now: a crisis phrase after them is not told as the past."""
+
+
+def _in_their_time(words: Sequence[str], past: tuple[int, int], phrase_start: int) -> bool:
+    """Whether a phrase starting at `phrase_start` is told in the time of the long-ago words at
+    `past`: just after them, or after them opening what is told ("last year I was in a dark
+    place and wanted to die"), with no word bringing the story back to now between. Long-ago
+    words closing another event ("my mom died last year, my brother just overdosed") tell only
+    that event."""
+    start, end = past
+    between = words[end + 1 : phrase_start]
+    if len(between) > _PAST_BEFORE:
+        opening = start == 0 or words[start - 1] in _OPENERS or words[start - 1] in _NOW
+        if not opening or len(between) > _PAST_OPENING:
+            return False
+    return phrase_start > end and not _NOW.intersection(between)
 
 
 def _told_as_the_past(
@@ -470,12 +499,13 @@ def _told_as_the_past(
     for finding, positions in heard:
         told_then = finding.verdict is Verdict.TRANSFER and any(
             0 <= start - max(positions) - 1 <= _PAST_AFTER
-            or 0 <= min(positions) - end - 1 <= _PAST_BEFORE
+            or _in_their_time(utterance.words, (start, end), min(positions))
             or start <= min(positions) <= end  # inside them: "el incendio del año pasado"
             for start, end in past
         )
         if told_then:
-            after = max(end for _, end in past) + 1
+            # Heard again in what follows both the long-ago words and the phrase itself.
+            after = max(*(end for _, end in past), *positions) + 1
             rest = Utterance.read(" ".join(utterance.words[after:]))
             told_then = finding.rule not in again(rest)
         out.append((replace(finding, means=True, past=True) if told_then else finding, positions))

@@ -115,9 +115,11 @@ class LearnedReader:
                     calm = near
             if calm >= clear_at:
                 return None
-            if found.past and calm >= self.at.offer_at:
-                # Told as the past and read as everyday talk more than as a crisis: "the fire
-                # at the old mill last spring, did they clean up the lot" is no fire now.
+            if found.past and self._calm_overall(utterance) >= self.at.offer_at:
+                # Told as the past and the call read as everyday talk more than as a crisis:
+                # "the fire at the old mill last spring, did they clean up the lot" is no fire
+                # now; "last year I wanted to die but I got help, I'm calling about my parking
+                # permit" is read whole, the help that came after included.
                 return None
             if calm >= soften_at:
                 return replace(found, verdict=Verdict.OFFER, phrase=f"{found.phrase} (softened)")
@@ -167,6 +169,10 @@ class LearnedReader:
             if said.get(EVERYDAY, 0.0) < odds.get(EVERYDAY, 0.0):
                 odds = said
         return odds
+
+    def _calm_overall(self, utterance: Utterance) -> float:
+        """How likely everyday talk the whole sentence is, no clause singled out."""
+        return self.classifier.probabilities(utterance).get(EVERYDAY, 0.0)
 
     def _thresholds(self, found: Finding) -> tuple[float, float]:
         """When a phrase's connect is softened and when it is dropped: sooner for one word."""
