@@ -189,6 +189,34 @@ def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() 
     assert tags("kill the lights, I am going home myself") == set()
 
 
+def test_a_word_written_after_a_plus_must_come_right_after_the_word_before() -> None:
+    lexicon = Lexicon([("slang", "=es|=son + =fuego", "es"), ("up", "kill + the + lights", "en")])
+
+    def tags(text: str) -> set[str]:
+        return {hit.tag for hit in lexicon.find(Utterance.read(text))}
+
+    assert tags("mi tía es fuego en la cocina") == {"slang"}
+    assert tags("es un fuego en la cocina") == set()
+    assert tags("kill the lights when you leave") == {"up"}
+    assert tags("kill himself tonight anyway the lights are out") == set()
+
+
+def test_an_idiom_that_explains_the_alarming_words_leaves_the_learned_reader_only_an_offer() -> None:
+    screen = understanding().crisis
+    # "es fuego" is slang for great: read without it, the sentence is no fire.
+    found = screen.screen("mi tía es fuego en la cocina")
+    assert found is None or found.verdict is Verdict.OFFER
+    # Read without the idiom, the other words still tell a crisis: still connected.
+    found = screen.screen(
+        "having the worst panic attack ever and I keep wanting to smash my head into the wall "
+        "until everything stops for good"
+    )
+    assert found is not None and (found.line, found.verdict) == ("crisis_988", Verdict.TRANSFER)
+    # The idiom is the exact words only: a fire told with "es un fuego" connects.
+    found = screen.screen("es un fuego en la cocina")
+    assert found is not None and (found.line, found.verdict) == ("emergency", Verdict.TRANSFER)
+
+
 def test_a_general_word_picks_a_category_only_as_the_answer_to_the_category_question() -> None:
     u = understanding()
     # Asked "what kind of problem": "the road" is road damage, "a light" a streetlight.

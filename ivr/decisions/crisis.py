@@ -229,7 +229,35 @@ class CrisisScreen:
         found = self._by_phrases(utterance, prefer_lang)
         if self._second is None:
             return found
-        return self._second.weigh(utterance, found, self.lines, prefer_lang)
+        weighed = self._second.weigh(utterance, found, self.lines, prefer_lang)
+        if found is None and weighed is not None and weighed.verdict is Verdict.TRANSFER:
+            idioms = self._idioms_over_connects(utterance)
+            if idioms:
+                # The words that sounded like a crisis were an idiom ("mi tía es fuego en la
+                # cocina"): the second reader connects only if the other words still say so.
+                rest = Utterance.read(
+                    " ".join(
+                        word
+                        for i, word in enumerate(utterance.words)
+                        if not any(start <= i <= end for start, end in idioms)
+                    )
+                )
+                again = self._second.weigh(rest, None, self.lines, prefer_lang)
+                if again is None or again.verdict is not Verdict.TRANSFER or again.line != weighed.line:
+                    return replace(weighed, verdict=Verdict.OFFER, phrase=f"{weighed.phrase} (idiom)")
+        return weighed
+
+    def _idioms_over_connects(self, utterance: Utterance) -> list[tuple[int, int]]:
+        """The idioms a connecting phrase was heard inside (none when no phrase was)."""
+        spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
+        covering = {
+            span
+            for hit in self._phrases.find(utterance)
+            if hit.tag[1] is Verdict.TRANSFER
+            for span in spans
+            if _inside(hit.positions, [span])
+        }
+        return sorted(covering)
 
     def _by_phrases(self, utterance: Utterance, prefer_lang: str) -> Finding | None:
         """What the phrases and the recall layer find (the floor the second reader weighs)."""

@@ -4,7 +4,8 @@ A phrase is words in order. Each word is matched by its stem in the phrase's lan
 ("kill myself" also finds "killing myself"); a word written `=word` must be that exact word
 ("me =quiero matar" is not "me quiere matar"); `a|b` accepts either word at that place. Up to
 `max_gap` other words may come between two words of a phrase ("want to just die"), and up to
-WIDE_GAP before a word written after `...` ("swallowed ... pills").
+WIDE_GAP before a word written after `...` ("swallowed ... pills"), and none before a word
+written after `+` ("=es + =fuego" is "mi tía es fuego", not "es un fuego").
 """
 
 from __future__ import annotations
@@ -74,17 +75,23 @@ def compile_phrase(text: str, lang: str) -> Phrase:
     _check_no_space_inside_a_list(text)
     places: list[list[tuple[Slot, ...]]] = []
     wide = False
+    next_to = False  # "+": the next word right after the one before, nothing between
     for place in text.split():
         if place == "...":
             wide = True
+            continue
+        if place == "+":
+            next_to = bool(places)
             continue
         alternatives = [a for a in place.split("|") if a]
         if len(alternatives) == 1 and not alternatives[0].startswith("="):
             # A plain word may become several ("matarme" -> matar me, "self-harm" -> self harm).
             for word in words(alternatives[0]):
                 by_stem, exact_word = _stem_or_word(word, lang)
-                places.append([(Slot(frozenset(by_stem), frozenset(exact_word), wide),)])
-                wide = False
+                places.append(
+                    [(Slot(frozenset(by_stem), frozenset(exact_word), wide, adjacent=next_to),)]
+                )
+                wide = next_to = False
             continue
         stems: set[str] = set()
         exact: set[str] = set()
@@ -110,17 +117,17 @@ def compile_phrase(text: str, lang: str) -> Phrase:
                 exact |= exact_word
         options: list[tuple[Slot, ...]] = []
         if stems or exact:
-            options.append((Slot(frozenset(stems), frozenset(exact), wide),))
+            options.append((Slot(frozenset(stems), frozenset(exact), wide, adjacent=next_to),))
         for pronouns, verbs in sorted(split.items()):
             options.append(
                 (
-                    Slot(frozenset(), frozenset(verbs), wide),
+                    Slot(frozenset(), frozenset(verbs), wide, adjacent=next_to),
                     *(Slot(frozenset(), frozenset({p}), adjacent=True) for p in pronouns),
                 )
             )
         if options:
             places.append(options)
-            wide = False
+            wide = next_to = False
     if not places:
         raise PhraseError(f"{text!r} has no words")
     forms = tuple(
