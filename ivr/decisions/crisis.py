@@ -465,9 +465,12 @@ def _distance(a: Hit[tuple[str, int]], b: Hit[tuple[str, int]]) -> int:
     return 0
 
 
-def _rank(finding: Finding, prefer_lang: str) -> tuple[int, int, int]:
+def _rank(finding: Finding, prefer_lang: str) -> tuple[int, int, int, int]:
+    """Most urgent first, then the earlier rule, the caller's language, and the longer phrase
+    ("suicide prevention hotline" over "suicide": the second reader weighs one word sooner)."""
     urgency = 0 if finding.verdict is Verdict.TRANSFER else 1
-    return (urgency, finding.rule, 0 if finding.lang == prefer_lang else 1)
+    length = 0 if finding.span is None else finding.span[1] - finding.span[0] + 1
+    return (urgency, finding.rule, 0 if finding.lang == prefer_lang else 1, -length)
 
 
 _PAST_AFTER = 3
