@@ -203,9 +203,15 @@ def test_a_word_written_after_a_plus_must_come_right_after_the_word_before() -> 
 
 def test_an_idiom_that_explains_the_alarming_words_leaves_the_learned_reader_only_an_offer() -> None:
     screen = understanding().crisis
-    # "es fuego" is slang for great: read without it, the sentence is no fire.
-    found = screen.screen("mi tía es fuego en la cocina")
-    assert found is None or found.verdict is Verdict.OFFER
+    # "es fuego" is slang for great: read without it, the sentence is no fire. A gun painted
+    # on a wall is graffiti: the learned reader may offer 911, not connect it.
+    for said in [
+        "mi tía es fuego en la cocina",
+        "alguien pintó una calavera y una pistola en la cortina de la tienda",
+        "kids tagged a skull and a gun on the park restroom",
+    ]:
+        found = screen.screen(said)
+        assert found is None or found.verdict is Verdict.OFFER, said
     # Read without the idiom, the other words still tell a crisis: still connected.
     found = screen.screen(
         "having the worst panic attack ever and I keep wanting to smash my head into the wall "

@@ -230,11 +230,16 @@ class CrisisScreen:
         if self._second is None:
             return found
         weighed = self._second.weigh(utterance, found, self.lines, prefer_lang)
-        if found is None and weighed is not None and weighed.verdict is Verdict.TRANSFER:
-            idioms = self._idioms_over_connects(utterance)
+        if (
+            weighed is not None
+            and weighed.verdict is Verdict.TRANSFER
+            and (found is None or found.verdict is not Verdict.TRANSFER)
+        ):
+            idioms = self._idioms_over_phrases(utterance)
             if idioms:
                 # The words that sounded like a crisis were an idiom ("mi tía es fuego en la
-                # cocina"): the second reader connects only if the other words still say so.
+                # cocina"): the second reader connects (or turns an offer into a connect) only
+                # if the other words still say so.
                 rest = Utterance.read(
                     " ".join(
                         word
@@ -247,13 +252,12 @@ class CrisisScreen:
                     return replace(weighed, verdict=Verdict.OFFER, phrase=f"{weighed.phrase} (idiom)")
         return weighed
 
-    def _idioms_over_connects(self, utterance: Utterance) -> list[tuple[int, int]]:
-        """The idioms a connecting phrase was heard inside (none when no phrase was)."""
+    def _idioms_over_phrases(self, utterance: Utterance) -> list[tuple[int, int]]:
+        """The idioms a crisis phrase was heard inside (none when no phrase was)."""
         spans = [(h.start, h.end) for h in self._idioms.find(utterance)]
         covering = {
             span
             for hit in self._phrases.find(utterance)
-            if hit.tag[1] is Verdict.TRANSFER
             for span in spans
             if _inside(hit.positions, [span])
         }
