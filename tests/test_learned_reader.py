@@ -14,7 +14,7 @@ import pytest
 
 from ivr.config.errors import ConfigError
 from ivr.config.loader import load_config
-from ivr.config.models import Learned
+from ivr.config.models import Learned, Words
 from ivr.decisions.crisis import Finding, Verdict
 from ivr.decisions.crisis_learned import LearnedReader, clauses
 from ivr.decisions.speech import SpeechUnderstanding, destination
@@ -436,3 +436,29 @@ def test_a_learned_crisis_is_explained_in_the_language_of_the_call_unless_clearl
     # At the bilingual greeting the call is English until the caller shows otherwise.
     greeting = product().crisis.screen(UNSEEN_CRISIS[-1][2], prefer_lang="en")
     assert greeting is not None and greeting.lang == "es"
+
+
+def test_no_idiom_hides_a_crisis_sentence_callers_said_from_the_phrases() -> None:
+    """Every crisis sentence in examples.yaml that the phrases connect with idioms left out is
+    still connected with them: an idiom written too loosely ("kill the lights" heard in "he's
+    gonna kill himself tonight, anyway the light's out") must not hide a crisis. (The learned
+    reader would often still catch it; the phrases are the floor and must hold on their own.)"""
+    config = load_config(ROOT / "config")
+    menus = config.menus
+    understanding = menus.understanding
+    no_idioms = SpeechUnderstanding(
+        menus.model_copy(
+            update={"understanding": understanding.model_copy(update={"idioms": Words()})}
+        )
+    ).crisis
+    hidden = []
+    for line in ("crisis_988", "emergency"):
+        for lang in ("en", "es"):
+            for said in getattr(config.examples.crisis[line], lang):
+                heard = no_idioms.screen(said, prefer_lang=lang)
+                if heard is None or heard.verdict is not Verdict.TRANSFER:
+                    continue
+                found = phrases_only().crisis.screen(said, prefer_lang=lang)
+                if found is None or found.verdict is not Verdict.TRANSFER:
+                    hidden.append(said)
+    assert hidden == []

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
+from ivr.decisions.understanding import language_of
 from ivr.language.lexicon import DEFAULT_MAX_GAP, Hit, Lexicon
 from ivr.language.text import Utterance, words
 
@@ -221,11 +222,22 @@ class CrisisScreen:
     def screen(self, speech: str | Utterance | None, prefer_lang: str = "en") -> Finding | None:
         """The most urgent finding in `speech` (a transfer before an offer, config order).
 
-        Between equally urgent phrases of both languages, `prefer_lang`'s wins.
+        Between equally urgent phrases of both languages, `prefer_lang`'s wins. The finding is
+        explained in the language the sentence is clearly in, whatever the phrase's: "mi tía
+        está teniendo un seizure" is answered in Spanish.
         """
         utterance = speech if isinstance(speech, Utterance) else Utterance.read(speech)
         if utterance.empty:
             return None
+        found = self._weighed(utterance, prefer_lang)
+        if found is not None:
+            lang = language_of(utterance, found.lang)
+            if lang != found.lang:
+                found = replace(found, lang=lang)
+        return found
+
+    def _weighed(self, utterance: Utterance, prefer_lang: str) -> Finding | None:
+        """The phrases' finding, weighed by the second reader when there is one."""
         found = self._by_phrases(utterance, prefer_lang)
         if self._second is None:
             return found
@@ -427,6 +439,10 @@ _REFLEXIVE = frozenset(
 )
 """Words that turn an act back on the one who does it ("kill himself", "se corta")."""
 
+_SPANISH_OWN = frozenset({"me"})
+"""In a Spanish phrase, "me" before the verb is the caller's own act ("me rasguño las muñecas
+hasta que sangran" is self-harm, not a wound for 911)."""
+
 
 def _refines(
     utterance: Utterance,
@@ -447,7 +463,8 @@ def _refines(
         return False
     if not set(covered) & set(positions):
         return False
-    reflexive = [p for p in covered if p not in positions and utterance.words[p] in _REFLEXIVE]
+    own = _REFLEXIVE | (_SPANISH_OWN if found.lang == "es" else frozenset())
+    reflexive = [p for p in covered if p not in positions and utterance.words[p] in own]
     if len(covered) >= len(positions):
         return bool(reflexive)
     # A longer phrase that stepped over the reflexive word: "I kill myself, my family better
