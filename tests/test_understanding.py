@@ -169,6 +169,11 @@ def test_words_are_folded_split_and_stemmed_like_speech_comes_in() -> None:
     assert words("parte") == ["parte"]  # too short to be a verb with a pronoun
 
 
+def _tags(lexicon: Lexicon[str], text: str) -> set[str]:
+    """The tags of the phrases `lexicon` finds in `text`."""
+    return {hit.tag for hit in lexicon.find(Utterance.read(text))}
+
+
 def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() -> None:
     lexicon = Lexicon(
         [
@@ -179,7 +184,7 @@ def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() 
     )
 
     def tags(text: str) -> set[str]:
-        return {hit.tag for hit in lexicon.find(Utterance.read(text))}
+        return _tags(lexicon, text)
 
     assert tags("I keep killing myself slowly") == {"self"}
     assert tags("me quiero matar") == {"me"}
@@ -191,14 +196,10 @@ def test_a_phrase_matches_inflections_exact_words_alternatives_and_small_gaps() 
 
 def test_a_word_written_after_a_plus_must_come_right_after_the_word_before() -> None:
     lexicon = Lexicon([("slang", "=es|=son + =fuego", "es"), ("up", "kill + the + lights", "en")])
-
-    def tags(text: str) -> set[str]:
-        return {hit.tag for hit in lexicon.find(Utterance.read(text))}
-
-    assert tags("mi tía es fuego en la cocina") == {"slang"}
-    assert tags("es un fuego en la cocina") == set()
-    assert tags("kill the lights when you leave") == {"up"}
-    assert tags("kill himself tonight anyway the lights are out") == set()
+    assert _tags(lexicon, "mi tía es fuego en la cocina") == {"slang"}
+    assert _tags(lexicon, "es un fuego en la cocina") == set()
+    assert _tags(lexicon, "kill the lights when you leave") == {"up"}
+    assert _tags(lexicon, "kill himself tonight anyway the lights are out") == set()
 
 
 def test_an_idiom_that_explains_the_alarming_words_leaves_the_learned_reader_only_an_offer() -> None:

@@ -252,14 +252,7 @@ class CrisisScreen:
                 # The words that sounded like a crisis were an idiom ("mi tía es fuego en la
                 # cocina"): the second reader connects (or turns an offer into a connect) only
                 # if the other words still say so.
-                rest = Utterance.read(
-                    " ".join(
-                        word
-                        for i, word in enumerate(utterance.words)
-                        if not any(start <= i <= end for start, end in idioms)
-                    )
-                )
-                again = self._second.weigh(rest, None, self.lines, prefer_lang)
+                again = self._second.weigh(without(utterance, idioms), None, self.lines, prefer_lang)
                 if again is None or again.verdict is not Verdict.TRANSFER or again.line != weighed.line:
                     return replace(weighed, verdict=Verdict.OFFER, phrase=f"{weighed.phrase} (idiom)")
         return weighed
@@ -470,6 +463,17 @@ def _refines(
     # A longer phrase that stepped over the reflexive word: "I kill myself, my family better
     # without me" is not "kill my family".
     return any(min(positions) < p < max(positions) for p in reflexive)
+
+
+def without(utterance: Utterance, spans: Sequence[tuple[int, int]]) -> Utterance:
+    """The utterance without the words of `spans` (first and last word of each, inclusive)."""
+    return Utterance.read(
+        " ".join(
+            word
+            for i, word in enumerate(utterance.words)
+            if not any(start <= i <= end for start, end in spans)
+        )
+    )
 
 
 def _inside(positions: Sequence[int], spans: Sequence[tuple[int, int]]) -> bool:

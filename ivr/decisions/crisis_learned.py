@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ivr.config.models import EVERYDAY, Learned
-from ivr.decisions.crisis import Finding, Verdict
+from ivr.decisions.crisis import Finding, Verdict, without
 from ivr.decisions.understanding import language_of, meaningful_words
 from ivr.language.classifier import TextClassifier
 from ivr.language.text import Utterance
@@ -53,12 +53,6 @@ def _likeliest_line(odds: dict[str, float], lines: Sequence[str]) -> tuple[str |
         key=lambda pair: pair[1],
         default=(None, 0.0),
     )
-
-
-def _without(utterance: Utterance, span: tuple[int, int]) -> Utterance:
-    """The utterance without the words from span[0] to span[1]."""
-    start, end = span
-    return Utterance.read(" ".join(utterance.words[:start] + utterance.words[end + 1 :]))
 
 
 def clauses(utterance: Utterance) -> list[Utterance]:
@@ -126,7 +120,7 @@ class LearnedReader:
             if found.yielded is not None and line is not None and lines.index(line) < found.rule:
                 # Read again without what was told as the past: an overdose two years ago is no
                 # reason to send "and now he says he wants to die" to 911.
-                line, chance = _likeliest_line(self._odds(_without(utterance, found.yielded)), lines)
+                line, chance = _likeliest_line(self._odds(without(utterance, [found.yielded])), lines)
             if (
                 line is not None
                 and chance >= self.at.transfer_at
